@@ -1,0 +1,39 @@
+// Small helpers shared by the backends. Private to this folder.
+
+import { InvalidArgumentError, NotFoundError } from "@purple/client/errors";
+import { INT64_MAX, INT64_MIN } from "@purple/client/validate";
+
+
+/** Quotes a key for a message, cut to a readable length. */
+export function quote(key: string): string {
+  return key.length > 64 ? `'${key.slice(0, 64)}…'` : `'${key}'`;
+}
+
+/** The error for a cache or KV key that is not there. */
+export function notFound(service: "cache" | "kv", key: string): NotFoundError {
+  return new NotFoundError(`Cannot find ${service} key ${quote(key)}: not found`);
+}
+
+/** Adds two counter values, refusing a result outside int64. */
+export function addInt64(key: string, current: bigint, amount: bigint): bigint {
+  const result = current + amount;
+  if (result > INT64_MAX || result < INT64_MIN) {
+    throw new InvalidArgumentError(
+      `Cannot increment counter ${quote(key)} by ${amount}: the result ${result} is outside int64`,
+    );
+  }
+  return result;
+}
+
+/** Sorts set items by UTF-16 code units (JavaScript's default order), in place. */
+export function sortItems(items: string[]): string[] {
+  return items.sort();
+}
+
+/** A repeating timer that does not keep the process alive (Deno and Node). */
+export function backgroundInterval(fn: () => void, ms: number): () => void {
+  const timer: unknown = setInterval(fn, ms);
+  if (typeof timer === "number") Deno.unrefTimer(timer);
+  else (timer as { unref?: () => void }).unref?.();
+  return () => clearInterval(timer as number);
+}

@@ -1,0 +1,42 @@
+/**
+ * The storage side of the operations contract: what each backend implements.
+ *
+ * A backend receives input that `checked()` has already validated and normalised (a `bigint`
+ * amount, a TTL in whole seconds greater than 0, KV values as bytes), so backends hold no
+ * input checks of their own.
+ *
+ * @module
+ */
+
+/**
+ * One storage engine behind Purple (memory, disk, redis). Every method receives valid,
+ * normalised input; see `checked()` for the checks.
+ */
+export interface Backend {
+  /** Returns the value, or throws `NotFoundError` when absent or expired. */
+  cacheGet(key: string): Promise<string>;
+  /** Stores the value for `ttlSeconds` (a whole number, at least 1). */
+  cacheSet(key: string, value: string, ttlSeconds: number): Promise<void>;
+  /** Adds `amount` atomically; throws `InvalidArgumentError` when the result leaves int64. */
+  counterIncrement(key: string, amount: bigint): Promise<bigint>;
+  /** Returns the counter, 0n when absent. */
+  counterGet(key: string): Promise<bigint>;
+  /** Returns the flag, false when absent. */
+  flagGet(key: string): Promise<boolean>;
+  /** Sets the flag. */
+  flagSet(key: string, value: boolean): Promise<void>;
+  /** Returns a copy of the stored bytes, or throws `NotFoundError`. */
+  kvGet(key: string): Promise<Uint8Array>;
+  /** Stores (a copy of) the bytes. */
+  kvPut(key: string, value: Uint8Array): Promise<void>;
+  /** Deletes the value, or throws `NotFoundError` when absent. */
+  kvDelete(key: string): Promise<void>;
+  /** Returns the sorted items, empty when absent. */
+  setGet(set: string): Promise<string[]>;
+  /** Adds the item and returns the sorted items. */
+  setAdd(set: string, item: string): Promise<string[]>;
+  /** Removes the item and returns the sorted items. */
+  setRemove(set: string, item: string): Promise<string[]>;
+  /** Releases everything the backend holds. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,159 @@
+/**
+ * The memory backend: everything in Maps inside the server process. Fast; lost on restart.
+ *
+ * @module
+ */
+
+import type { Backend } from "./backend.ts";
+import { addInt64, backgroundInterval, notFound, sortItems } from "./_util.ts";
+
+/** Options of {@linkcode MemoryBackend}. */
+export interface MemoryBackendOptions {
+  /** How often expired cache entries are swept out, in milliseconds. Default 1000. */
+  sweepIntervalMs?: number;
+  /** The clock, in milliseconds since the epoch (tests replace it). Default `Date.now`. */
+  now?: () => number;
+}
+
+interface CacheEntry {
+  value: string;
+  expiresAt: number;
+}
+
+/**
+ * Keeps every service in its own Map. Expired cache entries are dropped when read and by a
+ * periodic sweep, so a long-running server does not grow without bound.
+ *
+ * @example
+ * ```ts
+ * import { checked, DEFAULT_LIMITS, MemoryBackend } from "@purple/server/backends";
+ *
+ * const ops = checked(new MemoryBackend(), DEFAULT_LIMITS);
+ * console.log(await ops.counterIncrement("hits", 2)); // 2n
+ * await ops.close();
+ * ```
+ */
+export class MemoryBackend implements Backend {
+  #cache = new Map<string, CacheEntry>();
+  #counters = new Map<string, bigint>();
+  #flags = new Map<string, boolean>();
+  #kv = new Map<string, Uint8Array>();
+  #sets = new Map<string, Set<string>>();
+  #now: () => number;
+  #stopSweeping: () => void;
+
+  /** @param options Sweep interval and clock. */
+  constructor(options: MemoryBackendOptions = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#stopSweeping = backgroundInterval(() => this.sweep(), options.sweepIntervalMs ?? 1000);
+  }
+
+  /** The number of cache entries held, expired or not (for tests and metrics). */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Removes every expired cache entry now. */
+  sweep(): void {
+    const now = this.#now();
+    for (const [key, entry] of this.#cache) {
+      if (entry.expiresAt <= now) this.#cache.delete(key);
+    }
+  }
+
+  /** Returns the value, or throws `NotFoundError` when absent or expired. */
+  cacheGet(key: string): Promise<string> {
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return Promise.reject(notFound("cache", key));
+    if (entry.expiresAt <= this.#now()) {
+      this.#cache.delete(key);
+      return Promise.reject(notFound("cache", key));
+    }
+    return Promise.resolve(entry.value);
+  }
+
+  /** Stores the value for `ttlSeconds`. */
+  cacheSet(key: string, value: string, ttlSeconds: number): Promise<void> {
+    this.#cache.set(key, { value, expiresAt: this.#now() + ttlSeconds * 1000 });
+    return Promise.resolve();
+  }
+
+  /** Adds `amount`; the read and the write happen in one turn of the event loop. */
+  counterIncrement(key: string, amount: bigint): Promise<bigint> {
+    try {
+      const value = addInt64(key, this.#counters.get(key) ?? 0n, amount);
+      this.#counters.set(key, value);
+      return Promise.resolve(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Returns the counter, 0n when absent. */
+  counterGet(key: string): Promise<bigint> {
+    return Promise.resolve(this.#counters.get(key) ?? 0n);
+  }
+
+  /** Returns the flag, false when absent. */
+  flagGet(key: string): Promise<boolean> {
+    return Promise.resolve(this.#flags.get(key) ?? false);
+  }
+
+  /** Sets the flag. */
+  flagSet(key: string, value: boolean): Promise<void> {
+    this.#flags.set(key, value);
+    return Promise.resolve();
+  }
+
+  /** Returns a copy of the bytes, or throws `NotFoundError`. */
+  kvGet(key: string): Promise<Uint8Array> {
+    const value = this.#kv.get(key);
+    if (value === undefined) return Promise.reject(notFound("kv", key));
+    return Promise.resolve(value.slice());
+  }
+
+  /** Stores a copy of the bytes. */
+  kvPut(key: string, value: Uint8Array): Promise<void> {
+    this.#kv.set(key, value.slice());
+    return Promise.resolve();
+  }
+
+  /** Deletes the value, or throws `NotFoundError`. */
+  kvDelete(key: string): Promise<void> {
+    if (!this.#kv.delete(key)) return Promise.reject(notFound("kv", key));
+    return Promise.resolve();
+  }
+
+  /** Returns the sorted items. */
+  setGet(set: string): Promise<string[]> {
+    return Promise.resolve(this.#items(set));
+  }
+
+  /** Adds the item and returns the sorted items. */
+  setAdd(set: string, item: string): Promise<string[]> {
+    let items = this.#sets.get(set);
+    if (items === undefined) this.#sets.set(set, items = new Set());
+    items.add(item);
+    return Promise.resolve(this.#items(set));
+  }
+
+  /** Removes the item and returns the sorted items; an emptied set is dropped. */
+  setRemove(set: string, item: string): Promise<string[]> {
+    const items = this.#sets.get(set);
+    if (items !== undefined && items.delete(item) && items.size === 0) this.#sets.delete(set);
+    return Promise.resolve(this.#items(set));
+  }
+
+  /** Stops the sweep and drops all data. */
+  close(): Promise<void> {
+    this.#stopSweeping();
+    for (const map of [this.#cache, this.#counters, this.#flags, this.#kv, this.#sets]) {
+      map.clear();
+    }
+    return Promise.resolve();
+  }
+
+  #items(set: string): string[] {
+    return sortItems([...(this.#sets.get(set) ?? [])]);
+  }
+}

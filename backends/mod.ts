@@ -1,0 +1,92 @@
+/**
+ * Purple's backends behind one entry point: {@linkcode openBackend} picks the implementation
+ * (memory, disk or redis) and returns the checked {@linkcode Operations} every server uses.
+ *
+ * @example Opening the memory backend
+ * ```ts
+ * import { openBackend } from "@purple/server/backends";
+ *
+ * const ops = await openBackend({ kind: "memory" });
+ * await ops.setAdd("todos", "shopping");
+ * console.log(await ops.setGet("todos")); // ["shopping"]
+ * await ops.close();
+ * ```
+ *
+ * @module
+ */
+
+import type { Operations } from "@purple/client";
+import type { Backend } from "./backend.ts";
+import { checked } from "./checked.ts";
+import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+import { MemoryBackend } from "./memory.ts";
+
+export type { Backend } from "./backend.ts";
+export { checked } from "./checked.ts";
+export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
+export { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from "./validate.ts";
+
+/** The names of the backends. */
+export const BACKEND_KINDS: readonly BackendKind[] = ["memory", "disk", "redis"];
+
+/** Which backend to open. */
+export type BackendKind = "memory" | "disk" | "redis";
+
+/** Where and how to open a backend. */
+export interface BackendOptions {
+  /** Which backend. */
+  kind: BackendKind;
+  /**
+   * Disk backend: the directory of its database file (`purple.sqlite3` inside it). Default
+   * `./data`. On Deno Deploy (`DENO_DEPLOYMENT_ID` set) the platform's KV is used instead.
+   */
+  dataDir?: string;
+  /** Redis backend: the server's URL. Default `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** Size limits; omitted fields take {@linkcode DEFAULT_LIMITS}. */
+  limits?: Partial<Limits>;
+}
+
+/** The default Redis URL of the original Purple. */
+export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
+
+/** The default directory of the disk backend. */
+export const DEFAULT_DATA_DIR = "./data";
+
+/**
+ * Opens a backend and wraps it in the input checks.
+ *
+ * @param options Which backend, where, and the limits.
+ * @returns The operations; call `close()` when done.
+ * @throws {UnavailableError} When Redis cannot be reached.
+ * @throws {InvalidArgumentError} When the options are inconsistent (such as limits the disk
+ * backend cannot hold).
+ *
+ * @example
+ * ```ts
+ * import { openBackend } from "@purple/server/backends";
+ *
+ * const ops = await openBackend({ kind: "memory", limits: { maxValueBytes: 4096 } });
+ * await ops.close();
+ * ```
+ */
+export async function openBackend(options: BackendOptions): Promise<Operations> {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  return checked(await openRaw(options, limits), limits);
+}
+
+async function openRaw(options: BackendOptions, limits: Limits): Promise<Backend> {
+  switch (options.kind) {
+    case "memory":
+      return new MemoryBackend();
+    case "disk": {
+      const { openDiskBackend } = await import("./disk.ts");
+      return await openDiskBackend({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, limits });
+    }
+    case "redis": {
+      const { openRedisBackend } = await import("./redis.ts");
+      return await openRedisBackend({ url: options.redisUrl ?? DEFAULT_REDIS_URL });
+    }
+  }
+}
