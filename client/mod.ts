@@ -1,8 +1,8 @@
 /**
- * The Purple client: the operations contract, the typed errors and (from the HTTP issue on)
- * the fetch-only `HttpClient`.
+ * The Purple client: the operations contract, the typed errors and the fetch-only
+ * `HttpClient`.
  *
- * @example
+ * @example Counting hits through any implementation
  * ```ts
  * import type { Operations } from "@purple/client";
  *
@@ -11,8 +11,25 @@
  * }
  * ```
  *
+ * @example Calling a Purple server over HTTP
+ * ```ts ignore
+ * import { HttpClient } from "@purple/client";
+ *
+ * const client = new HttpClient("http://localhost:8080");
+ * await client.cacheSet("player1-session", "a1b2c3d4e5f6", 120);
+ * console.log(await client.counterIncrement("player1-points", 100)); // 100n
+ * ```
+ *
  * @module
  */
 
 export type { CounterAmount, KvValue, Operations } from "./operations.ts";
 export * from "./errors.ts";
+export {
+  type CallOptions,
+  DEFAULT_HTTP_TIMEOUT_MS,
+  type FetchLike,
+  HttpClient,
+  type HttpClientOptions,
+  MAX_URL_LENGTH,
+} from "./http.ts";

@@ -1,0 +1,548 @@
+/**
+ * `HttpClient`: the Purple operations over HTTP, with nothing but `fetch` and web standards, so
+ * it runs unchanged in Deno, Node 18+, Bun, browsers and edge workers.
+ *
+ * @example
+ * ```ts ignore
+ * import { HttpClient } from "@purple/client";
+ *
+ * const client = new HttpClient("http://localhost:8080");
+ * await client.cacheSet("player1-session", "a1b2c3d4e5f6", 120);
+ * console.log(await client.counterIncrement("player1-points", 100)); // 100n
+ * ```
+ *
+ * @module
+ */
+
+import {
+  codeFromHttpStatus,
+  type ErrorCode,
+  errorFromCode,
+  InternalError,
+  InvalidArgumentError,
+  PurpleError,
+  UnavailableError,
+  ValueTooLargeError,
+} from "./errors.ts";
+import type { CounterAmount, KvValue, Operations } from "./operations.ts";
+import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
+
+/** The transport `HttpClient` calls: `fetch`, or anything with its shape. */
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+/** Options of {@linkcode HttpClient}. */
+export interface HttpClientOptions {
+  /**
+   * How long a call may take, from sending the request to the last byte of the answer, in
+   * milliseconds; past it the call fails with `UnavailableError`. Default 10000; 0 means no limit.
+   */
+  timeoutMs?: number;
+  /** Headers sent with every request (such as `Authorization`). */
+  headers?: HeadersInit;
+  /** The transport. Default: the global `fetch`. Tests and special runtimes inject their own. */
+  fetch?: FetchLike;
+}
+
+/** Options of one call, given as the last argument of any operation. */
+export interface CallOptions {
+  /** Cancels the call; it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** This call's timeout in milliseconds, instead of the client's. 0 means no limit. */
+  timeoutMs?: number;
+}
+
+/** The default timeout of a call, in milliseconds. */
+export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
+
+/**
+ * The longest request URL sent. Servers refuse longer ones (Deno's at 65534 bytes), and a cache
+ * value travels in the query string, so a cache value that would make a longer URL is refused
+ * here with `ValueTooLargeError`.
+ */
+export const MAX_URL_LENGTH = 65_000;
+
+const MAX_MESSAGE_BODY = 200;
+const encoder = new TextEncoder();
+
+/** Reads a successful answer; throws `InternalError` when it is not of the expected shape. */
+type Reader<T> = (response: Response) => Promise<T>;
+
+function clip(text: string, max = MAX_MESSAGE_BODY): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+function assertKey(key: unknown): asserts key is string {
+  assertName("key", key);
+  if (key === "." || key === "..") {
+    // A URL parser removes such path segments (even as %2E), so they cannot reach the server.
+    throw new InvalidArgumentError(`Bad key: '${key}' cannot travel in an HTTP path`);
+  }
+}
+
+function kvBytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string") {
+    if (!value.isWellFormed()) {
+      throw new InvalidArgumentError("Bad KV value: not well-formed Unicode (a lone surrogate)");
+    }
+    return encoder.encode(value);
+  }
+  throw new InvalidArgumentError(
+    `Bad KV value: expected bytes or a string, found ${describe(value)}`,
+  );
+}
+
+/**
+ * Finds the exact digits of a top-level integer member of a JSON object, so that an int64
+ * past 2^53 is not rounded as `JSON.parse` would. Strings are skipped whole, so a key that
+ * contains `"value":` cannot be mistaken for the member.
+ */
+function int64Member(text: string, name: string): bigint | undefined {
+  const quoted = JSON.stringify(name);
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (depth === 1 && text.slice(i, end + 1) === quoted) {
+        const match = /^\s*:\s*(-?[0-9]+)\s*[,}]/.exec(text.slice(end + 1));
+        if (match) return BigInt(match[1]);
+      }
+      i = end;
+    } else if (char === "{" || char === "[") depth++;
+    else if (char === "}" || char === "]") depth--;
+  }
+  return undefined;
+}
+
+/**
+ * Calls a Purple HTTP server. Implements {@linkcode Operations}, so code written against the
+ * backends runs over the network unchanged; errors come back as the same typed errors.
+ *
+ * Inputs are checked before anything is sent (an empty key, a fractional amount, a flag that
+ * is not a boolean are an `InvalidArgumentError` without a request). A network failure or a
+ * timeout is an `UnavailableError` (its message says which); a call cancelled through its
+ * `signal` rejects with the signal's reason.
+ *
+ * @example
+ * ```ts ignore
+ * import { HttpClient, NotFoundError } from "@purple/client";
+ *
+ * const client = new HttpClient("http://localhost:8080", { timeoutMs: 2_000 });
+ * await client.kvPut("photo", new Uint8Array([0x89, 0x50, 0x4e, 0x47]));
+ * try {
+ *   await client.cacheGet("nobody", { signal: AbortSignal.timeout(500) });
+ * } catch (error) {
+ *   if (!(error instanceof NotFoundError)) throw error;
+ * }
+ * await client.close();
+ * ```
+ */
+export class HttpClient implements Operations {
+  #base: string;
+  #headers: HeadersInit | undefined;
+  #timeoutMs: number;
+  #fetch: FetchLike;
+  #closed = false;
+
+  /**
+   * @param baseUrl The server, such as `http://localhost:8080` (a path prefix is kept).
+   * @param options Timeout, extra headers, and the transport.
+   * @throws {InvalidArgumentError} When `baseUrl` is not an http(s) URL or the timeout is bad.
+   */
+  constructor(baseUrl: string, options: HttpClientOptions = {}) {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new InvalidArgumentError(`Bad base URL: cannot parse '${clip(String(baseUrl))}'`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new InvalidArgumentError(
+        `Bad base URL: expected http or https, found '${url.protocol}'`,
+      );
+    }
+    url.search = "";
+    url.hash = "";
+    this.#base = url.href.replace(/\/+$/, "");
+    this.#timeoutMs = HttpClient.#checkTimeout(options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS);
+    this.#headers = options.headers;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  static #checkTimeout(ms: unknown): number {
+    if (typeof ms !== "number" || !(ms >= 0)) {
+      throw new InvalidArgumentError(
+        `Bad timeoutMs: expected a number of milliseconds, 0 or more, found ${describe(ms)}`,
+      );
+    }
+    return ms;
+  }
+
+  /**
+   * Reads a cache entry.
+   * @param key The entry's key.
+   * @param options A signal and a timeout for this call.
+   * @returns The value.
+   * @throws {NotFoundError} When the key is absent or expired.
+   */
+  async cacheGet(key: string, options?: CallOptions): Promise<string> {
+    assertKey(key);
+    return await this.#call("cacheGet", "GET", "cache", key, {}, options, readString);
+  }
+
+  /**
+   * Sets a cache entry, overwriting its value and TTL.
+   * @param key The entry's key.
+   * @param value The value (non-empty).
+   * @param ttl Seconds to live; 0 or omitted means the default, 5 seconds.
+   * @param options A signal and a timeout for this call.
+   * @throws {ValueTooLargeError} When the value is over the server's limit, or too long for a
+   * URL (see {@linkcode MAX_URL_LENGTH}).
+   */
+  async cacheSet(key: string, value: string, ttl?: number, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    assertName("cache value", value);
+    const seconds = normalizeTtl(ttl);
+    await this.#call(
+      "cacheSet",
+      "PUT",
+      "cache",
+      key,
+      { query: { value, ttl: String(seconds) } },
+      options,
+      noContent,
+    );
+  }
+
+  /**
+   * Adds to a counter atomically.
+   * @param key The counter's key.
+   * @param amount What to add: a bigint, or a safe-integer number.
+   * @param options A signal and a timeout for this call.
+   * @returns The new value, exact.
+   */
+  async counterIncrement(
+    key: string,
+    amount: CounterAmount,
+    options?: CallOptions,
+  ): Promise<bigint> {
+    assertKey(key);
+    const increment = String(normalizeAmount(amount));
+    return await this.#call(
+      "counterIncrement",
+      "PUT",
+      "counters",
+      key,
+      { query: { increment } },
+      options,
+      readCounter,
+    );
+  }
+
+  /**
+   * Reads a counter.
+   * @param key The counter's key.
+   * @param options A signal and a timeout for this call.
+   * @returns Its value, exact; 0n if absent.
+   */
+  async counterGet(key: string, options?: CallOptions): Promise<bigint> {
+    assertKey(key);
+    return await this.#call("counterGet", "GET", "counters", key, {}, options, readCounter);
+  }
+
+  /**
+   * Reads a flag.
+   * @param key The flag's key.
+   * @param options A signal and a timeout for this call.
+   * @returns Its value; false if never set.
+   */
+  async flagGet(key: string, options?: CallOptions): Promise<boolean> {
+    assertKey(key);
+    return await this.#call("flagGet", "GET", "flags", key, {}, options, async (response) => {
+      const text = await response.text();
+      const value = (parseJson(text) as { value?: unknown } | null)?.value;
+      if (typeof value !== "boolean") throw unexpected('{"value": boolean}', text);
+      return value;
+    });
+  }
+
+  /**
+   * Sets a flag.
+   * @param key The flag's key.
+   * @param value `true` or `false`.
+   * @param options A signal and a timeout for this call.
+   */
+  async flagSet(key: string, value: boolean, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    assertFlag(value);
+    await this.#call(
+      "flagSet",
+      "PUT",
+      "flags",
+      key,
+      { query: { value: String(value) } },
+      options,
+      noContent,
+    );
+  }
+
+  /**
+   * Reads a KV value (asked for as raw bytes).
+   * @param key The value's key.
+   * @param options A signal and a timeout for this call.
+   * @returns The stored bytes.
+   * @throws {NotFoundError} When the key is absent.
+   */
+  async kvGet(key: string, options?: CallOptions): Promise<Uint8Array> {
+    assertKey(key);
+    return await this.#call(
+      "kvGet",
+      "GET",
+      "kv",
+      key,
+      { accept: "application/octet-stream" },
+      options,
+      async (response) => {
+        if (response.headers.get("content-type")?.startsWith("application/json")) {
+          // A server without the binary extension (the original Go one) answers JSON.
+          return encoder.encode(await readString(response));
+        }
+        return new Uint8Array(await response.arrayBuffer());
+      },
+    );
+  }
+
+  /**
+   * Stores a KV value, sent as raw bytes.
+   * @param key The value's key.
+   * @param value Non-empty bytes, or a string (sent as UTF-8).
+   * @param options A signal and a timeout for this call.
+   * @throws {ValueTooLargeError} When the value is over the server's limit (default 1 MiB).
+   */
+  async kvPut(key: string, value: KvValue, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    const body = kvBytes(value);
+    if (body.byteLength === 0) throw new InvalidArgumentError("Bad KV value: it is empty");
+    await this.#call(
+      "kvPut",
+      "PUT",
+      "kv",
+      key,
+      { body, contentType: "application/octet-stream" },
+      options,
+      noContent,
+    );
+  }
+
+  /**
+   * Deletes a KV value.
+   * @param key The value's key.
+   * @param options A signal and a timeout for this call.
+   * @throws {NotFoundError} When the key is absent.
+   */
+  async kvDelete(key: string, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    await this.#call("kvDelete", "DELETE", "kv", key, {}, options, noContent);
+  }
+
+  /**
+   * Reads a set.
+   * @param set The set's name.
+   * @param options A signal and a timeout for this call.
+   * @returns The sorted items; empty if the set does not exist.
+   */
+  async setGet(set: string, options?: CallOptions): Promise<string[]> {
+    assertKey(set);
+    return await this.#call("setGet", "GET", "sets", set, {}, options, readItems);
+  }
+
+  /**
+   * Adds an item to a set (idempotent).
+   * @param set The set's name.
+   * @param item The item (non-empty).
+   * @param options A signal and a timeout for this call.
+   * @returns The resulting sorted items.
+   */
+  async setAdd(set: string, item: string, options?: CallOptions): Promise<string[]> {
+    assertKey(set);
+    assertName("set item", item);
+    return await this.#call("setAdd", "PUT", "sets", set, { query: { item } }, options, readItems);
+  }
+
+  /**
+   * Removes an item from a set (idempotent).
+   * @param set The set's name.
+   * @param item The item (non-empty).
+   * @param options A signal and a timeout for this call.
+   * @returns The resulting sorted items.
+   */
+  async setRemove(set: string, item: string, options?: CallOptions): Promise<string[]> {
+    assertKey(set);
+    assertName("set item", item);
+    return await this.#call(
+      "setRemove",
+      "DELETE",
+      "sets",
+      set,
+      { query: { item } },
+      options,
+      readItems,
+    );
+  }
+
+  /**
+   * Marks the client closed: later calls reject with `UnavailableError`. Connections belong
+   * to the runtime's `fetch`, which reuses and closes them on its own.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  async #call<T>(
+    op: string,
+    method: string,
+    service: string,
+    key: string,
+    request: {
+      query?: Record<string, string>;
+      body?: Uint8Array;
+      contentType?: string;
+      accept?: string;
+    },
+    options: CallOptions | undefined,
+    read: Reader<T>,
+  ): Promise<T> {
+    if (this.#closed) throw new UnavailableError(`Cannot call ${op}: the HttpClient is closed`);
+    const timeoutMs = HttpClient.#checkTimeout(options?.timeoutMs ?? this.#timeoutMs);
+    let url = `${this.#base}/${service}/${encodeURIComponent(key)}`;
+    if (request.query) {
+      url += "?" + Object.entries(request.query)
+        .map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join("&");
+    }
+    if (url.length > MAX_URL_LENGTH) {
+      throw new ValueTooLargeError(
+        `Cannot call ${op}: the request URL would be ${url.length} characters, ` +
+          `the limit is ${MAX_URL_LENGTH}`,
+      );
+    }
+    const headers = new Headers(this.#headers);
+    if (request.accept) headers.set("accept", request.accept);
+    if (request.contentType) headers.set("content-type", request.contentType);
+
+    const signal = options?.signal;
+    signal?.throwIfAborted();
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const timer = timeoutMs > 0 && Number.isFinite(timeoutMs)
+      ? setTimeout(() => {
+        timedOut = true;
+        controller.abort(new DOMException("The call timed out", "TimeoutError"));
+      }, timeoutMs)
+      : undefined;
+    const failure = (error: unknown): unknown => {
+      if (signal?.aborted) return signal.reason;
+      if (timedOut) {
+        return new UnavailableError(
+          `Cannot call ${op} at ${this.#base}: timed out, no answer within ${timeoutMs} ms`,
+        );
+      }
+      const reason = error instanceof Error ? error.message : String(error);
+      return new UnavailableError(
+        `Cannot call ${op} at ${this.#base}: network error: ${clip(reason)}`,
+        { cause: error },
+      );
+    };
+    try {
+      let response: Response;
+      try {
+        response = await this.#fetch(url, {
+          method,
+          headers,
+          body: request.body as Uint8Array<ArrayBuffer> | undefined,
+          signal: controller.signal,
+        });
+      } catch (error) {
+        throw failure(error);
+      }
+      try {
+        if (!response.ok) throw await errorFromResponse(op, response);
+        return await read(response);
+      } catch (error) {
+        // Typed errors are the answer; anything else broke while reading the body.
+        if (error instanceof PurpleError) throw error;
+        throw failure(error);
+      }
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+async function noContent(response: Response): Promise<void> {
+  await response.arrayBuffer();
+}
+
+function unexpected(expected: string, text: string): InternalError {
+  return new InternalError(
+    `Cannot read the server's answer: expected ${expected}, found '${clip(text)}'`,
+  );
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readString(response: Response): Promise<string> {
+  const text = await response.text();
+  const value = (parseJson(text) as { value?: unknown } | null)?.value;
+  if (typeof value !== "string") throw unexpected('{"value": string}', text);
+  return value;
+}
+
+async function readCounter(response: Response): Promise<bigint> {
+  const text = await response.text();
+  const body = parseJson(text) as { value?: unknown } | null;
+  const value = int64Member(text, "value");
+  if (typeof body?.value !== "number" || value === undefined) {
+    throw unexpected('{"counter": string, "value": integer}', text);
+  }
+  return value;
+}
+
+async function readItems(response: Response): Promise<string[]> {
+  const text = await response.text();
+  const items = (parseJson(text) as { items?: unknown } | null)?.items;
+  if (!Array.isArray(items) || !items.every((item) => typeof item === "string")) {
+    throw unexpected('{"set": string, "items": string[]}', text);
+  }
+  return items;
+}
+
+/** Turns an error answer into the typed error of its status, with the server's message. */
+async function errorFromResponse(op: string, response: Response): Promise<PurpleError> {
+  const text = await response.text();
+  let message: string | undefined;
+  try {
+    const error = (JSON.parse(text) as { error?: unknown })?.error;
+    if (typeof error === "string" && error !== "") message = clip(error, 1000);
+  } catch {
+    // Not JSON: a proxy or an older server. The text itself goes in the message.
+  }
+  const status = response.status;
+  const code: ErrorCode = codeFromHttpStatus(status) ??
+    (status === 502 || status === 504 ? "UNAVAILABLE" : "INTERNAL");
+  return errorFromCode(
+    code,
+    message ?? `Cannot call ${op}: HTTP ${status}${text ? `: ${clip(text)}` : ""}`,
+  );
+}
