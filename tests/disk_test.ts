@@ -1,0 +1,359 @@
+import assert from "node:assert/strict";
+import type { Operations } from "@purple/client";
+import { InvalidArgumentError, NotFoundError } from "@purple/client/errors";
+import { checked, DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
+import {
+  DISK_FILE_NAME,
+  DISK_MAX_ITEM_BYTES,
+  DISK_MAX_KEY_BYTES,
+  type DiskBackend,
+  openDiskBackend,
+} from "../backends/disk.ts";
+import { conformance } from "./conformance.ts";
+
+const INT64_MAX = 2n ** 63n - 1n;
+const MiB = 1024 * 1024;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+conformance("disk", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "purple_disk_" });
+  let ops = await openBackend({ kind: "disk", dataDir });
+  return {
+    ops,
+    reopen: async () => {
+      await ops.close();
+      ops = await openBackend({ kind: "disk", dataDir });
+      return ops;
+    },
+    close: async () => {
+      await ops.close();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+});
+
+interface Disk {
+  dataDir: string;
+  path: string;
+  backend: DiskBackend;
+  ops: Operations;
+  /** A second handle on the same file, to look at the raw entries. */
+  raw: Deno.Kv;
+}
+
+async function withDisk(
+  fn: (disk: Disk) => Promise<void>,
+  limits: Limits = DEFAULT_LIMITS,
+): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "purple_disk_" });
+  const backend = await openDiskBackend({ dataDir, limits });
+  const path = `${dataDir}/${DISK_FILE_NAME}`;
+  const raw = await Deno.openKv(path);
+  try {
+    await fn({ dataDir, path, backend, ops: checked(backend, limits), raw });
+  } finally {
+    raw.close();
+    await backend.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+async function rawKeys(raw: Deno.Kv, prefix: Deno.KvKey): Promise<Deno.KvKey[]> {
+  const keys: Deno.KvKey[] = [];
+  for await (const entry of raw.list({ prefix })) keys.push(entry.key);
+  return keys;
+}
+
+Deno.test("openDiskBackend() creates the data directory and its purple.sqlite3", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "purple_disk_" });
+  try {
+    const dataDir = `${parent}/nested/data`;
+    const backend = await openDiskBackend({ dataDir, limits: DEFAULT_LIMITS });
+    await backend.flagSet("f", true);
+    await backend.close();
+    assert.ok((await Deno.stat(`${dataDir}/${DISK_FILE_NAME}`)).isFile);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("DiskBackend round-trips a 1 MiB KV value holding every byte value", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    const big = new Uint8Array(MiB).map((_, i) => (i * 7 + (i >> 8)) % 256);
+    assert.equal(new Set(big).size, 256);
+    await ops.kvPut("big", big);
+    assert.deepEqual(await ops.kvGet("big"), big);
+    assert.equal((await rawKeys(raw, ["chunk", "kv", "big"])).length, 16);
+  });
+});
+
+Deno.test("DiskBackend leaves no chunk behind after overwrites and a delete", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    const first = new Uint8Array(MiB).fill(1);
+    const second = new Uint8Array(MiB - 3).fill(2);
+    await ops.kvPut("k", first);
+    await ops.kvPut("k", "small");
+    assert.equal(new TextDecoder().decode(await ops.kvGet("k")), "small");
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+    await ops.kvPut("k", first);
+    await ops.kvPut("k", second);
+    assert.deepEqual(await ops.kvGet("k"), second);
+    const chunks = await rawKeys(raw, ["chunk"]);
+    assert.equal(chunks.length, 16);
+    assert.equal(new Set(chunks.map((key) => key[3])).size, 1, "one generation only");
+    await ops.kvDelete("k");
+    await assert.rejects(ops.kvGet("k"), NotFoundError);
+    await assert.rejects(ops.kvDelete("k"), NotFoundError);
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+    assert.deepEqual(await rawKeys(raw, ["kv"]), []);
+  });
+});
+
+Deno.test("DiskBackend chunks a 1 MiB cache value and cleans up when it is overwritten", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    const big = "ж€😀a".repeat((MiB - 6) / 10) + "012345"; // 2 + 3 + 4 + 1 bytes a round
+    assert.equal(new TextEncoder().encode(big).length, MiB);
+    await ops.cacheSet("c", big, 60);
+    assert.equal(await ops.cacheGet("c"), big);
+    assert.equal((await rawKeys(raw, ["chunk", "cache", "c"])).length, 16);
+    await ops.cacheSet("c", "small", 60);
+    assert.equal(await ops.cacheGet("c"), "small");
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+  });
+});
+
+Deno.test("DiskBackend counts 500 concurrent increments exactly", async () => {
+  await withDisk(async ({ ops }) => {
+    const results = await Promise.all(
+      Array.from({ length: 500 }, () => ops.counterIncrement("n", 1)),
+    );
+    assert.deepEqual(
+      results.map(Number).sort((a, b) => a - b),
+      [...Array(500).keys()].map((i) => i + 1),
+    );
+    assert.equal(await ops.counterGet("n"), 500n);
+  });
+});
+
+Deno.test("two DiskBackends on one file count 200 concurrent increments each exactly", async () => {
+  await withDisk(async ({ dataDir, ops }) => {
+    const other = checked(
+      await openDiskBackend({ dataDir, limits: DEFAULT_LIMITS }),
+      DEFAULT_LIMITS,
+    );
+    try {
+      const increments: Promise<bigint>[] = [];
+      for (let i = 0; i < 200; i++) {
+        increments.push(ops.counterIncrement("shared", 1), other.counterIncrement("shared", 1));
+      }
+      const results = await Promise.all(increments);
+      // Every increment is atomic across both: together they saw each value 1..400 once.
+      assert.deepEqual(
+        results.map(Number).sort((a, b) => a - b),
+        [...Array(400).keys()].map((i) => i + 1),
+      );
+      assert.equal(await ops.counterGet("shared"), 400n);
+      assert.equal(await other.counterGet("shared"), 400n);
+      // And a later increment on either one starts from what the other wrote.
+      assert.equal(await ops.counterIncrement("shared", 1), 401n);
+      assert.equal(await other.counterIncrement("shared", 1), 402n);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+Deno.test("DiskBackend refuses only the increment that would leave int64 in a batch", async () => {
+  await withDisk(async ({ ops }) => {
+    await ops.counterIncrement("edge", INT64_MAX - 10n);
+    const settled = await Promise.allSettled([
+      ops.counterIncrement("edge", 5),
+      ops.counterIncrement("edge", 100),
+      ops.counterIncrement("edge", 5),
+      ops.counterIncrement("edge", 1),
+    ]);
+    assert.deepEqual(settled.map((s) => s.status === "fulfilled" ? s.value : s.reason.name), [
+      INT64_MAX - 5n,
+      "InvalidArgumentError",
+      INT64_MAX,
+      "InvalidArgumentError",
+    ]);
+    assert.equal(await ops.counterGet("edge"), INT64_MAX);
+  });
+});
+
+Deno.test("DiskBackend readers never see a mixed or truncated value during overwrites", async () => {
+  await withDisk(async ({ dataDir, ops, raw }) => {
+    const other = checked(
+      await openDiskBackend({ dataDir, limits: DEFAULT_LIMITS }),
+      DEFAULT_LIMITS,
+    );
+    // Version v is (MiB - v * 999) bytes, all equal to v: any mix or cut is visible.
+    const version = (v: number) => new Uint8Array(v % 5 === 0 ? 100 : MiB - v * 999).fill(v);
+    const check = (bytes: Uint8Array) => {
+      assert.ok(bytes.length > 0, "an empty value");
+      const v = bytes[0];
+      assert.equal(bytes.length, version(v).length, `length of version ${v}`);
+      assert.ok(bytes.every((b) => b === v), `bytes of version ${v}`);
+    };
+    await ops.kvPut("hot", version(1));
+    let writing = true;
+    let reads = 0;
+    const writer = async (from: number) => {
+      for (let v = from; v < from + 20; v++) await ops.kvPut("hot", version(v));
+    };
+    const reader = async (from: Operations) => {
+      while (writing) {
+        check(await from.kvGet("hot"));
+        reads++;
+      }
+    };
+    const writers = Promise.all([writer(2), writer(100)]).finally(() => writing = false);
+    try {
+      await Promise.all([writers, reader(ops), reader(ops), reader(other), reader(other)]);
+    } finally {
+      await other.close();
+    }
+    assert.ok(reads > 10, `only ${reads} reads happened during the overwrites`);
+    const last = await ops.kvGet("hot");
+    check(last);
+    const chunks = await rawKeys(raw, ["chunk"]);
+    assert.equal(chunks.length, last.length > 65536 ? Math.ceil(last.length / 65536) : 0);
+    assert.ok(new Set(chunks.map((key) => key[3])).size <= 1, "one generation only");
+  });
+});
+
+Deno.test("DiskBackend cacheGet() is NotFound right after the TTL though Deno KV still holds it", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    await ops.cacheSet("ttl", "short-lived", 1);
+    assert.equal(await ops.cacheGet("ttl"), "short-lived");
+    await sleep(1_000);
+    await assert.rejects(ops.cacheGet("ttl"), NotFoundError);
+    assert.notEqual((await raw.get(["cache", "ttl"])).value, null, "Deno KV expires lazily");
+    // An entry whose own expiry has passed is never served, whatever Deno KV keeps.
+    await raw.set(["cache", "stale"], { value: "stale", expiresAt: Date.now() - 1 });
+    await assert.rejects(ops.cacheGet("stale"), NotFoundError);
+  });
+});
+
+Deno.test("openDiskBackend() refuses a key limit Deno KV keys cannot hold, naming the largest", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "purple_disk_" });
+  const dataDir = `${parent}/never-created`;
+  const limits = { ...DEFAULT_LIMITS, maxKeyBytes: DISK_MAX_KEY_BYTES + 1 };
+  await assert.rejects(openDiskBackend({ dataDir, limits }), (error: Error) => {
+    assert.ok(error instanceof InvalidArgumentError);
+    assert.match(
+      error.message,
+      new RegExp(`largest the disk backend supports is ${DISK_MAX_KEY_BYTES}`),
+    );
+    return true;
+  });
+  await assert.rejects(
+    openBackend({ kind: "disk", dataDir, limits: { maxKeyBytes: 4096 } }),
+    InvalidArgumentError,
+  );
+  await assert.rejects(
+    openDiskBackend({
+      dataDir,
+      limits: { ...DEFAULT_LIMITS, maxItemBytes: DISK_MAX_ITEM_BYTES + 1 },
+    }),
+    new RegExp(`maxItemBytes ${DISK_MAX_ITEM_BYTES + 1}: the largest the disk backend supports is`),
+  );
+  await assert.rejects(Deno.stat(dataDir), Deno.errors.NotFound);
+  await Deno.remove(parent, { recursive: true });
+});
+
+Deno.test("DiskBackend stores keys of all NULs at its largest key limit in every service", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxKeyBytes: DISK_MAX_KEY_BYTES, maxValueBytes: 8 * MiB };
+  await withDisk(async ({ ops, raw }) => {
+    const key = "\u0000".repeat(DISK_MAX_KEY_BYTES); // encoded as two bytes each
+    const item = "\u0000".repeat(DEFAULT_LIMITS.maxItemBytes);
+    const big = "x".repeat(200_000);
+    await ops.cacheSet(key, big, 60);
+    await ops.counterIncrement(key, 1);
+    await ops.flagSet(key, true);
+    await ops.kvPut(key, new Uint8Array(300_000).fill(7));
+    await ops.setAdd(key, item);
+    assert.equal(await ops.cacheGet(key), big);
+    assert.equal(await ops.counterGet(key), 1n);
+    assert.equal(await ops.flagGet(key), true);
+    assert.deepEqual(await ops.kvGet(key), new Uint8Array(300_000).fill(7));
+    assert.deepEqual(await ops.setGet(key), [item]);
+    await ops.kvDelete(key);
+    assert.deepEqual(await rawKeys(raw, ["chunk", "kv"]), []);
+    // 128 chunks with 2 KiB keys: more deletes than one commit holds.
+    const huge = new Uint8Array(8 * MiB).map((_, i) => i % 253);
+    await ops.kvPut(key, huge);
+    assert.deepEqual(await ops.kvGet(key), huge);
+    assert.equal((await rawKeys(raw, ["chunk", "kv"])).length, 128);
+    await ops.kvPut(key, "small");
+    assert.deepEqual(await rawKeys(raw, ["chunk", "kv"]), []);
+  }, limits);
+});
+
+Deno.test("DiskBackend stores set items at its largest item limit", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxItemBytes: DISK_MAX_ITEM_BYTES };
+  await withDisk(async ({ ops }) => {
+    // One two-byte character makes V8 store the whole string at two bytes a unit.
+    const item = "ж" + "a".repeat(DISK_MAX_ITEM_BYTES - 2);
+    assert.deepEqual(await ops.setAdd("s", item), [item]);
+    assert.deepEqual(await ops.setAdd("s", "x"), ["x", item]);
+  }, limits);
+});
+
+Deno.test("openDiskBackend() without Deno KV says to add --unstable-kv", async () => {
+  const descriptor = Object.getOwnPropertyDescriptor(Deno, "openKv")!;
+  Object.defineProperty(Deno, "openKv", { value: undefined, configurable: true });
+  try {
+    await assert.rejects(
+      openDiskBackend({ dataDir: "./never-created", limits: DEFAULT_LIMITS }),
+      /--unstable-kv or add "unstable": \["kv"\]/,
+    );
+  } finally {
+    Object.defineProperty(Deno, "openKv", descriptor);
+  }
+});
+
+Deno.test("a DiskBackend in another process shares counters atomically", async () => {
+  await withDisk(async ({ dataDir, ops }) => {
+    const child = `
+      import { DEFAULT_LIMITS } from "${new URL("../backends/mod.ts", import.meta.url)}";
+      import { openDiskBackend } from "${new URL("../backends/disk.ts", import.meta.url)}";
+      const backend = await openDiskBackend({ dataDir: ${
+      JSON.stringify(dataDir)
+    }, limits: DEFAULT_LIMITS });
+      const results = [];
+      await Promise.all(Array.from({ length: 10 }, async () => {
+        for (let i = 0; i < 100; i++) results.push(String(await backend.counterIncrement("p", 1n)));
+      }));
+      await backend.close();
+      console.log(JSON.stringify(results));
+    `;
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", config, "--unstable-kv", child],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    let running = true;
+    const output = process.output().finally(() => running = false);
+    const mine: bigint[] = [];
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      while (running) mine.push(await ops.counterIncrement("p", 1));
+    }));
+    const { success, stdout } = await output;
+    assert.ok(success, "the child process failed");
+    const theirs = (JSON.parse(new TextDecoder().decode(stdout)) as string[]).map(BigInt);
+    assert.equal(theirs.length, 1000);
+    const all = [...mine, ...theirs].map(Number).sort((a, b) => a - b);
+    assert.deepEqual(all, [...Array(all.length).keys()].map((i) => i + 1));
+    assert.equal(await ops.counterGet("p"), BigInt(all.length));
+    const [low, high] = [
+      theirs.reduce((a, b) => a < b ? a : b),
+      theirs.reduce((a, b) => a > b ? a : b),
+    ];
+    const between = mine.filter((n) => n > low && n < high).length;
+    assert.ok(between > 0, "the two processes did not increment at the same time");
+  });
+});
