@@ -1,0 +1,400 @@
+/**
+ * `GrpcClient`: Purple's operations over gRPC (grpc-js), in Deno and Node. It lives at its own
+ * entry point so that importing `@purple/client` (the fetch-only `HttpClient`) never loads
+ * grpc-js.
+ *
+ * Every operation takes an optional last argument, {@linkcode GrpcCallOptions}: a deadline and
+ * an `AbortSignal`. Failures are the typed errors of `@purple/client/errors`, mapped back from
+ * the gRPC status code; a server that cannot be reached, or does not answer within the
+ * deadline, is an `UnavailableError`.
+ *
+ * The entry point also exports {@linkcode GRPC_SERVICES}, Purple's services as grpc-js service
+ * definitions with hand-written codecs, and the TypeScript types of their messages.
+ *
+ * @example Using Purple over gRPC
+ * ```ts ignore
+ * import { GrpcClient } from "@purple/client/grpc";
+ * import { NotFoundError } from "@purple/client/errors";
+ *
+ * const purple = new GrpcClient("localhost:8081");
+ * await purple.cacheSet("session", "abc", 60);
+ * console.log(await purple.counterIncrement("hits", 1)); // 1n
+ * try {
+ *   await purple.kvGet("missing", { deadlineMs: 500 });
+ * } catch (error) {
+ *   if (!(error instanceof NotFoundError)) throw error;
+ * }
+ * await purple.close();
+ * ```
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import type { CounterAmount, KvValue, Operations } from "./operations.ts";
+import {
+  codeFromGrpcStatus,
+  errorFromCode,
+  InternalError,
+  InvalidArgumentError,
+  UnavailableError,
+} from "./errors.ts";
+import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
+import { GRPC_SERVICES } from "./_grpc_services.ts";
+
+export { GRPC_SERVICES, type GrpcServices, PROTO_PACKAGE } from "./_grpc_services.ts";
+export type {
+  CacheGetRequest,
+  CacheGetResponse,
+  CacheItem,
+  CacheSetRequest,
+  Empty,
+  FlagGetRequest,
+  FlagResponse,
+  FlagSetRequest,
+  GetCounterRequest,
+  GetCounterResponse,
+  GetResponse,
+  GetSetRequest,
+  IncrementCounterRequest,
+  Location,
+  ModifySetRequest,
+  PutRequest,
+  SetResponse,
+  Value,
+} from "./_grpc_messages.ts";
+
+/** The default deadline of a call, in milliseconds. */
+export const DEFAULT_GRPC_TIMEOUT_MS = 10_000;
+
+/**
+ * How a {@linkcode GrpcClient} connects and how long it waits.
+ *
+ * @example
+ * ```ts
+ * import type { GrpcClientOptions } from "@purple/client/grpc";
+ *
+ * const options: GrpcClientOptions = { timeoutMs: 2_000 };
+ * ```
+ */
+export interface GrpcClientOptions {
+  /**
+   * The deadline of each call, in milliseconds, unless the call gives its own. Default
+   * {@linkcode DEFAULT_GRPC_TIMEOUT_MS} (10 s); `Infinity` waits forever.
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * Options of one call: the last, optional argument of every {@linkcode GrpcClient} operation.
+ *
+ * @example
+ * ```ts ignore
+ * import { GrpcClient } from "@purple/client/grpc";
+ *
+ * const purple = new GrpcClient("localhost:8081");
+ * const flag = await purple.flagGet("beta", { deadlineMs: 250 });
+ * ```
+ */
+export interface GrpcCallOptions {
+  /** This call's deadline, in milliseconds from now; `Infinity` waits forever. */
+  deadlineMs?: number;
+  /** Cancels the call; it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Purple's operations over gRPC. Counters come back as `bigint`, exactly; KV values as
+ * `Uint8Array`. Inputs a transport cannot carry faithfully (a fractional or unsafe counter
+ * amount, a lone surrogate in a key, a flag that is not a boolean) are refused with
+ * `InvalidArgumentError` before any call.
+ *
+ * @example
+ * ```ts ignore
+ * import { GrpcClient } from "@purple/client/grpc";
+ *
+ * const purple = new GrpcClient("localhost:8081", { timeoutMs: 2_000 });
+ * await purple.setAdd("todos", "shopping");
+ * console.log(await purple.setGet("todos")); // ["shopping"]
+ * await purple.close();
+ * ```
+ */
+export class GrpcClient implements Operations {
+  #client: grpc.Client;
+  #address: string;
+  #timeoutMs: number;
+  #closed = false;
+
+  /**
+   * Creates a client; it connects on the first call (and reconnects when needed).
+   *
+   * @param address The server's `host:port`, such as `localhost:8081`.
+   * @param options The default deadline.
+   */
+  constructor(address: string, options: GrpcClientOptions = {}) {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_GRPC_TIMEOUT_MS;
+    assertMilliseconds("timeoutMs", timeoutMs);
+    this.#address = address;
+    this.#timeoutMs = timeoutMs;
+    this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": -1,
+    });
+  }
+
+  /**
+   * Reads a cache entry.
+   * @param key The entry's key.
+   * @param options The deadline and signal of this call.
+   * @returns The value.
+   * @throws {NotFoundError} When the key is absent or its TTL has passed.
+   */
+  async cacheGet(key: string, options?: GrpcCallOptions): Promise<string> {
+    assertName("key", key);
+    const reply = await this.#call(GRPC_SERVICES.Cache.CacheGet, { key }, options);
+    return reply.value;
+  }
+
+  /**
+   * Sets a cache entry, overwriting its value and TTL.
+   * @param key The entry's key.
+   * @param value The value (non-empty).
+   * @param ttl Seconds to live, a whole number; 0 or omitted means the default, 5 seconds.
+   * @param options The deadline and signal of this call.
+   */
+  async cacheSet(
+    key: string,
+    value: string,
+    ttl?: number,
+    options?: GrpcCallOptions,
+  ): Promise<void> {
+    assertName("key", key);
+    assertName("cache value", value);
+    normalizeTtl(ttl); // Only checks: 0 travels as 0, the server applies the default.
+    const item = { value, ttl: ttl ?? 0 };
+    await this.#call(GRPC_SERVICES.Cache.CacheSet, { key, item }, options);
+  }
+
+  /**
+   * Adds to a counter atomically; a missing counter counts as 0.
+   * @param key The counter's key.
+   * @param amount What to add: a bigint, or a number that is a safe integer.
+   * @param options The deadline and signal of this call.
+   * @returns The new value.
+   */
+  async counterIncrement(
+    key: string,
+    amount: CounterAmount,
+    options?: GrpcCallOptions,
+  ): Promise<bigint> {
+    assertName("key", key);
+    const request = { key, amount: normalizeAmount(amount) };
+    const reply = await this.#call(GRPC_SERVICES.Counter.CounterIncrement, request, options);
+    return reply.value;
+  }
+
+  /**
+   * Reads a counter.
+   * @param key The counter's key.
+   * @param options The deadline and signal of this call.
+   * @returns Its value, 0n if it was never incremented.
+   */
+  async counterGet(key: string, options?: GrpcCallOptions): Promise<bigint> {
+    assertName("key", key);
+    const reply = await this.#call(GRPC_SERVICES.Counter.CounterGet, { key }, options);
+    return reply.value;
+  }
+
+  /**
+   * Reads a flag.
+   * @param key The flag's key.
+   * @param options The deadline and signal of this call.
+   * @returns Its value, false if it was never set.
+   */
+  async flagGet(key: string, options?: GrpcCallOptions): Promise<boolean> {
+    assertName("key", key);
+    const reply = await this.#call(GRPC_SERVICES.Flag.FlagGet, { key }, options);
+    return reply.value;
+  }
+
+  /**
+   * Sets a flag.
+   * @param key The flag's key.
+   * @param value The new value.
+   * @param options The deadline and signal of this call.
+   */
+  async flagSet(key: string, value: boolean, options?: GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    assertFlag(value);
+    await this.#call(GRPC_SERVICES.Flag.FlagSet, { key, value }, options);
+  }
+
+  /**
+   * Reads a KV value.
+   * @param key The value's key.
+   * @param options The deadline and signal of this call.
+   * @returns A copy of the stored bytes.
+   * @throws {NotFoundError} When the key is absent.
+   */
+  async kvGet(key: string, options?: GrpcCallOptions): Promise<Uint8Array> {
+    assertName("key", key);
+    const reply = await this.#call(GRPC_SERVICES.KV.KVGet, { key }, options);
+    return reply.value === undefined ? new Uint8Array(0) : reply.value.content.slice();
+  }
+
+  /**
+   * Stores a KV value, overwriting any previous one.
+   * @param key The value's key.
+   * @param value Non-empty bytes, or a string stored as UTF-8.
+   * @param options The deadline and signal of this call.
+   * @throws {ValueTooLargeError} When the value is over the server's limit (default 1 MiB).
+   */
+  async kvPut(key: string, value: KvValue, options?: GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    const content = kvBytes(value);
+    const request = { location: { key }, value: { content } };
+    await this.#call(GRPC_SERVICES.KV.KVPut, request, options);
+  }
+
+  /**
+   * Deletes a KV value.
+   * @param key The value's key.
+   * @param options The deadline and signal of this call.
+   * @throws {NotFoundError} When the key is absent.
+   */
+  async kvDelete(key: string, options?: GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    await this.#call(GRPC_SERVICES.KV.KVDelete, { key }, options);
+  }
+
+  /**
+   * Reads a set.
+   * @param set The set's name.
+   * @param options The deadline and signal of this call.
+   * @returns Its items, sorted; empty if the set does not exist.
+   */
+  async setGet(set: string, options?: GrpcCallOptions): Promise<string[]> {
+    assertName("set name", set);
+    const reply = await this.#call(GRPC_SERVICES.Set.SetGet, { set }, options);
+    return reply.items;
+  }
+
+  /**
+   * Adds an item to a set (idempotent).
+   * @param set The set's name.
+   * @param item The item (non-empty).
+   * @param options The deadline and signal of this call.
+   * @returns The resulting items, sorted.
+   */
+  async setAdd(set: string, item: string, options?: GrpcCallOptions): Promise<string[]> {
+    assertName("set name", set);
+    assertName("set item", item);
+    const reply = await this.#call(GRPC_SERVICES.Set.SetAdd, { set, item }, options);
+    return reply.items;
+  }
+
+  /**
+   * Removes an item from a set (idempotent).
+   * @param set The set's name.
+   * @param item The item (non-empty).
+   * @param options The deadline and signal of this call.
+   * @returns The resulting items, sorted; empty if the set does not exist.
+   */
+  async setRemove(set: string, item: string, options?: GrpcCallOptions): Promise<string[]> {
+    assertName("set name", set);
+    assertName("set item", item);
+    const reply = await this.#call(GRPC_SERVICES.Set.SetRemove, { set, item }, options);
+    return reply.items;
+  }
+
+  /**
+   * Closes the connection. Calls in flight finish; later calls reject with
+   * `UnavailableError`. Closing twice is harmless.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#client.close();
+    }
+    return Promise.resolve();
+  }
+
+  #call<Request, Response>(
+    method: grpc.MethodDefinition<Request, Response>,
+    request: Request,
+    options: GrpcCallOptions = {},
+  ): Promise<Response> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#closed) {
+      return Promise.reject(
+        new UnavailableError(`Cannot call '${method.path}': the client is closed`),
+      );
+    }
+    const deadlineMs = options.deadlineMs ?? this.#timeoutMs;
+    assertMilliseconds("deadlineMs", deadlineMs);
+    const callOptions: grpc.CallOptions = {};
+    if (deadlineMs !== Infinity) callOptions.deadline = Date.now() + deadlineMs;
+    return new Promise((resolve, reject) => {
+      const call = this.#client.makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        callOptions,
+        (error, reply) => {
+          signal?.removeEventListener("abort", cancel);
+          if (error === null && reply !== undefined) resolve(reply);
+          else if (signal?.aborted) reject(signal.reason);
+          else reject(this.#error(method.path, deadlineMs, error));
+        },
+      );
+      const cancel = () => call.cancel();
+      signal?.addEventListener("abort", cancel, { once: true });
+    });
+  }
+
+  #error(path: string, deadlineMs: number, error: grpc.ServiceError | null): Error {
+    if (error === null) return new InternalError(`Cannot call '${path}': the reply is empty`);
+    const details = error.details || error.message;
+    if (error.code === grpc.status.DEADLINE_EXCEEDED) {
+      return new UnavailableError(
+        `Cannot call '${path}' at '${this.#address}': no answer within the deadline of ${deadlineMs} ms`,
+        { cause: error },
+      );
+    }
+    const code = codeFromGrpcStatus(error.code);
+    if (code === "UNAVAILABLE") {
+      return new UnavailableError(`Cannot call '${path}' at '${this.#address}': ${details}`, {
+        cause: error,
+      });
+    }
+    if (code !== undefined) return errorFromCode(code, details);
+    return new InternalError(
+      `Cannot call '${path}' at '${this.#address}': the server answered ${
+        grpc.status[error.code] ?? error.code
+      }: ${details}`,
+      { cause: error },
+    );
+  }
+}
+
+function kvBytes(value: KvValue): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string" && value.isWellFormed()) return utf8.encode(value);
+  if (typeof value === "string") {
+    throw new InvalidArgumentError("Bad KV value: not well-formed Unicode (a lone surrogate)");
+  }
+  throw new InvalidArgumentError(
+    `Bad KV value: expected bytes or a string, found ${describe(value)}`,
+  );
+}
+
+function assertMilliseconds(name: string, value: unknown): asserts value is number {
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new InvalidArgumentError(
+      `Bad ${name}: expected a positive number of milliseconds, found ${describe(value)}`,
+    );
+  }
+}

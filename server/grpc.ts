@@ -1,0 +1,276 @@
+/**
+ * The gRPC server: the services of `proto/purple.proto` (package `proto`: Cache, Counter with
+ * the earlier release's `IncrementCounter` and `GetCounter`, Flag, KV, Set) on grpc-js, plus
+ * the standard health service and server reflection.
+ *
+ * The server only decodes, calls the operations and maps errors: input is validated by the
+ * operations (the checked backend), errors become status codes through `GRPC_STATUS` (not
+ * found `NOT_FOUND`, bad input `INVALID_ARGUMENT`, too large `RESOURCE_EXHAUSTED`, backend down
+ * `UNAVAILABLE`; anything else `INTERNAL` with a generic message, the details going to the
+ * log). Messages use the hand-written codecs of `@purple/client/grpc`: int64 fields travel as
+ * `bigint`, exactly.
+ *
+ * @example Serving the memory backend on a free port
+ * ```ts
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
+ * import { startGrpcServer } from "@purple/server";
+ *
+ * const ops = await openBackend({ kind: "memory" });
+ * const server = await startGrpcServer(ops, {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   limits: DEFAULT_LIMITS,
+ * });
+ * console.log(server.port > 0); // true
+ * await server.shutdown();
+ * await ops.close();
+ * ```
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import type { Operations } from "@purple/client";
+import { GRPC_STATUS, PurpleError } from "@purple/client/errors";
+import { GRPC_SERVICES, PROTO_PACKAGE } from "@purple/client/grpc";
+import type { Limits } from "../backends/limits.ts";
+import type { RunningServer, ServeOptions } from "./options.ts";
+import { Health } from "./_grpc_health.ts";
+import { addReflection } from "./_grpc_reflection.ts";
+
+/** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
+export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
+
+/** What a handler of one method does: turn a request into a reply through the operations. */
+type Handler<Request, Response> = (request: Request) => Promise<Response>;
+
+/** A request that could not be decoded; its handler answers with the decoder's error. */
+class BadRequest {
+  constructor(readonly error: unknown) {}
+}
+
+/** Everything a handler needs besides its request. */
+interface Context {
+  debug: boolean;
+  log: (line: string) => void;
+}
+
+/**
+ * Starts the gRPC server over a set of operations (the same object the HTTP server gets, so
+ * that both see the same data at once) and logs `Starting up the gRPC server on port N`.
+ *
+ * @param ops The operations to serve: a checked backend from `openBackend()`.
+ * @param options Where to listen, the limits, and logging (`debug` logs one line per call:
+ * method, status, duration).
+ * @returns The running server; `shutdown()` stops accepting calls and lets the calls in flight
+ * finish (for at most {@linkcode GRPC_SHUTDOWN_GRACE_MS}). It does not close `ops`.
+ * @throws {Error} When the address cannot be bound (a port in use, for example).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
+ * import { startGrpcServer } from "@purple/server";
+ *
+ * const ops = await openBackend({ kind: "memory" });
+ * const lines: string[] = [];
+ * const server = await startGrpcServer(ops, {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   limits: DEFAULT_LIMITS,
+ *   log: (line) => lines.push(line),
+ * });
+ * console.log(lines[0] === `Starting up the gRPC server on port ${server.port}`); // true
+ * await server.shutdown();
+ * await ops.close();
+ * ```
+ */
+export async function startGrpcServer(
+  ops: Operations,
+  options: ServeOptions,
+): Promise<RunningServer> {
+  const context: Context = { debug: options.debug ?? false, log: options.log ?? console.log };
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxRequestBytes(options.limits),
+  });
+  registerPurple(server, ops, context);
+  const health = new Health(Object.keys(GRPC_SERVICES).map((name) => `${PROTO_PACKAGE}.${name}`));
+  health.addTo(server);
+  addReflection(server);
+  const port = await bind(server, options.hostname, options.port, serverCredentials());
+  context.log(`Starting up the gRPC server on port ${port}`);
+  let stopping: Promise<void> | undefined;
+  return {
+    protocol: "gRPC",
+    port,
+    shutdown: () => stopping ??= stop(server, health),
+  };
+}
+
+/** The largest request: a value at the size limit, with its key, item and framing. */
+function maxRequestBytes(limits: Limits): number {
+  return limits.maxValueBytes + limits.maxKeyBytes + limits.maxItemBytes + 1024;
+}
+
+/** Plaintext for now; TLS credentials will be chosen here from the options. */
+function serverCredentials(): grpc.ServerCredentials {
+  return grpc.ServerCredentials.createInsecure();
+}
+
+function bind(
+  server: grpc.Server,
+  hostname: string,
+  port: number,
+  credentials: grpc.ServerCredentials,
+): Promise<number> {
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, credentials, (error, bound) => {
+      if (error) reject(error);
+      else resolve(bound);
+    });
+  });
+}
+
+function stop(server: grpc.Server, health: Health): Promise<void> {
+  health.shutdown();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, GRPC_SHUTDOWN_GRACE_MS);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function registerPurple(server: grpc.Server, ops: Operations, context: Context): void {
+  const noBytes = new Uint8Array(0);
+  const add = <S extends grpc.ServiceDefinition>(
+    service: S,
+    handlers: { [M in keyof S]: Handler<RequestOf<S[M]>, ResponseOf<S[M]>> },
+  ) => {
+    const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const name of Object.keys(service)) {
+      tolerant[name] = tolerate(service[name]);
+      implementation[name] = unary(service[name].path, handlers[name], context);
+    }
+    server.addService(tolerant, implementation);
+  };
+
+  add(GRPC_SERVICES.Cache, {
+    CacheGet: async ({ key }) => ({ value: await ops.cacheGet(key) }),
+    CacheSet: async ({ key, item }) => {
+      await ops.cacheSet(key, item?.value ?? "", item?.ttl ?? 0);
+      return {};
+    },
+  });
+  add(GRPC_SERVICES.Counter, {
+    CounterGet: async ({ key }) => ({ value: await ops.counterGet(key) }),
+    CounterIncrement: async ({ key, amount }) => ({
+      value: await ops.counterIncrement(key, amount),
+    }),
+    IncrementCounter: async ({ key, amount }) => {
+      await ops.counterIncrement(key, amount);
+      return {};
+    },
+    GetCounter: async ({ key }) => ({ value: await ops.counterGet(key) }),
+  });
+  add(GRPC_SERVICES.Flag, {
+    FlagGet: async ({ key }) => ({ value: await ops.flagGet(key) }),
+    FlagSet: async ({ key, value }) => {
+      await ops.flagSet(key, value);
+      return {};
+    },
+  });
+  add(GRPC_SERVICES.KV, {
+    KVGet: async ({ key }) => ({ value: { content: await ops.kvGet(key) } }),
+    KVPut: async ({ location, value }) => {
+      await ops.kvPut(location?.key ?? "", value?.content ?? noBytes);
+      return {};
+    },
+    KVDelete: async ({ key }) => {
+      await ops.kvDelete(key);
+      return {};
+    },
+  });
+  add(GRPC_SERVICES.Set, {
+    SetGet: async ({ set }) => ({ items: await ops.setGet(set) }),
+    SetAdd: async ({ set, item }) => ({ items: await ops.setAdd(set, item) }),
+    SetRemove: async ({ set, item }) => ({ items: await ops.setRemove(set, item) }),
+  });
+}
+
+type RequestOf<M> = M extends grpc.MethodDefinition<infer Request, infer _> ? Request : never;
+type ResponseOf<M> = M extends grpc.MethodDefinition<infer _, infer Response> ? Response : never;
+
+/** The method, with a request decoder that hands a malformed request to the handler. */
+function tolerate<Request, Response>(
+  method: grpc.MethodDefinition<Request, Response>,
+): grpc.MethodDefinition<Request | BadRequest, Response> {
+  const decode = method.requestDeserialize;
+  return {
+    path: method.path,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: () => {
+      throw new Error(`Cannot serialize a request of '${method.path}': this is the server`);
+    },
+    requestDeserialize: (bytes) => {
+      try {
+        return decode(bytes);
+      } catch (error) {
+        return new BadRequest(error);
+      }
+    },
+    responseSerialize: method.responseSerialize,
+    responseDeserialize: method.responseDeserialize,
+  };
+}
+
+function unary<Request, Response>(
+  path: string,
+  handler: Handler<Request, Response>,
+  context: Context,
+): grpc.handleUnaryCall<Request | BadRequest, Response> {
+  return (call, callback) => {
+    const start = context.debug ? performance.now() : 0;
+    const request = call.request;
+    const reply = request instanceof BadRequest ? Promise.reject(request.error) : handler(request);
+    reply.then(
+      (response) => {
+        if (context.debug) logCall(context, path, grpc.status.OK, start);
+        callback(null, response);
+      },
+      (error) => {
+        const status = statusOf(error, path, context);
+        if (context.debug) logCall(context, path, status.code, start);
+        callback(status);
+      },
+    );
+  };
+}
+
+/** Maps an error to its status: a Purple error keeps its message, anything else is hidden. */
+function statusOf(
+  error: unknown,
+  path: string,
+  context: Context,
+): { code: grpc.status; details: string } {
+  if (error instanceof PurpleError) {
+    const code: grpc.status = GRPC_STATUS[error.code];
+    if (code === grpc.status.UNAVAILABLE || code === grpc.status.INTERNAL) {
+      context.log(`${path} failed: ${error.message}`);
+    }
+    return { code, details: error.message };
+  }
+  context.log(`Internal error answering ${path}: ${(error as Error)?.stack ?? error}`);
+  return { code: GRPC_STATUS.INTERNAL, details: "Internal server error" };
+}
+
+function logCall(context: Context, path: string, code: grpc.status, start: number): void {
+  const ms = (performance.now() - start).toFixed(1);
+  context.log(`${path} ${grpc.status[code]} ${ms}ms`);
+}

@@ -1,0 +1,794 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import protobuf from "protobufjs";
+import descriptor from "protobufjs/ext/descriptor/index.js";
+import type { Operations } from "@purple/client";
+import {
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+  ValueTooLargeError,
+} from "@purple/client/errors";
+import { GRPC_SERVICES, GrpcClient } from "@purple/client/grpc";
+import { DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
+import { startGrpcServer } from "../server/grpc.ts";
+import type { RunningServer } from "../server/options.ts";
+import { PURPLE_PROTO } from "../server/_grpc_protos.ts";
+import * as messages from "../client/_grpc_messages.ts";
+import { Reader } from "../client/_proto.ts";
+import { conformance } from "./conformance.ts";
+import { REDIS_MISSING, startRedis } from "./_redis.ts";
+
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
+
+/** Starts a gRPC server over `ops` on a free loopback port, and a client for it. */
+async function serve(
+  ops: Operations,
+  options: { limits?: Limits; debug?: boolean; log?: (line: string) => void } = {},
+): Promise<{ server: RunningServer; client: GrpcClient; address: string }> {
+  const server = await startGrpcServer(ops, {
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: options.limits ?? DEFAULT_LIMITS,
+    debug: options.debug,
+    log: options.log ?? (() => {}),
+  });
+  const address = `127.0.0.1:${server.port}`;
+  return { server, client: new GrpcClient(address), address };
+}
+
+/** A grpc-js test with the sanitizers off: grpc-js keeps timers and sockets of its own. */
+function test(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conformance suite through GrpcClient → gRPC server → each backend.
+
+conformance("grpc → memory", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, client } = await serve(ops);
+  return {
+    ops: client,
+    close: async () => {
+      await client.close();
+      await server.shutdown();
+      await ops.close();
+    },
+  };
+});
+
+/** A target whose `reopen` restarts the server (and the backend) on the same store. */
+async function restartable(
+  open: () => Promise<Operations>,
+  cleanup: () => Promise<void>,
+): Promise<{ ops: Operations; reopen: () => Promise<Operations>; close: () => Promise<void> }> {
+  let ops = await open();
+  let running = await serve(ops);
+  const stop = async () => {
+    await running.client.close();
+    await running.server.shutdown();
+    await ops.close();
+  };
+  return {
+    ops: running.client,
+    reopen: async () => {
+      await stop();
+      ops = await open();
+      running = await serve(ops);
+      return running.client;
+    },
+    close: async () => {
+      await stop();
+      await cleanup();
+    },
+  };
+}
+
+conformance("grpc → disk", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "purple-grpc-disk-" });
+  return await restartable(
+    () => openBackend({ kind: "disk", dataDir }),
+    () => Deno.remove(dataDir, { recursive: true }),
+  );
+});
+
+if (REDIS_MISSING !== undefined) console.error(`!!! SKIPPING grpc → redis: ${REDIS_MISSING} !!!`);
+conformance("grpc → redis", async () => {
+  const redis = await startRedis();
+  return await restartable(
+    () => openBackend({ kind: "redis", redisUrl: redis.url }),
+    () => redis.stop(),
+  );
+}, { ignore: REDIS_MISSING !== undefined });
+
+// ---------------------------------------------------------------------------------------------
+// The hand-written codecs against protobufjs (what @grpc/proto-loader uses) on proto/purple.proto.
+
+const reference = protobuf.parse(await Deno.readTextFile("proto/purple.proto"), {
+  keepCase: true,
+}).root;
+
+/** Encodes with protobufjs; int64 values are given as strings, bytes as Uint8Array. */
+function referenceEncode(type: string, object: Record<string, unknown>): Uint8Array {
+  const message = reference.lookupType(`proto.${type}`);
+  return message.encode(message.fromObject(object)).finish();
+}
+
+/** Decodes with protobufjs as proto-loader's `longs: String, defaults: true` would. */
+function referenceDecode(type: string, bytes: Uint8Array): Record<string, unknown> {
+  const message = reference.lookupType(`proto.${type}`);
+  return message.toObject(message.decode(bytes), { longs: String, defaults: true });
+}
+
+/** One message in both shapes: ours (bigint, Uint8Array) and protobufjs's (string longs). */
+interface Sample {
+  type: string;
+  codec: messages.Codec<never>;
+  ours: unknown;
+  theirs: Record<string, unknown>;
+}
+
+function samples(): Sample[] {
+  const list: Sample[] = [];
+  const add = (type: string, codec: unknown, ours: unknown, theirs: Record<string, unknown>) =>
+    list.push({ type, codec: codec as messages.Codec<never>, ours, theirs });
+  const keys = ["k", "ключ", "键🔑", "nul\u0000byte", "\ufeffbom", "x".repeat(300)];
+  for (const key of keys) {
+    add("CacheGetRequest", messages.CACHE_GET_REQUEST, { key }, { key });
+    add("GetCounterRequest", messages.GET_COUNTER_REQUEST, { key }, { key });
+    add("FlagGetRequest", messages.FLAG_GET_REQUEST, { key }, { key });
+    add("Location", messages.LOCATION, { key }, { key });
+    add("GetSetRequest", messages.GET_SET_REQUEST, { set: key }, { set: key });
+    add("CacheGetResponse", messages.CACHE_GET_RESPONSE, { value: key }, { value: key });
+  }
+  for (const ttl of [1, 5, 127, 128, 3600, 2147483647, -1, -2147483648]) {
+    const item = { value: `v${ttl}`.repeat(ttl & 0x3f || 1), ttl };
+    add("CacheSetRequest", messages.CACHE_SET_REQUEST, { key: "k", item }, { key: "k", item });
+  }
+  const amounts = [
+    1n,
+    -1n,
+    127n,
+    128n,
+    2n ** 31n,
+    2n ** 32n,
+    9007199254740993n,
+    INT64_MAX,
+    INT64_MIN,
+  ];
+  for (const amount of amounts) {
+    add("IncrementCounterRequest", messages.INCREMENT_COUNTER_REQUEST, { key: "c", amount }, {
+      key: "c",
+      amount: String(amount),
+    });
+    add("GetCounterResponse", messages.GET_COUNTER_RESPONSE, { value: amount }, {
+      value: String(amount),
+    });
+  }
+  add("FlagSetRequest", messages.FLAG_SET_REQUEST, { key: "f", value: true }, {
+    key: "f",
+    value: true,
+  });
+  add("FlagResponse", messages.FLAG_RESPONSE, { value: true }, { value: true });
+  const binary = new Uint8Array(70_000).map((_, i) => (i * 7) % 256);
+  for (const content of [new Uint8Array([0, 255, 0xc3, 0x28]), binary]) {
+    add("GetResponse", messages.GET_RESPONSE, { value: { content } }, { value: { content } });
+    add("PutRequest", messages.PUT_REQUEST, { location: { key: "k" }, value: { content } }, {
+      location: { key: "k" },
+      value: { content },
+    });
+  }
+  add("ModifySetRequest", messages.MODIFY_SET_REQUEST, { set: "s", item: "i" }, {
+    set: "s",
+    item: "i",
+  });
+  const items = ["a", "b", "é", "😀", "x".repeat(200)];
+  add("SetResponse", messages.SET_RESPONSE, { items }, { items });
+  return list;
+}
+
+/** Our decoded message in protobufjs's shape, to compare the two. */
+function normalized(value: unknown): unknown {
+  if (typeof value === "bigint") return String(value);
+  if (value instanceof Uint8Array) return [...value];
+  if (Array.isArray(value)) return value.map(normalized);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normalized(v)]));
+  }
+  return value;
+}
+
+test("the codecs encode every message exactly as protobufjs does", () => {
+  for (const { type, codec, ours, theirs } of samples()) {
+    const mine = codec.encode(ours as never);
+    assert.deepEqual(
+      [...mine],
+      [...referenceEncode(type, theirs)],
+      `${type} ${Deno.inspect(ours)}`,
+    );
+  }
+  return Promise.resolve();
+});
+
+test("the codecs decode what protobufjs encodes", () => {
+  for (const { type, codec, theirs } of samples()) {
+    const decoded = codec.decode(referenceEncode(type, theirs));
+    assert.deepEqual(
+      normalized(decoded),
+      normalized(referenceDecode(type, referenceEncode(type, theirs))),
+      type,
+    );
+  }
+  return Promise.resolve();
+});
+
+test("the codecs omit proto3 defaults and read missing fields as defaults", () => {
+  assert.equal(messages.CACHE_GET_REQUEST.encode({ key: "" }).length, 0);
+  assert.equal(messages.GET_COUNTER_RESPONSE.encode({ value: 0n }).length, 0);
+  assert.equal(messages.FLAG_RESPONSE.encode({ value: false }).length, 0);
+  assert.equal(messages.INCREMENT_COUNTER_REQUEST.encode({ key: "", amount: 0n }).length, 0);
+  // An embedded message is written when present, even empty (it has presence).
+  assert.deepEqual(
+    [...messages.CACHE_SET_REQUEST.encode({ key: "", item: { value: "", ttl: 0 } })],
+    [
+      0x12,
+      0,
+    ],
+  );
+  const empty = new Uint8Array(0);
+  assert.deepEqual(messages.CACHE_SET_REQUEST.decode(empty), { key: "" });
+  assert.deepEqual(messages.INCREMENT_COUNTER_REQUEST.decode(empty), { key: "", amount: 0n });
+  assert.deepEqual(messages.FLAG_SET_REQUEST.decode(empty), { key: "", value: false });
+  assert.deepEqual(messages.PUT_REQUEST.decode(empty), {});
+  assert.deepEqual(messages.SET_RESPONSE.decode(empty), { items: [] });
+  // protobufjs writes explicitly set defaults; they read back as defaults.
+  const explicit = referenceEncode("IncrementCounterRequest", { key: "", amount: "0" });
+  assert.deepEqual(messages.INCREMENT_COUNTER_REQUEST.decode(explicit), { key: "", amount: 0n });
+  return Promise.resolve();
+});
+
+test("the codecs skip unknown fields of every wire type", () => {
+  const unknown = [
+    0x78,
+    0x96,
+    0x01, // field 15, varint 150
+    0x81,
+    0x01,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8, // field 16, fixed64
+    0x8a,
+    0x01,
+    3,
+    0x61,
+    0x62,
+    0x63, // field 17, length-delimited "abc"
+    0x95,
+    0x01,
+    1,
+    2,
+    3,
+    4, // field 18, fixed32
+  ];
+  const known = [...referenceEncode("IncrementCounterRequest", { key: "k", amount: "-5" })];
+  const withUnknown = new Uint8Array([...unknown, ...known, ...unknown]);
+  assert.deepEqual(messages.INCREMENT_COUNTER_REQUEST.decode(withUnknown), {
+    key: "k",
+    amount: -5n,
+  });
+  assert.deepEqual(messages.EMPTY.decode(new Uint8Array(unknown)), {});
+  const nested = new Uint8Array([0x0a, 1, 0x6b, 0x12, 2 + unknown.length, ...unknown, 0x10, 7]);
+  assert.deepEqual(messages.CACHE_SET_REQUEST.decode(nested), {
+    key: "k",
+    item: { value: "", ttl: 7 },
+  });
+  return Promise.resolve();
+});
+
+test("the codecs refuse truncated messages and strings that are not UTF-8", () => {
+  const bad = [
+    [0x0a, 5, 0x61], // A string longer than the message.
+    [0x10, 0x80], // A varint cut short.
+    [0x0a, 2, 0xc3, 0x28], // Not UTF-8.
+    [0x0a, 3, 0xed, 0xa0, 0x80], // An encoded surrogate (CESU-8), not UTF-8.
+    [0x0b], // Wire type 3 (groups) is not supported.
+  ];
+  for (const bytes of bad) {
+    assert.throws(
+      () => messages.INCREMENT_COUNTER_REQUEST.decode(new Uint8Array(bytes)),
+      InvalidArgumentError,
+      `${bytes}`,
+    );
+  }
+  return Promise.resolve();
+});
+
+test("int64 varints round-trip at every edge", () => {
+  const edges = [0n, 1n, -1n, 2n ** 28n - 1n, 2n ** 28n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 53n + 1n];
+  for (const edge of [...edges, -edges[3], -edges[7], INT64_MAX, INT64_MIN, INT64_MIN + 1n]) {
+    const bytes = messages.GET_COUNTER_RESPONSE.encode({ value: edge });
+    assert.deepEqual(messages.GET_COUNTER_RESPONSE.decode(bytes), { value: edge });
+    assert.equal(referenceDecode("GetCounterResponse", bytes).value, String(edge));
+  }
+  return Promise.resolve();
+});
+
+test("server/_grpc_protos.ts holds a verbatim copy of proto/purple.proto", async () => {
+  assert.equal(PURPLE_PROTO, await Deno.readTextFile("proto/purple.proto"));
+});
+
+// ---------------------------------------------------------------------------------------------
+// The server: extra methods, health, reflection, errors, shutdown.
+
+test("IncrementCounter and GetCounter of the earlier release work", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, address, client } = await serve(ops);
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    const call = <Req, Res>(method: grpc.MethodDefinition<Req, Res>, request: Req) =>
+      new Promise<Res>((resolve, reject) =>
+        raw.makeUnaryRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          request,
+          (error, reply) => error ? reject(error) : resolve(reply!),
+        )
+      );
+    const { IncrementCounter, GetCounter } = GRPC_SERVICES.Counter;
+    assert.deepEqual(await call(IncrementCounter, { key: "old", amount: 2n ** 60n }), {});
+    assert.deepEqual(await call(IncrementCounter, { key: "old", amount: 1n }), {});
+    assert.deepEqual(await call(GetCounter, { key: "old" }), { value: 2n ** 60n + 1n });
+    assert.equal(await client.counterGet("old"), 2n ** 60n + 1n);
+  } finally {
+    raw.close();
+    await client.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+/** Calls a method with raw bytes, as a client with other codecs (or a broken one) would. */
+function callRaw(address: string, path: string, bytes: Uint8Array): Promise<Uint8Array> {
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  return new Promise<Uint8Array>((resolve, reject) =>
+    raw.makeUnaryRequest(
+      path,
+      (value: Uint8Array) => Buffer.from(value),
+      (value: Buffer) => new Uint8Array(value),
+      bytes,
+      (error, reply) => error ? reject(error) : resolve(reply!),
+    )
+  ).finally(() => raw.close());
+}
+
+test("a malformed request, or a key that is not UTF-8, is INVALID_ARGUMENT", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, address } = await serve(ops);
+  try {
+    for (const bytes of [[0x0a, 9, 0x61], [0x0a, 2, 0xc3, 0x28]]) {
+      await assert.rejects(
+        callRaw(address, "/proto.Cache/CacheGet", new Uint8Array(bytes)),
+        (error: grpc.ServiceError) => {
+          assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+          assert.match(error.details, /^Bad message: /);
+          return true;
+        },
+      );
+    }
+  } finally {
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+test("a missing CacheItem is an empty value: INVALID_ARGUMENT", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, address } = await serve(ops);
+  try {
+    const request = messages.CACHE_SET_REQUEST.encode({ key: "k" });
+    await assert.rejects(callRaw(address, "/proto.Cache/CacheSet", request), {
+      code: grpc.status.INVALID_ARGUMENT,
+    });
+  } finally {
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+test("the health service answers SERVING, then NOT_SERVING at shutdown", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, address } = await serve(ops);
+  const health = healthTypes();
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  const check = (service: string) =>
+    new Promise<number>((resolve, reject) =>
+      raw.makeUnaryRequest(
+        "/grpc.health.v1.Health/Check",
+        health.request,
+        health.response,
+        service,
+        (error, reply) => error ? reject(error) : resolve(reply!),
+      )
+    );
+  try {
+    assert.equal(await check(""), 1);
+    for (const name of ["Cache", "Counter", "Flag", "KV", "Set"]) {
+      assert.equal(await check(`proto.${name}`), 1);
+    }
+    await assert.rejects(check("proto.Nope"), { code: grpc.status.NOT_FOUND });
+    const watch = raw.makeServerStreamRequest(
+      "/grpc.health.v1.Health/Watch",
+      health.request,
+      health.response,
+      "",
+    );
+    const seen: number[] = [];
+    const ended = new Promise<void>((resolve) => {
+      watch.on("data", (status: number) => seen.push(status));
+      watch.on("error", () => {});
+      watch.on("status", () => resolve());
+    });
+    while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(seen, [1]);
+    await server.shutdown();
+    await ended;
+    assert.deepEqual(seen, [1, 2]);
+  } finally {
+    raw.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+/** Health messages by hand: a request carries the service name, a response the status. */
+function healthTypes() {
+  return {
+    request: (service: string) => {
+      const bytes = new TextEncoder().encode(service);
+      return Buffer.from(bytes.length === 0 ? [] : [0x0a, bytes.length, ...bytes]);
+    },
+    response: (bytes: Buffer) => {
+      const reader = new Reader(bytes);
+      let status = 0;
+      while (reader.more()) {
+        const key = reader.uint32();
+        if (key === 0x08) status = reader.uint32();
+        else reader.skip(key);
+      }
+      return status;
+    },
+  };
+}
+
+test("reflection lists the services and describes them from the embedded protos", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, address } = await serve(ops);
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  /** Sends one ServerReflectionRequest and returns the fields of the response. */
+  const reflect = (version: string, request: number[]) =>
+    new Promise<Map<number, Uint8Array[]>>((resolve, reject) => {
+      const stream = raw.makeBidiStreamRequest(
+        `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+        (value: number[]) => Buffer.from(value),
+        (value: Buffer) => value,
+      );
+      stream.on("data", (reply: Buffer) => {
+        resolve(fields(reply));
+        stream.end();
+      });
+      stream.on("error", reject);
+      stream.write(request);
+    });
+  try {
+    for (const version of ["v1", "v1alpha"]) {
+      // list_services (field 7) "*"
+      const listed = await reflect(version, [0x3a, 1, 0x2a]);
+      const services = fields(listed.get(6)![0]).get(1)!.map((service) =>
+        new TextDecoder().decode(fields(service).get(1)![0])
+      );
+      assert.deepEqual(services.sort(), [
+        "grpc.health.v1.Health",
+        "proto.Cache",
+        "proto.Counter",
+        "proto.Flag",
+        "proto.KV",
+        "proto.Set",
+      ]);
+    }
+    // file_containing_symbol (field 4) "proto.Counter"
+    const symbol = [...new TextEncoder().encode("proto.Counter")];
+    const described = await reflect("v1", [0x22, symbol.length, ...symbol]);
+    const files = fields(described.get(4)![0]).get(1)!.map((bytes) =>
+      descriptor.FileDescriptorProto.decode(bytes) as unknown as {
+        name: string;
+        service: { name: string; method: { name: string }[] }[];
+      }
+    );
+    assert.equal(files[0].name, "purple.proto");
+    const counter = files[0].service.find((service) => service.name === "Counter")!;
+    assert.deepEqual(counter.method.map((method) => method.name), [
+      "CounterGet",
+      "CounterIncrement",
+      "IncrementCounter",
+      "GetCounter",
+    ]);
+  } finally {
+    raw.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+/** The length-delimited fields of a message, by number. */
+function fields(bytes: Uint8Array): Map<number, Uint8Array[]> {
+  const reader = new Reader(bytes);
+  const found = new Map<number, Uint8Array[]>();
+  while (reader.more()) {
+    const key = reader.uint32();
+    if ((key & 7) !== 2) {
+      reader.skip(key);
+      continue;
+    }
+    const list = found.get(key >>> 3) ?? [];
+    list.push(reader.bytesView());
+    found.set(key >>> 3, list);
+  }
+  return found;
+}
+
+/** Operations whose every method throws `error` (or waits, then answers). */
+function failing(error: Error): Operations {
+  const fail = () => Promise.reject(error);
+  return {
+    cacheGet: fail,
+    cacheSet: fail,
+    counterIncrement: fail,
+    counterGet: fail,
+    flagGet: fail,
+    flagSet: fail,
+    kvGet: fail,
+    kvPut: fail,
+    kvDelete: fail,
+    setGet: fail,
+    setAdd: fail,
+    setRemove: fail,
+    close: () => Promise.resolve(),
+  };
+}
+
+test("an unexpected error is INTERNAL with a generic message; the details are logged", async () => {
+  const lines: string[] = [];
+  const secret = new Error("connection string redis://admin:hunter2@10.0.0.5 refused");
+  const { server, client } = await serve(failing(secret), { log: (line) => lines.push(line) });
+  try {
+    await assert.rejects(client.cacheGet("k"), (error: unknown) => {
+      assert.ok(error instanceof InternalError);
+      assert.equal(error.message, "Internal server error");
+      return true;
+    });
+    assert.ok(lines.some((line) => line.includes("hunter2") && line.includes("CacheGet")));
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+test("a backend that is down is UNAVAILABLE: UnavailableError with the server's message", async () => {
+  const down = new UnavailableError("Cannot reach Redis at redis://127.0.0.1:1");
+  const { server, client } = await serve(failing(down));
+  try {
+    await assert.rejects(client.setGet("s"), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError);
+      assert.match(error.message, /Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+      return true;
+    });
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+test("a request over the message size limit is RESOURCE_EXHAUSTED: ValueTooLargeError", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 1024 };
+  const ops = await openBackend({ kind: "memory", limits });
+  const { server, client } = await serve(ops, { limits });
+  try {
+    await client.kvPut("fits", new Uint8Array(1024));
+    await assert.rejects(client.kvPut("over", new Uint8Array(1025)), ValueTooLargeError);
+    await assert.rejects(client.kvPut("far-over", new Uint8Array(100_000)), ValueTooLargeError);
+    await assert.rejects(client.cacheSet("far-over", "x".repeat(100_000)), ValueTooLargeError);
+  } finally {
+    await client.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+test("--debug logs one line per call: method, status, duration", async () => {
+  const lines: string[] = [];
+  const ops = await openBackend({ kind: "memory" });
+  const { server, client } = await serve(ops, { debug: true, log: (line) => lines.push(line) });
+  try {
+    await client.flagSet("f", true);
+    await assert.rejects(client.kvGet("missing"), NotFoundError);
+    assert.match(lines[0], /^Starting up the gRPC server on port \d+$/);
+    assert.match(lines[1], /^\/proto\.Flag\/FlagSet OK \d+\.\dms$/);
+    assert.match(lines[2], /^\/proto\.KV\/KVGet NOT_FOUND \d+\.\dms$/);
+    assert.equal(lines.length, 3);
+  } finally {
+    await client.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+/** Operations whose reads wait `ms` before answering, counting the calls. */
+function slow(ms: number): Operations & { calls: number } {
+  const ops = failing(new Error("not used")) as Operations & { calls: number };
+  ops.calls = 0;
+  ops.counterGet = async () => {
+    ops.calls++;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return 42n;
+  };
+  ops.counterIncrement = () => {
+    ops.calls++;
+    return Promise.resolve(1n);
+  };
+  return ops;
+}
+
+test("shutdown() lets calls in flight finish and refuses new ones", async () => {
+  const ops = slow(300);
+  const { server, client } = await serve(ops);
+  try {
+    const inFlight = client.counterGet("c");
+    while (ops.calls === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const started = performance.now();
+    await server.shutdown();
+    assert.equal(await inFlight, 42n);
+    assert.ok(performance.now() - started < 2_000, "shutdown waited for the grace timer");
+    await assert.rejects(client.counterGet("c"), UnavailableError);
+  } finally {
+    await client.close();
+  }
+});
+
+test("a call past its deadline is an UnavailableError that says so", async () => {
+  const ops = slow(1_000);
+  const { server, address } = await serve(ops);
+  const client = new GrpcClient(address, { timeoutMs: 150 });
+  try {
+    let started = performance.now();
+    await assert.rejects(client.counterGet("c"), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError);
+      assert.match(error.message, /deadline of 150 ms/);
+      return true;
+    });
+    assert.ok(performance.now() - started < 900);
+    started = performance.now();
+    await assert.rejects(client.counterGet("c", { deadlineMs: 50 }), /deadline of 50 ms/);
+    assert.ok(performance.now() - started < 900);
+    assert.equal(await client.counterGet("c", { deadlineMs: 5_000 }), 42n);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+test("an aborted signal cancels the call with the signal's reason", async () => {
+  const ops = slow(1_000);
+  const { server, client } = await serve(ops);
+  try {
+    const controller = new AbortController();
+    const call = client.counterGet("c", { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("user gave up")), 50);
+    await assert.rejects(call, /user gave up/);
+    const calls = ops.calls;
+    await assert.rejects(client.counterGet("c", { signal: AbortSignal.abort() }), {
+      name: "AbortError",
+    });
+    assert.equal(ops.calls, calls, "an already aborted call was sent");
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+test("close() lets calls in flight finish; later calls are UnavailableError", async () => {
+  const ops = slow(200);
+  const { server, client } = await serve(ops);
+  try {
+    const inFlight = client.counterGet("c");
+    while (ops.calls === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await client.close();
+    await client.close();
+    assert.equal(await inFlight, 42n);
+    await assert.rejects(client.counterGet("c"), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError);
+      assert.match(error.message, /client is closed/);
+      return true;
+    });
+  } finally {
+    await server.shutdown();
+  }
+});
+
+test("GrpcClient refuses what it cannot carry before any call", async () => {
+  const ops = slow(0);
+  const { server, client } = await serve(ops);
+  try {
+    const refused: Array<() => Promise<unknown>> = [
+      () => client.counterIncrement("c", 1.5),
+      () => client.counterIncrement("c", 2 ** 53 + 2),
+      () => client.counterIncrement("c", 2n ** 63n),
+      () => client.counterIncrement("", 1),
+      () => client.counterIncrement("lone\ud800", 1),
+      () => client.flagSet("f", "true" as unknown as boolean),
+      () => client.cacheSet("k", "v", 0.5),
+      () => client.kvPut("k", "lone\udc00"),
+      () => client.kvPut("k", 42 as unknown as string),
+      () => client.setAdd("s", ""),
+    ];
+    for (const call of refused) await assert.rejects(call(), InvalidArgumentError);
+    assert.equal(ops.calls, 0);
+    assert.equal(await client.counterIncrement("c", 1), 1n);
+    assert.equal(ops.calls, 1);
+    assert.throws(() => new GrpcClient("127.0.0.1:1", { timeoutMs: 0 }), InvalidArgumentError);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+test("a server that is not there is UnavailableError, quickly", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const client = new GrpcClient(`127.0.0.1:${port}`);
+  try {
+    const started = performance.now();
+    await assert.rejects(client.cacheGet("k"), UnavailableError);
+    assert.ok(performance.now() - started < 3_000);
+  } finally {
+    await client.close();
+  }
+});
+
+test("one server, many clients: a unary round-trip rate (printed)", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, client } = await serve(ops);
+  try {
+    await client.counterIncrement("warm", 1);
+    const total = 5_000;
+    let sent = 0;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (sent < total) {
+        sent++;
+        await client.counterIncrement("rate", 1);
+      }
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(await client.counterGet("rate"), BigInt(total));
+    console.log(
+      `    ${
+        Math.round(total / seconds)
+      } CounterIncrement calls/s (client and server in one process)`,
+    );
+  } finally {
+    await client.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
