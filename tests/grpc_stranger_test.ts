@@ -1,0 +1,135 @@
+/**
+ * A stranger's client: built from `proto/purple.proto` alone with @grpc/proto-loader and
+ * grpc-js, as someone without Purple's client code would, calling every method.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { DEFAULT_LIMITS, openBackend } from "../backends/mod.ts";
+import { startGrpcServer } from "../server/grpc.ts";
+
+type Call = (request: object) => Promise<Record<string, unknown>>;
+type Stub = Record<string, Call> & { close(): void };
+
+/** The services of the proto, as promise-returning stubs. */
+function stubs(address: string): Record<string, Stub> {
+  const definition = protoLoader.loadSync("proto/purple.proto", {
+    keepCase: true,
+    longs: String,
+    defaults: true,
+  });
+  // deno-lint-ignore no-explicit-any
+  const { proto } = grpc.loadPackageDefinition(definition) as any;
+  const found: Record<string, Stub> = {};
+  for (const name of ["Cache", "Counter", "Flag", "KV", "Set"]) {
+    const client = new proto[name](address, grpc.credentials.createInsecure());
+    const stub = { close: () => client.close() } as Stub;
+    for (const method of Object.keys(proto[name].service)) {
+      stub[method] = (request) =>
+        new Promise((resolve, reject) =>
+          client[method](
+            request,
+            (error: grpc.ServiceError | null, reply: never) =>
+              error ? reject(error) : resolve(reply),
+          )
+        );
+    }
+    found[name] = stub;
+  }
+  return found;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: grpc.status): Promise<void> {
+  await assert.rejects(promise, (error: grpc.ServiceError) => {
+    assert.equal(grpc.status[error.code], grpc.status[code], error.details);
+    return true;
+  });
+}
+
+Deno.test({
+  name: "a client built from proto/purple.proto alone can call every method",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const ops = await openBackend({ kind: "memory" });
+    const server = await startGrpcServer(ops, {
+      hostname: "127.0.0.1",
+      port: 0,
+      limits: DEFAULT_LIMITS,
+      log: () => {},
+    });
+    const { Cache, Counter, Flag, KV, Set } = stubs(`127.0.0.1:${server.port}`);
+    try {
+      assert.deepEqual(
+        Object.keys(Counter).sort(),
+        ["CounterGet", "CounterIncrement", "GetCounter", "IncrementCounter", "close"],
+      );
+
+      // Cache: a missing key is NOT_FOUND (the original answered OK and an empty value).
+      await rejectsWith(Cache.CacheGet({ key: "missing" }), grpc.status.NOT_FOUND);
+      assert.deepEqual(await Cache.CacheSet({ key: "c", item: { value: "v", ttl: 60 } }), {});
+      assert.deepEqual(await Cache.CacheGet({ key: "c" }), { value: "v" });
+      await Cache.CacheSet({ key: "default-ttl", item: { value: "w" } });
+      assert.deepEqual(await Cache.CacheGet({ key: "default-ttl" }), { value: "w" });
+      await rejectsWith(
+        Cache.CacheSet({ key: "c", item: { value: "v", ttl: -1 } }),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      await rejectsWith(Cache.CacheSet({ key: "c" }), grpc.status.INVALID_ARGUMENT);
+
+      // Counter: int64 exactly, as strings (longs: String).
+      assert.deepEqual(await Counter.CounterGet({ key: "n" }), { value: "0" });
+      assert.deepEqual(
+        await Counter.CounterIncrement({ key: "n", amount: "9007199254740993" }),
+        { value: "9007199254740993" },
+      );
+      assert.deepEqual(await Counter.CounterGet({ key: "n" }), { value: "9007199254740993" });
+      assert.deepEqual(await Counter.IncrementCounter({ key: "n", amount: "-3" }), {});
+      assert.deepEqual(await Counter.GetCounter({ key: "n" }), { value: "9007199254740990" });
+      await Counter.CounterIncrement({ key: "max", amount: "9223372036854775807" });
+      await rejectsWith(
+        Counter.CounterIncrement({ key: "max", amount: "1" }),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      assert.deepEqual(await Counter.GetCounter({ key: "max" }), { value: "9223372036854775807" });
+
+      // Flag (the original forgot to register it).
+      assert.deepEqual(await Flag.FlagGet({ key: "f" }), { value: false });
+      assert.deepEqual(await Flag.FlagSet({ key: "f", value: true }), {});
+      assert.deepEqual(await Flag.FlagGet({ key: "f" }), { value: true });
+
+      // KV: arbitrary bytes.
+      const bytes = Buffer.from([0, 255, 0xc3, 0x28, 10]);
+      await rejectsWith(KV.KVGet({ key: "k" }), grpc.status.NOT_FOUND);
+      assert.deepEqual(await KV.KVPut({ location: { key: "k" }, value: { content: bytes } }), {});
+      const got = await KV.KVGet({ key: "k" }) as { value: { content: Buffer } };
+      assert.deepEqual([...got.value.content], [...bytes]);
+      await rejectsWith(
+        KV.KVPut({ location: { key: "big" }, value: { content: Buffer.alloc(1024 * 1024 + 1) } }),
+        grpc.status.RESOURCE_EXHAUSTED,
+      );
+      await rejectsWith(
+        KV.KVPut({ location: { key: "k" }, value: { content: Buffer.alloc(0) } }),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      assert.deepEqual(await KV.KVDelete({ key: "k" }), {});
+      await rejectsWith(KV.KVDelete({ key: "k" }), grpc.status.NOT_FOUND);
+
+      // Set: sorted items.
+      assert.deepEqual(await Set.SetGet({ set: "s" }), { items: [] });
+      assert.deepEqual(await Set.SetAdd({ set: "s", item: "b" }), { items: ["b"] });
+      assert.deepEqual(await Set.SetAdd({ set: "s", item: "a" }), { items: ["a", "b"] });
+      assert.deepEqual(await Set.SetRemove({ set: "s", item: "b" }), { items: ["a"] });
+      assert.deepEqual(await Set.SetGet({ set: "s" }), { items: ["a"] });
+
+      // An empty key is bad input everywhere.
+      await rejectsWith(Set.SetGet({ set: "" }), grpc.status.INVALID_ARGUMENT);
+    } finally {
+      for (const stub of [Cache, Counter, Flag, KV, Set]) stub.close();
+      await server.shutdown();
+      await ops.close();
+    }
+  },
+});
