@@ -1,0 +1,60 @@
+/**
+ * Purple: a cache with TTL, counters, flags, key/value and sets that many processes share,
+ * served over HTTP and gRPC, stored in memory, on disk (Deno KV) or in Redis.
+ *
+ * Run as a command, this module is `purple`:
+ *
+ * ```sh
+ * deno run -A --unstable-kv jsr:@purple/server            # HTTP on 8080, gRPC on 8081, disk
+ * deno run -A --unstable-kv jsr:@purple/server http --backend memory --port 3000
+ * ```
+ *
+ * Imported, it gives the pieces to embed Purple in a program: the servers, the command line,
+ * and (from `@purple/server/backends`) the backends.
+ *
+ * @example Serving the memory backend over HTTP on a free port
+ * ```ts
+ * import { startHttpServer } from "@purple/server";
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
+ *
+ * const ops = await openBackend({ kind: "memory" });
+ * const server = await startHttpServer(ops, {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   limits: DEFAULT_LIMITS,
+ * });
+ * const answer = await fetch(`http://127.0.0.1:${server.port}/sets/todos?item=shopping`, {
+ *   method: "PUT",
+ * });
+ * console.log(await answer.json()); // { set: "todos", items: ["shopping"] }
+ * await server.shutdown();
+ * await ops.close();
+ * ```
+ *
+ * @module
+ */
+
+import { main } from "./server/cli.ts";
+
+export {
+  type CliCommand,
+  type CliConfig,
+  DEFAULT_GRPC_PORT,
+  DEFAULT_HOST,
+  DEFAULT_HTTP_PORT,
+  HELP,
+  main,
+  parseCli,
+  UsageError,
+  VERSION,
+} from "./server/cli.ts";
+export {
+  createHttpApp,
+  type HttpAppOptions,
+  jsonBodyLimit,
+  startHttpServer,
+} from "./server/http.ts";
+export { startGrpcServer } from "./server/grpc.ts";
+export type { RunningServer, ServeOptions } from "./server/options.ts";
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
