@@ -30,12 +30,14 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
+import { createServer as createTcpServer, type Server as TcpServer } from "node:net";
 import type { Operations } from "@purple/client";
 import { GRPC_STATUS, PurpleError } from "@purple/client/errors";
 import { GRPC_SERVICES, PROTO_PACKAGE } from "@purple/client/grpc";
 import type { Limits } from "../backends/limits.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
 import { Health } from "./_grpc_health.ts";
+import { guardSocket } from "./_grpc_goaway_guard.ts";
 import { addReflection } from "./_grpc_reflection.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
@@ -96,13 +98,14 @@ export async function startGrpcServer(
   const health = new Health(Object.keys(GRPC_SERVICES).map((name) => `${PROTO_PACKAGE}.${name}`));
   health.addTo(server);
   addReflection(server);
-  const port = await bind(server, options.hostname, options.port, serverCredentials());
+  const listener = await listen(server, options.hostname, options.port, serverCredentials());
+  const port = (listener.address() as { port: number }).port;
   context.log(`Starting up the gRPC server on port ${port}`);
   let stopping: Promise<void> | undefined;
   return {
     protocol: "gRPC",
     port,
-    shutdown: () => stopping ??= stop(server, health),
+    shutdown: () => stopping ??= stop(server, listener, health),
   };
 }
 
@@ -111,27 +114,40 @@ function maxRequestBytes(limits: Limits): number {
   return limits.maxValueBytes + limits.maxKeyBytes + limits.maxItemBytes + 1024;
 }
 
-/** Plaintext for now; TLS credentials will be chosen here from the options. */
+/**
+ * Plaintext for now. With TLS, the listener will have to terminate TLS itself (`node:tls`)
+ * and hand decrypted sockets to the guard and an insecure injector: the guard reads frames.
+ */
 function serverCredentials(): grpc.ServerCredentials {
   return grpc.ServerCredentials.createInsecure();
 }
 
-function bind(
+/**
+ * Listens on TCP and hands each connection to grpc-js through the GOAWAY guard (see
+ * `_grpc_goaway_guard.ts`) instead of letting grpc-js bind the port itself.
+ */
+function listen(
   server: grpc.Server,
   hostname: string,
   port: number,
   credentials: grpc.ServerCredentials,
-): Promise<number> {
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+): Promise<TcpServer> {
+  const injector = server.createConnectionInjector(credentials);
+  const listener = createTcpServer((socket) => {
+    socket.setNoDelay(true);
+    injector.injectConnection(guardSocket(socket));
+  });
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, credentials, (error, bound) => {
-      if (error) reject(error);
-      else resolve(bound);
+    listener.once("error", reject);
+    listener.listen(port, hostname, () => {
+      listener.off("error", reject);
+      resolve(listener);
     });
   });
 }
 
-function stop(server: grpc.Server, health: Health): Promise<void> {
+function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise<void> {
+  listener.close();
   health.shutdown();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

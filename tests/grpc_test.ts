@@ -16,6 +16,7 @@ import { DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
 import { startGrpcServer } from "../server/grpc.ts";
 import type { RunningServer } from "../server/options.ts";
 import { PURPLE_PROTO } from "../server/_grpc_protos.ts";
+import { GoawayFilter } from "../server/_grpc_goaway_guard.ts";
 import * as messages from "../client/_grpc_messages.ts";
 import { Reader } from "../client/_proto.ts";
 import { conformance } from "./conformance.ts";
@@ -786,6 +787,84 @@ test("one server, many clients: a unary round-trip rate (printed)", async () => 
         Math.round(total / seconds)
       } CounterIncrement calls/s (client and server in one process)`,
     );
+  } finally {
+    await client.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The GOAWAY guard (server/_grpc_goaway_guard.ts), against denoland/deno#36788.
+
+/** An HTTP/2 frame: 9-byte header and payload. */
+function frame(type: number, payload: number[], stream = 1): number[] {
+  const length = payload.length;
+  return [length >> 16, (length >> 8) & 0xff, length & 0xff, type, 0, 0, 0, 0, stream, ...payload];
+}
+
+test("GoawayFilter drops GOAWAY frames wherever the chunks are cut", () => {
+  const preface = [...new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")];
+  const settings = frame(0x4, [0, 3, 0, 0, 0, 100], 0);
+  const headers = frame(0x1, Array.from({ length: 20 }, (_, i) => i));
+  const goaway = frame(0x7, [0, 0, 0, 1, 0, 0, 0, 0, 0x64, 0x65, 0x62, 0x75, 0x67], 0);
+  const data = frame(0x0, Array.from({ length: 40 }, (_, i) => 200 - i));
+  const empty = frame(0x7, [], 0); // Malformed (too short), dropped all the same.
+  const input = [...preface, ...settings, ...headers, ...goaway, ...data, ...empty, ...goaway];
+  const expected = [...preface, ...settings, ...headers, ...data];
+  const run = (cuts: number[]) => {
+    const filter = new GoawayFilter();
+    const out: number[] = [];
+    let from = 0;
+    for (const to of [...cuts, input.length]) {
+      for (const part of filter.filter(Buffer.from(input.slice(from, to)))) out.push(...part);
+      from = to;
+    }
+    assert.deepEqual(out, expected, `cut at ${cuts}`);
+    assert.equal(filter.dropped, 3);
+  };
+  run([]);
+  for (let cut = 1; cut < input.length; cut++) run([cut]);
+  for (let a = 1; a < input.length; a += 3) {
+    for (let b = a + 1; b < input.length; b += 5) run([a, b]);
+  }
+  run(Array.from({ length: input.length - 1 }, (_, i) => i + 1)); // One byte at a time.
+  return Promise.resolve();
+});
+
+test("GoawayFilter passes a chunk without GOAWAY through as is", () => {
+  const filter = new GoawayFilter();
+  filter.filter(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  const chunk = Buffer.from([...frame(0x1, [1, 2, 3]), ...frame(0x0, [4, 5])]);
+  const out = filter.filter(chunk);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].buffer, chunk.buffer);
+  return Promise.resolve();
+});
+
+test("the server survives a client in another process closing after 300 calls", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const { server, address, client } = await serve(ops);
+  try {
+    const script = `
+      import { GrpcClient } from "@purple/client/grpc";
+      const client = new GrpcClient(${JSON.stringify(address)});
+      for (let i = 0; i < 300; i++) await client.counterIncrement("closing", 1);
+      await client.close();
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script],
+      cwd: new URL("..", import.meta.url),
+      stdout: "null",
+      stderr: "inherit",
+    });
+    for (let round = 1; round <= 2; round++) {
+      const { success } = await child.output();
+      assert.ok(success, "the client process failed");
+      // Without the guard, Deno 2.9.6 aborts this process when the client's GOAWAY arrives.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await client.counterGet("closing"), BigInt(300 * round));
+    }
   } finally {
     await client.close();
     await server.shutdown();
