@@ -66,7 +66,8 @@ interface Context {
  * method, status, duration).
  * @returns The running server; `shutdown()` stops accepting calls and lets the calls in flight
  * finish (for at most {@linkcode GRPC_SHUTDOWN_GRACE_MS}). It does not close `ops`.
- * @throws {Error} When the address cannot be bound (a port in use, for example).
+ * @throws {Deno.errors.AddrInUse} When the port is taken (and the other `Deno.errors` that
+ * `Deno.serve` would throw for an address that cannot be bound or resolved).
  *
  * @example
  * ```ts
@@ -138,12 +139,33 @@ function listen(
     injector.injectConnection(guardSocket(socket));
   });
   return new Promise((resolve, reject) => {
-    listener.once("error", reject);
+    const fail = (error: Error) => reject(listenError(error));
+    listener.once("error", fail);
     listener.listen(port, hostname, () => {
-      listener.off("error", reject);
+      listener.off("error", fail);
       resolve(listener);
     });
   });
+}
+
+/** The `Deno.errors` class of a failure to listen, as `Deno.serve` would throw it. */
+function listenError(error: Error & { code?: string }): Error {
+  const detail = `${error.message.replace(/^listen \w+: /, "")} (gRPC)`;
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new Deno.errors.AddrInUse(detail, { cause: error });
+    case "EADDRNOTAVAIL":
+    case "EINVAL":
+      return new Deno.errors.AddrNotAvailable(detail, { cause: error });
+    case "EACCES":
+    case "EPERM":
+      return new Deno.errors.PermissionDenied(detail, { cause: error });
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new Deno.errors.NotFound(detail, { cause: error });
+    default:
+      return error;
+  }
 }
 
 function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise<void> {

@@ -665,6 +665,25 @@ test("shutdown() lets calls in flight finish and refuses new ones", async () => 
   }
 });
 
+test("startGrpcServer() on a port in use throws Deno.errors.AddrInUse, as Deno.serve does", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const ops = await openBackend({ kind: "memory" });
+  try {
+    const options = { hostname: "127.0.0.1", port: (taken.addr as Deno.NetAddr).port };
+    await assert.rejects(
+      startGrpcServer(ops, { ...options, limits: DEFAULT_LIMITS, log: () => {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof Deno.errors.AddrInUse);
+        assert.match(error.message, /address already in use .* \(gRPC\)$/);
+        return true;
+      },
+    );
+  } finally {
+    taken.close();
+    await ops.close();
+  }
+});
+
 test("a call past its deadline is an UnavailableError that says so", async () => {
   const ops = slow(1_000);
   const { server, address } = await serve(ops);
