@@ -890,3 +890,72 @@ test("the server survives a client in another process closing after 300 calls", 
     await ops.close();
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// GrpcClient in Node: bundled with `deno bundle`, grpc-js left external, run by `node`.
+
+const NODE_MISSING = await new Deno.Command("node", { args: ["--version"] }).output().then(
+  ({ success }) => success ? undefined : "`node --version` failed",
+  () => "node is not on PATH",
+);
+if (NODE_MISSING !== undefined) {
+  console.error(`!!! SKIPPING the Node test of GrpcClient: ${NODE_MISSING} !!!`);
+}
+
+Deno.test({
+  name: "GrpcClient works in Node",
+  ignore: NODE_MISSING !== undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "purple-node-" });
+    const ops = await openBackend({ kind: "memory" });
+    const { server, address } = await serve(ops);
+    try {
+      const bundle = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "bundle",
+          "--external",
+          "@grpc/grpc-js",
+          "-o",
+          `${dir}/client.mjs`,
+          "client/grpc.ts",
+        ],
+        cwd: new URL("..", import.meta.url),
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.ok(bundle.success, new TextDecoder().decode(bundle.stderr));
+      // Point the bare import at the grpc-js that Deno installed (node_modules is not above dir).
+      const grpcJs = await Deno.realPath(new URL("../node_modules/@grpc/grpc-js", import.meta.url));
+      const code = (await Deno.readTextFile(`${dir}/client.mjs`)).replace(
+        'from "@grpc/grpc-js"',
+        `from ${JSON.stringify(new URL(`file://${grpcJs}/build/src/index.js`).href)}`,
+      );
+      await Deno.writeTextFile(`${dir}/client.mjs`, code);
+      await Deno.writeTextFile(
+        `${dir}/use.mjs`,
+        `import { GrpcClient } from "./client.mjs";
+        const client = new GrpcClient(${JSON.stringify(address)});
+        const results = [String(await client.counterIncrement("node", 9007199254740993n))];
+        await client.kvPut("node", new Uint8Array([0, 255, 7]));
+        results.push([...await client.kvGet("node")].join(","));
+        await client.cacheGet("missing").catch((error) => results.push(error.name));
+        await client.close();
+        console.log(JSON.stringify(results));`,
+      );
+      const run = await new Deno.Command("node", { args: [`${dir}/use.mjs`], stderr: "piped" })
+        .output();
+      assert.ok(run.success, new TextDecoder().decode(run.stderr));
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(run.stdout)), [
+        "9007199254740993",
+        "0,255,7",
+        "NotFoundError",
+      ]);
+    } finally {
+      await server.shutdown();
+      await ops.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
