@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { MethodDefinition } from "@grpc/grpc-js";
+import type { Buffer } from "node:buffer";
 import {
   CACHE_GET_REQUEST,
   CACHE_GET_RESPONSE,
@@ -41,6 +41,27 @@ import {
   SET_RESPONSE,
   type SetResponse,
 } from "./_grpc_messages.ts";
+
+/**
+ * One unary method: its path and codecs, in the shape of a grpc-js `MethodDefinition` (it can
+ * be passed wherever grpc-js takes one).
+ */
+export interface MethodDefinition<Request, Response> {
+  /** `/<package>.<Service>/<Method>`, such as `/proto.Cache/CacheGet`. */
+  readonly path: string;
+  /** Always false: every method of Purple is unary. */
+  readonly requestStream: false;
+  /** Always false: every method of Purple is unary. */
+  readonly responseStream: false;
+  /** Encodes a request. */
+  readonly requestSerialize: (message: Request) => Buffer;
+  /** Decodes a request; throws `InvalidArgumentError` when it is malformed. */
+  readonly requestDeserialize: (bytes: Uint8Array) => Request;
+  /** Encodes a response. */
+  readonly responseSerialize: (message: Response) => Buffer;
+  /** Decodes a response; throws `InvalidArgumentError` when it is malformed. */
+  readonly responseDeserialize: (bytes: Uint8Array) => Response;
+}
 
 /** The protobuf package of Purple's services. */
 export const PROTO_PACKAGE = "proto";
@@ -103,16 +124,14 @@ function unary<Request, Response>(
  * ...)`), serializing with hand-written codecs: int64 fields are `bigint`, bytes fields
  * `Uint8Array`.
  *
- * @example Calling a method with a bare grpc-js client
+ * @example Encoding a request by hand
  * ```ts
- * import * as grpc from "@grpc/grpc-js";
  * import { GRPC_SERVICES } from "@purple/client/grpc";
  *
- * const { path, requestSerialize, responseDeserialize } = GRPC_SERVICES.Counter.CounterGet;
- * const client = new grpc.Client("localhost:8081", grpc.credentials.createInsecure());
- * client.makeUnaryRequest(path, requestSerialize, responseDeserialize, { key: "hits" },
- *   (error, reply) => console.log(error ?? reply?.value));
- * client.close();
+ * const { path, requestSerialize, requestDeserialize } = GRPC_SERVICES.Counter.CounterIncrement;
+ * const bytes = requestSerialize({ key: "hits", amount: 9007199254740993n });
+ * console.log(path); // "/proto.Counter/CounterIncrement"
+ * console.log(requestDeserialize(bytes).amount); // 9007199254740993n
  * ```
  */
 export const GRPC_SERVICES: GrpcServices = Object.freeze({

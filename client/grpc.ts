@@ -40,9 +40,14 @@ import {
   UnavailableError,
 } from "./errors.ts";
 import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
-import { GRPC_SERVICES } from "./_grpc_services.ts";
+import { GRPC_SERVICES, type MethodDefinition } from "./_grpc_services.ts";
 
-export { GRPC_SERVICES, type GrpcServices, PROTO_PACKAGE } from "./_grpc_services.ts";
+export {
+  GRPC_SERVICES,
+  type GrpcServices,
+  type MethodDefinition,
+  PROTO_PACKAGE,
+} from "./_grpc_services.ts";
 export type {
   CacheGetRequest,
   CacheGetResponse,
@@ -80,7 +85,7 @@ export const DEFAULT_GRPC_TIMEOUT_MS = 10_000;
 export interface GrpcClientOptions {
   /**
    * The deadline of each call, in milliseconds, unless the call gives its own. Default
-   * {@linkcode DEFAULT_GRPC_TIMEOUT_MS} (10 s); `Infinity` waits forever.
+   * {@linkcode DEFAULT_GRPC_TIMEOUT_MS} (10 s); 0 (or `Infinity`) means no deadline.
    */
   timeoutMs?: number;
 }
@@ -97,8 +102,13 @@ export interface GrpcClientOptions {
  * ```
  */
 export interface GrpcCallOptions {
-  /** This call's deadline, in milliseconds from now; `Infinity` waits forever. */
+  /** This call's deadline, in milliseconds from now; 0 (or `Infinity`) means none. */
   deadlineMs?: number;
+  /**
+   * The same as `deadlineMs`, under the name `HttpClient` gives it, so that code written for
+   * either client works with both. `deadlineMs` wins when both are given.
+   */
+  timeoutMs?: number;
   /** Cancels the call; it then rejects with the signal's reason. */
   signal?: AbortSignal;
 }
@@ -311,6 +321,7 @@ export class GrpcClient implements Operations {
   /**
    * Closes the connection. Calls in flight finish; later calls reject with
    * `UnavailableError`. Closing twice is harmless.
+   * @returns A promise that resolves at once.
    */
   close(): Promise<void> {
     if (!this.#closed) {
@@ -321,7 +332,7 @@ export class GrpcClient implements Operations {
   }
 
   #call<Request, Response>(
-    method: grpc.MethodDefinition<Request, Response>,
+    method: MethodDefinition<Request, Response>,
     request: Request,
     options: GrpcCallOptions = {},
   ): Promise<Response> {
@@ -329,13 +340,13 @@ export class GrpcClient implements Operations {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#closed) {
       return Promise.reject(
-        new UnavailableError(`Cannot call '${method.path}': the client is closed`),
+        new UnavailableError(`Cannot call '${method.path}': the GrpcClient is closed`),
       );
     }
-    const deadlineMs = options.deadlineMs ?? this.#timeoutMs;
+    const deadlineMs = options.deadlineMs ?? options.timeoutMs ?? this.#timeoutMs;
     assertMilliseconds("deadlineMs", deadlineMs);
     const callOptions: grpc.CallOptions = {};
-    if (deadlineMs !== Infinity) callOptions.deadline = Date.now() + deadlineMs;
+    if (deadlineMs > 0 && deadlineMs !== Infinity) callOptions.deadline = Date.now() + deadlineMs;
     return new Promise((resolve, reject) => {
       const call = this.#client.makeUnaryRequest(
         method.path,
@@ -392,9 +403,9 @@ function kvBytes(value: KvValue): Uint8Array {
 }
 
 function assertMilliseconds(name: string, value: unknown): asserts value is number {
-  if (typeof value !== "number" || !(value > 0)) {
+  if (typeof value !== "number" || !(value >= 0)) {
     throw new InvalidArgumentError(
-      `Bad ${name}: expected a positive number of milliseconds, found ${describe(value)}`,
+      `Bad ${name}: expected a number of milliseconds, 0 or more, found ${describe(value)}`,
     );
   }
 }

@@ -699,7 +699,9 @@ test("a call past its deadline is an UnavailableError that says so", async () =>
     started = performance.now();
     await assert.rejects(client.counterGet("c", { deadlineMs: 50 }), /deadline of 50 ms/);
     assert.ok(performance.now() - started < 900);
+    await assert.rejects(client.counterGet("c", { timeoutMs: 60 }), /deadline of 60 ms/);
     assert.equal(await client.counterGet("c", { deadlineMs: 5_000 }), 42n);
+    assert.equal(await client.counterGet("c", { deadlineMs: 0 }), 42n); // 0: no deadline.
   } finally {
     await client.close();
     await server.shutdown();
@@ -736,7 +738,7 @@ test("close() lets calls in flight finish; later calls are UnavailableError", as
     assert.equal(await inFlight, 42n);
     await assert.rejects(client.counterGet("c"), (error: unknown) => {
       assert.ok(error instanceof UnavailableError);
-      assert.match(error.message, /client is closed/);
+      assert.match(error.message, /GrpcClient is closed/);
       return true;
     });
   } finally {
@@ -764,7 +766,9 @@ test("GrpcClient refuses what it cannot carry before any call", async () => {
     assert.equal(ops.calls, 0);
     assert.equal(await client.counterIncrement("c", 1), 1n);
     assert.equal(ops.calls, 1);
-    assert.throws(() => new GrpcClient("127.0.0.1:1", { timeoutMs: 0 }), InvalidArgumentError);
+    assert.throws(() => new GrpcClient("127.0.0.1:1", { timeoutMs: -1 }), InvalidArgumentError);
+    await assert.rejects(client.counterGet("c", { deadlineMs: NaN }), InvalidArgumentError);
+    assert.equal(ops.calls, 1);
   } finally {
     await client.close();
     await server.shutdown();
