@@ -18,6 +18,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port (after `stop()`), empty. */
   start(): Promise<void>;
+  /** Freezes the process (SIGSTOP): it keeps its connections open but answers nothing. */
+  pause(): void;
+  /** Lets a paused process run again (SIGCONT). */
+  resume(): void;
 }
 
 async function findProblem(): Promise<string | undefined> {
@@ -71,9 +75,10 @@ async function waitForPort(port: number, child: Deno.ChildProcess, ms = 10_000):
 /**
  * Starts a private `redis-server` on a free loopback port, without persistence.
  *
+ * @param extraArgs More `redis-server` arguments (such as a TLS port and its certificate).
  * @returns The running server; call `stop()` when done.
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
   const port = freePort();
   let child: Deno.ChildProcess | undefined;
   const start = async () => {
@@ -89,21 +94,33 @@ export async function startRedis(): Promise<RedisServer> {
         "no",
         "--loglevel",
         "warning",
+        ...extraArgs,
       ],
       stdout: "null",
       stderr: "null",
     }).spawn();
     await waitForPort(port, child);
   };
+  const signal = (name: Deno.Signal) => {
+    try {
+      child?.kill(name);
+    } catch { /* already gone */ }
+  };
   const stop = async () => {
     if (child === undefined) return;
     const running = child;
+    signal("SIGTERM");
+    signal("SIGCONT"); // a paused process handles SIGTERM only once it runs
     child = undefined;
-    try {
-      running.kill("SIGTERM");
-    } catch { /* already gone */ }
     await running.status;
   };
   await start();
-  return { url: `redis://127.0.0.1:${port}`, port, start, stop };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    start,
+    stop,
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
+  };
 }
