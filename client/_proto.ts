@@ -13,16 +13,6 @@
 import { Buffer } from "node:buffer";
 import { InvalidArgumentError } from "./errors.ts";
 
-/** Wire type 0: a varint. */
-export const VARINT = 0;
-/** Wire type 2: length-delimited (string, bytes, embedded message, packed repeated). */
-export const LEN = 2;
-
-/** The key byte of a field (number < 16 and wire type), as written before its value. */
-export function tag(field: number, wireType: number): number {
-  return (field << 3) | wireType;
-}
-
 /** Bytes a varint of a uint32 takes. */
 export function uint32Size(value: number): number {
   if (value < 0x80) return 1;
