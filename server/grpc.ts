@@ -8,7 +8,8 @@
  * found `NOT_FOUND`, bad input `INVALID_ARGUMENT`, too large `RESOURCE_EXHAUSTED`, backend down
  * `UNAVAILABLE`; anything else `INTERNAL` with a generic message, the details going to the
  * log). Messages use the hand-written codecs of `@purple/client/grpc`: int64 fields travel as
- * `bigint`, exactly.
+ * `bigint`, exactly. Connections reach grpc-js through a guard against a crash of Deno's
+ * `node:http2` (see `_grpc_goaway_guard.ts`).
  *
  * @example Serving the memory backend on a free port
  * ```ts
