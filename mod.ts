@@ -35,6 +35,7 @@
  */
 
 import { main } from "./server/cli.ts";
+import { relaunchWithKv } from "./server/_relaunch.ts";
 
 export {
   type CliCommand,
@@ -57,4 +58,4 @@ export {
 export { startGrpcServer } from "./server/grpc.ts";
 export type { RunningServer, ServeOptions } from "./server/options.ts";
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await relaunchWithKv(Deno.args) ?? await main(Deno.args));
