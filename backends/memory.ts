@@ -42,7 +42,11 @@ export class MemoryBackend implements Backend {
   #now: () => number;
   #stopSweeping: () => void;
 
-  /** @param options Sweep interval and clock. */
+  /**
+   * Creates an empty backend.
+   *
+   * @param options Sweep interval and clock.
+   */
   constructor(options: MemoryBackendOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#stopSweeping = backgroundInterval(() => this.sweep(), options.sweepIntervalMs ?? 1000);

@@ -61,6 +61,8 @@ export class NotFoundError extends PurpleError {
   /** Always `"NOT_FOUND"`. */
   readonly code: ErrorCode = "NOT_FOUND";
   /**
+   * Creates the error.
+   *
    * @param message What was not found.
    * @param options The underlying cause, if any.
    */
@@ -85,6 +87,8 @@ export class InvalidArgumentError extends PurpleError {
   /** Always `"INVALID_ARGUMENT"`. */
   readonly code: ErrorCode = "INVALID_ARGUMENT";
   /**
+   * Creates the error.
+   *
    * @param message What was wrong with the input.
    * @param options The underlying cause, if any.
    */
@@ -109,6 +113,8 @@ export class ValueTooLargeError extends PurpleError {
   /** Always `"VALUE_TOO_LARGE"`. */
   readonly code: ErrorCode = "VALUE_TOO_LARGE";
   /**
+   * Creates the error.
+   *
    * @param message What was too large, and the limit.
    * @param options The underlying cause, if any.
    */
@@ -133,6 +139,8 @@ export class UnavailableError extends PurpleError {
   /** Always `"UNAVAILABLE"`. */
   readonly code: ErrorCode = "UNAVAILABLE";
   /**
+   * Creates the error.
+   *
    * @param message What could not be reached.
    * @param options The underlying cause, if any.
    */
@@ -157,6 +165,8 @@ export class UnauthenticatedError extends PurpleError {
   /** Always `"UNAUTHENTICATED"`. */
   readonly code: ErrorCode = "UNAUTHENTICATED";
   /**
+   * Creates the error.
+   *
    * @param message Why the request was not let in.
    * @param options The underlying cause, if any.
    */
@@ -181,6 +191,8 @@ export class PermissionDeniedError extends PurpleError {
   /** Always `"PERMISSION_DENIED"`. */
   readonly code: ErrorCode = "PERMISSION_DENIED";
   /**
+   * Creates the error.
+   *
    * @param message What was refused.
    * @param options The underlying cause, if any.
    */
@@ -205,6 +217,8 @@ export class InternalError extends PurpleError {
   /** Always `"INTERNAL"`. */
   readonly code: ErrorCode = "INTERNAL";
   /**
+   * Creates the error.
+   *
    * @param message A description safe to show to a client.
    * @param options The underlying cause, if any.
    */

@@ -147,6 +147,8 @@ export class HttpClient implements Operations {
   #closed = false;
 
   /**
+   * Creates a client of one server; nothing is sent until the first call.
+   *
    * @param baseUrl The server, such as `http://localhost:8080` (a path prefix is kept).
    * @param options Timeout, extra headers, and the transport.
    * @throws {InvalidArgumentError} When `baseUrl` is not an http(s) URL or the timeout is bad.

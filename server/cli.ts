@@ -88,6 +88,8 @@ Exit codes: 0 after a graceful stop, 2 for bad flags or a backend that cannot be
  */
 export class UsageError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was wrong, as one line.
    * @param options The underlying cause, if any.
    */
@@ -278,7 +280,7 @@ function ports(mode: string | undefined, flags: Flags, env: Env): { http?: numbe
  * }
  * ```
  */
-export function parseCli(args: string[], env: Env): CliCommand {
+export function parseCli(args: string[], env: Record<string, string | undefined>): CliCommand {
   const { flags, positionals } = parseFlags(args);
   if (flags.help) return { action: "help" };
   if (flags.version) return { action: "version" };
