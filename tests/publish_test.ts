@@ -1,0 +1,132 @@
+/**
+ * The two JSR packages, @purple/server (the repository root) and @purple/client (client/):
+ * `deno publish --dry-run` passes, they upload what they should and nothing else, the client
+ * holds no server code and its main entry no dependency, and their docs pass `deno doc --lint`.
+ */
+
+import assert from "node:assert/strict";
+import { ROOT, run } from "./_process.ts";
+import { PACKAGES, publishDryRun, readConfig } from "./_publish.ts";
+
+/** What neither package may upload. */
+const NEVER = [
+  /(^|\/)tests?\//,
+  /_test\.ts$/,
+  /(^|\/)testdata\//,
+  /^data\//,
+  /^node_modules\//,
+  /^\.tmp\//,
+  /^bench\//,
+  /^examples\//,
+  /^deploy\//,
+  /^bin\//,
+  /^\.ci\//,
+  /^Dockerfile$/,
+  /^docker-compose\.yml$/,
+  /^\.dockerignore$/,
+  /^Procfile$/,
+  /^heroku\.yml$/,
+  /^purple$/,
+  /^dist\//,
+];
+
+function forbidden(files: string[]): string[] {
+  return files.filter((file) => NEVER.some((pattern) => pattern.test(file)));
+}
+
+Deno.test("both packages have a name, the same version, a license and exports", async () => {
+  const server = await readConfig(PACKAGES["@purple/server"]);
+  const client = await readConfig(PACKAGES["@purple/client"]);
+  assert.equal(server.name, "@purple/server");
+  assert.equal(client.name, "@purple/client");
+  assert.match(server.version, /^\d+\.\d+\.\d+$/);
+  assert.equal(client.version, server.version);
+  assert.equal(server.license, "MIT");
+  assert.equal(client.license, "MIT");
+  assert.equal(server.exports["."], "./mod.ts");
+  assert.equal(client.exports["."], "./mod.ts");
+});
+
+Deno.test("deno publish --dry-run passes for @purple/server, without tests, data or client code", async () => {
+  const { code, output, published, files } = await publishDryRun(PACKAGES["@purple/server"]);
+  assert.equal(code, 0, output);
+  assert.equal(published, `@purple/server@${(await readConfig(".")).version}`, output);
+  assert.deepEqual(forbidden(files), []);
+  assert.deepEqual(files.filter((file) => file.startsWith("client/")), []);
+  for (const needed of ["mod.ts", "deno.json", "README.md", "server/cli.ts", "backends/disk.ts"]) {
+    assert.ok(files.includes(needed), `${needed} is missing from ${files.join(", ")}`);
+  }
+  // Every module of the package's graph is uploaded (the gRPC and disk modules load lazily).
+  for (const file of ["server/grpc.ts", "server/_relaunch.ts", "backends/redis.ts"]) {
+    assert.ok(files.includes(file), `${file} is missing`);
+  }
+});
+
+Deno.test("deno publish --dry-run passes for @purple/client, which holds client code only", async () => {
+  const { code, output, published, files } = await publishDryRun(PACKAGES["@purple/client"]);
+  assert.equal(code, 0, output);
+  assert.equal(published, `@purple/client@${(await readConfig("client")).version}`, output);
+  assert.deepEqual(forbidden(files), []);
+  assert.deepEqual(files.filter((file) => !file.startsWith("client/")), []);
+  for (const needed of ["client/deno.json", "client/mod.ts", "client/http.ts", "client/grpc.ts"]) {
+    assert.ok(files.includes(needed), `${needed} is missing from ${files.join(", ")}`);
+  }
+});
+
+/** The modules an entry point loads: `file:` paths relative to the root, and the others. */
+async function graph(entry: string): Promise<{ local: string[]; external: string[] }> {
+  const { code, stdout, stderr } = await run(Deno.execPath(), ["info", "--json", entry]);
+  assert.equal(code, 0, stderr);
+  const { modules } = JSON.parse(stdout) as { modules: Array<{ specifier: string }> };
+  const local = modules
+    .filter(({ specifier }) => specifier.startsWith(`file://${ROOT}/`))
+    .map(({ specifier }) => specifier.slice(`file://${ROOT}/`.length));
+  const external = modules
+    .map(({ specifier }) => specifier)
+    .filter((specifier) => !specifier.startsWith("file:"));
+  return { local, external };
+}
+
+Deno.test("@purple/client's main entry (HttpClient) has no dependency at all", async () => {
+  const { local, external } = await graph("client/mod.ts");
+  assert.deepEqual(external, []);
+  assert.deepEqual(local.filter((file) => !file.startsWith("client/")), []);
+  assert.ok(local.includes("client/http.ts"));
+  // Nor does the client's deno.json map anything but grpc-js, for ./grpc.
+  assert.deepEqual(Object.keys((await readConfig("client")).imports ?? {}), ["@grpc/grpc-js"]);
+});
+
+Deno.test("every entry point of @purple/client loads client code only, and ./grpc only grpc-js", async () => {
+  const { exports } = await readConfig("client");
+  for (const path of Object.values(exports)) {
+    const { local, external } = await graph(`client/${path.slice(2)}`);
+    assert.deepEqual(local.filter((file) => !file.startsWith("client/")), [], path);
+    const packages = external.filter((specifier) => specifier.startsWith("npm:"));
+    if (path === "./grpc.ts") {
+      assert.deepEqual(packages.map((s) => s.split("@")[1]), ["grpc/grpc-js"]);
+    } else assert.deepEqual(packages, [], path);
+  }
+});
+
+/**
+ * The one `deno doc --lint` error allowed: a public function returning a type of an npm
+ * package (Hono) is reported as a "private type" (denoland/deno#27364: the fix in Deno skips
+ * only jsr: and https: modules, and npm packages live in file: paths).
+ */
+const KNOWN_DOC_LINT = [
+  "error[private-type-ref]: public type 'createHttpApp' references private type 'Hono'",
+];
+
+Deno.test("deno doc --lint passes on every entry point of both packages", async () => {
+  const entries: string[] = [];
+  for (const dir of Object.values(PACKAGES)) {
+    const { exports } = await readConfig(dir);
+    entries.push(...Object.values(exports).map((path) => `${dir}/${path.slice(2)}`));
+  }
+  const { code, stdout, stderr } = await run(Deno.execPath(), ["doc", "--lint", ...entries], {
+    env: { NO_COLOR: "1" },
+  });
+  const errors = (stdout + stderr).split("\n").filter((line) => line.startsWith("error["));
+  assert.deepEqual(errors, KNOWN_DOC_LINT, stdout + stderr);
+  assert.equal(code, errors.length === 0 ? 0 : 1);
+});
