@@ -1,0 +1,123 @@
+// Every Purple operation through one client, in Node, with the typed errors checked by
+// `instanceof`. http_client.node.mjs and grpc_client.node.mjs call it with their client.
+//
+// It imports @purple/client as a Node user does (bare specifiers, from node_modules), so it
+// runs from the directory where tests/node_client_test.ts installed the built package. The
+// server is a `purple` process started by Deno: PURPLE_MAX_VALUE_BYTES is its value limit,
+// PURPLE_DOWN_ADDRESS an address where nothing listens.
+
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  PurpleError,
+  UnavailableError,
+  ValueTooLargeError,
+} from "@purple/client/errors";
+
+const MAX_VALUE_BYTES = Number(process.env.PURPLE_MAX_VALUE_BYTES);
+const INT64_MAX = 9223372036854775807n;
+
+/**
+ * Registers the tests of one client.
+ * @param {string} name The client's name, which also prefixes every key it writes.
+ * @param {(down?: boolean) => import("@purple/client").Operations} connect A client of the
+ * server, or (with `down`) of an address where nothing listens.
+ */
+export function everyOperation(name, connect) {
+  describe(`${name} in Node`, () => {
+    const purple = connect();
+    const key = (what) => `${name}-${what}`;
+    after(() => purple.close());
+
+    test("cacheSet then cacheGet; a missing key is a NotFoundError", async () => {
+      await purple.cacheSet(key("session"), "a1b2c3", 60);
+      assert.equal(await purple.cacheGet(key("session")), "a1b2c3");
+      const error = await purple.cacheGet(key("nobody")).catch((e) => e);
+      assert.ok(error instanceof NotFoundError, String(error));
+      assert.ok(error instanceof PurpleError);
+      assert.equal(error.code, "NOT_FOUND");
+    });
+
+    test("counterIncrement and counterGet stay exact past 2^53", async () => {
+      assert.equal(await purple.counterGet(key("points")), 0n);
+      assert.equal(
+        await purple.counterIncrement(key("points"), 9007199254740993n),
+        9007199254740993n,
+      );
+      assert.equal(await purple.counterIncrement(key("points"), -3), 9007199254740990n);
+      assert.equal(await purple.counterGet(key("points")), 9007199254740990n);
+    });
+
+    test("a counter past int64 is an InvalidArgumentError from the server", async () => {
+      await purple.counterIncrement(key("big"), INT64_MAX);
+      const error = await purple.counterIncrement(key("big"), 1).catch((e) => e);
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(await purple.counterGet(key("big")), INT64_MAX);
+    });
+
+    test("a fractional amount is an InvalidArgumentError before any call", async () => {
+      const error = await purple.counterIncrement(key("points"), 1.5).catch((e) => e);
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+    });
+
+    test("flagGet is false until flagSet", async () => {
+      assert.equal(await purple.flagGet(key("beta")), false);
+      await purple.flagSet(key("beta"), true);
+      assert.equal(await purple.flagGet(key("beta")), true);
+    });
+
+    test("kvPut, kvGet and kvDelete keep any bytes; a missing key is a NotFoundError", async () => {
+      await purple.kvPut(key("bytes"), new Uint8Array([0, 255, 7, 0x89]));
+      const value = await purple.kvGet(key("bytes"));
+      assert.ok(value instanceof Uint8Array);
+      assert.deepEqual([...value], [0, 255, 7, 0x89]);
+      await purple.kvPut(key("text"), "héllo");
+      assert.equal(new TextDecoder().decode(await purple.kvGet(key("text"))), "héllo");
+      await purple.kvDelete(key("bytes"));
+      for (const call of [() => purple.kvGet(key("bytes")), () => purple.kvDelete(key("bytes"))]) {
+        const error = await call().catch((e) => e);
+        assert.ok(error instanceof NotFoundError, String(error));
+      }
+    });
+
+    test("a KV value over the server's limit is a ValueTooLargeError", async () => {
+      const error = await purple.kvPut(key("big"), new Uint8Array(MAX_VALUE_BYTES + 1))
+        .catch((e) => e);
+      assert.ok(error instanceof ValueTooLargeError, String(error));
+      assert.equal(error.code, "VALUE_TOO_LARGE");
+    });
+
+    test("setAdd, setGet and setRemove return the items sorted", async () => {
+      assert.deepEqual(await purple.setGet(key("todos")), []);
+      assert.deepEqual(await purple.setAdd(key("todos"), "shopping"), ["shopping"]);
+      assert.deepEqual(await purple.setAdd(key("todos"), "running"), ["running", "shopping"]);
+      assert.deepEqual(await purple.setGet(key("todos")), ["running", "shopping"]);
+      assert.deepEqual(await purple.setRemove(key("todos"), "running"), ["shopping"]);
+    });
+
+    test("an empty key is an InvalidArgumentError", async () => {
+      const error = await purple.flagGet("").catch((e) => e);
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+    });
+
+    test("a server that cannot be reached is an UnavailableError", async () => {
+      const down = connect(true);
+      try {
+        const error = await down.counterGet(key("points")).catch((e) => e);
+        assert.ok(error instanceof UnavailableError, String(error));
+      } finally {
+        await down.close();
+      }
+    });
+
+    test("after close(), calls reject with UnavailableError", async () => {
+      const client = connect();
+      await client.setGet(key("todos"));
+      await client.close();
+      const error = await client.setGet(key("todos")).catch((e) => e);
+      assert.ok(error instanceof UnavailableError, String(error));
+    });
+  });
+}
