@@ -278,12 +278,29 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
 }
 
 /**
+ * How long `shutdown()` lets requests in flight finish before it cuts them off, in ms.
+ *
+ * @example
+ * ```ts
+ * import { HTTP_SHUTDOWN_GRACE_MS } from "@purple/server";
+ *
+ * console.log(HTTP_SHUTDOWN_GRACE_MS); // 10000
+ * ```
+ */
+export const HTTP_SHUTDOWN_GRACE_MS = 10_000;
+
+/**
  * Serves the HTTP app with `Deno.serve`, and logs `Starting up the HTTP server on port N`
  * (the real port) once it listens.
  *
+ * `shutdown()` drains before it stops: a request already being handled finishes (its body is
+ * still read to the end, which `Deno.serve`'s own shutdown would cut off), a new request is
+ * answered 503 with `Connection: close`, and once nothing is in flight (or after
+ * {@linkcode HTTP_SHUTDOWN_GRACE_MS}) the listener and the connections close.
+ *
  * @param ops The operations to serve; the server does not close them.
  * @param options Address, port (0 for any free port), limits and logging.
- * @returns The running server; `shutdown()` stops accepting and lets requests in flight finish.
+ * @returns The running server.
  * @throws {Deno.errors.AddrInUse} When the port is taken.
  *
  * @example
@@ -305,6 +322,23 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
 export function startHttpServer(ops: Operations, options: ServeOptions): Promise<RunningServer> {
   const log = options.log ?? console.log;
   const app = createHttpApp(ops, options);
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+  const handle = async (request: Request): Promise<Response> => {
+    if (draining) {
+      return json(errorBody("Purple is shutting down: retry the request"), 503, {
+        ...JSON_HEADERS,
+        "connection": "close",
+      });
+    }
+    inFlight++;
+    try {
+      return await app.fetch(request);
+    } finally {
+      if (--inFlight === 0) drained?.();
+    }
+  };
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve({
@@ -315,16 +349,29 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
         log(`Internal error in the HTTP server: ${(error as Error)?.stack ?? error}`);
         return json(errorBody("Internal server error"), 500);
       },
-    }, (request) => app.fetch(request));
+    }, handle);
   } catch (error) {
     return Promise.reject(error);
   }
   const port = server.addr.port;
   log(`Starting up the HTTP server on port ${port}`);
+  const stop = async () => {
+    draining = true;
+    if (inFlight > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => drained = resolve),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, HTTP_SHUTDOWN_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
+      if (inFlight > 0) log(`Cutting off ${inFlight} HTTP requests still in flight`);
+    }
+    await server.shutdown();
+  };
   let stopping: Promise<void> | undefined;
   return Promise.resolve({
     protocol: "HTTP",
     port,
-    shutdown: () => stopping ??= server.shutdown(),
+    shutdown: () => stopping ??= stop(),
   });
 }

@@ -576,6 +576,46 @@ Deno.test("startHttpServer() logs the real port, refuses a taken one, and shuts 
   }
 });
 
+Deno.test("shutdown() lets a request whose body is still arriving finish, and refuses new ones", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const server = await startHttpServer(ops, {
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: DEFAULT_LIMITS,
+    log: quiet,
+  });
+  const encoder = new TextEncoder();
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const late = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const read = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(4096);
+    const n = await conn.read(buffer);
+    return new TextDecoder().decode(buffer.subarray(0, n ?? 0));
+  };
+  try {
+    await slow.write(encoder.encode(
+      "PUT /kv/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n" +
+        "Content-Length: 10\r\n\r\nhello",
+    ));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stopped = server.shutdown();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await late.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const refused = await read(late);
+    assert.match(refused, /^HTTP\/1\.1 503 /);
+    assert.match(refused, /shutting down/);
+    await slow.write(encoder.encode("world"));
+    assert.match(await read(slow), /^HTTP\/1\.1 204 /);
+    await stopped;
+    assert.equal(new TextDecoder().decode(await ops.kvGet("slow")), "helloworld");
+  } finally {
+    slow.close();
+    late.close();
+    await server.shutdown();
+    await ops.close();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // HttpClient: what it does before and around fetch.
 

@@ -1,0 +1,455 @@
+import assert from "node:assert/strict";
+import { HttpClient } from "@purple/client";
+import { GrpcClient } from "@purple/client/grpc";
+import { DEFAULT_LIMITS } from "../backends/mod.ts";
+import { type CliConfig, HELP, parseCli, UsageError, VERSION } from "../server/cli.ts";
+import { freePort } from "./_redis.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// parseCli(): pure, so every precedence rule is checked without a process.
+
+function config(args: string[], env: Record<string, string> = {}): CliConfig {
+  const command = parseCli(args, env);
+  assert.equal(command.action, "serve");
+  return (command as { config: CliConfig }).config;
+}
+
+function refused(args: string[], env: Record<string, string>, message: RegExp): void {
+  assert.throws(() => parseCli(args, env), (error: Error) => {
+    assert.ok(error instanceof UsageError, `${error.name}: ${error.message}`);
+    assert.match(error.message, message);
+    assert.ok(!error.message.includes("\n"), "one line");
+    return true;
+  });
+}
+
+Deno.test("parseCli() defaults: HTTP 8080 and gRPC 8081 on loopback, disk in ./data", () => {
+  assert.deepEqual(config([]), {
+    http: 8080,
+    grpc: 8081,
+    backend: "disk",
+    dataDir: "./data",
+    redisUrl: "redis://127.0.0.1:6379",
+    hostname: "127.0.0.1",
+    limits: { ...DEFAULT_LIMITS },
+    debug: false,
+  });
+  assert.deepEqual(Object.keys(config(["http"])).filter((k) => k.endsWith("p")), ["http"]);
+  assert.equal(config(["http"]).http, 8080);
+  assert.equal(config(["http"]).grpc, undefined);
+  assert.equal(config(["grpc"]).grpc, 8081);
+  assert.equal(config(["grpc"]).http, undefined);
+});
+
+Deno.test("parseCli() reads every flag", () => {
+  assert.deepEqual(
+    config([
+      "--backend",
+      "redis",
+      "--redis-url",
+      "redis://cache:6380/0",
+      "--data-dir",
+      "/var/purple",
+      "--host",
+      "0.0.0.0",
+      "--http-port",
+      "0",
+      "--grpc-port",
+      "9091",
+      "--max-key-bytes",
+      "64",
+      "--max-value-bytes",
+      "2048",
+      "--max-item-bytes",
+      "32",
+      "--debug",
+    ]),
+    {
+      http: 0,
+      grpc: 9091,
+      backend: "redis",
+      dataDir: "/var/purple",
+      redisUrl: "redis://cache:6380/0",
+      hostname: "0.0.0.0",
+      limits: { maxKeyBytes: 64, maxValueBytes: 2048, maxItemBytes: 32 },
+      debug: true,
+    },
+  );
+  assert.equal(config(["http", "--port", "3000"]).http, 3000);
+  assert.equal(config(["grpc", "--port=3001"]).grpc, 3001);
+  assert.equal(config(["http", "--http-port", "3002"]).http, 3002);
+});
+
+Deno.test("parseCli() reads every environment variable", () => {
+  const env = {
+    PURPLE_BACKEND: "memory",
+    PURPLE_REDIS_URL: "rediss://user:pw@redis.example:6379",
+    PURPLE_DATA_DIR: "/data",
+    PURPLE_HOST: "::",
+    PURPLE_HTTP_PORT: "7000",
+    PURPLE_GRPC_PORT: "7001",
+    PURPLE_MAX_KEY_BYTES: "100",
+    PURPLE_MAX_VALUE_BYTES: "200",
+    PURPLE_MAX_ITEM_BYTES: "300",
+    PURPLE_DEBUG: "true",
+  };
+  assert.deepEqual(config([], env), {
+    http: 7000,
+    grpc: 7001,
+    backend: "memory",
+    dataDir: "/data",
+    redisUrl: "rediss://user:pw@redis.example:6379",
+    hostname: "::",
+    limits: { maxKeyBytes: 100, maxValueBytes: 200, maxItemBytes: 300 },
+    debug: true,
+  });
+  assert.equal(config(["http"], { PURPLE_PORT: "7100" }).http, 7100);
+  assert.equal(config(["grpc"], { PURPLE_PORT: "7101" }).grpc, 7101);
+  assert.equal(config(["http"], { PORT: "5000" }).http, 5000);
+  assert.equal(config([], { PORT: "5001" }).http, 5001);
+  assert.equal(config(["grpc"], { PORT: "5002" }).grpc, 8081, "PORT is the HTTP port only");
+  for (const off of ["", "0", "false", "F"]) {
+    assert.equal(config([], { PURPLE_DEBUG: off }).debug, false);
+  }
+});
+
+Deno.test("parseCli() precedence: flag, then PURPLE_*, then PORT, then the default", () => {
+  const all = { PURPLE_PORT: "1", PURPLE_HTTP_PORT: "2", PORT: "3" };
+  assert.equal(config(["http", "--port", "9"], all).http, 9);
+  assert.equal(config(["http"], all).http, 1);
+  assert.equal(config(["http"], { PURPLE_HTTP_PORT: "2", PORT: "3" }).http, 2);
+  assert.equal(config(["http"], { PORT: "3" }).http, 3);
+  assert.equal(config(["http"], {}).http, 8080);
+  assert.equal(config([], { PURPLE_HTTP_PORT: "2", PORT: "3" }).http, 2);
+  assert.equal(config(["--http-port", "9"], { PURPLE_HTTP_PORT: "2", PORT: "3" }).http, 9);
+  assert.equal(config(["--backend", "memory"], { PURPLE_BACKEND: "redis" }).backend, "memory");
+  assert.equal(config(["--host", "::1"], { PURPLE_HOST: "0.0.0.0" }).hostname, "::1");
+  assert.equal(config(["--data-dir", "a"], { PURPLE_DATA_DIR: "b" }).dataDir, "a");
+  assert.equal(
+    config(["--max-value-bytes", "10"], { PURPLE_MAX_VALUE_BYTES: "20" }).limits.maxValueBytes,
+    10,
+  );
+  assert.equal(config(["--debug"], { PURPLE_DEBUG: "false" }).debug, true);
+  assert.equal(config([], { PURPLE_BACKEND: "" }).backend, "disk", "an empty variable is unset");
+});
+
+Deno.test("parseCli() refuses bad flags and values with a one-line UsageError", () => {
+  refused(["--nope"], {}, /Unknown flag '--nope'/);
+  refused(["-x"], {}, /Unknown flag '-x'/);
+  refused(["--port"], {}, /Bad --port: a value is missing/);
+  refused(["--debug=yes"], {}, /Bad --debug: it takes no value/);
+  refused(["serve"], {}, /Unknown command 'serve'/);
+  refused(["http", "extra"], {}, /Unexpected argument 'extra'/);
+  refused(["--backend", "mongo"], {}, /Bad --backend: expected memory, disk or redis/);
+  refused([], { PURPLE_BACKEND: "sqlite" }, /Bad PURPLE_BACKEND/);
+  for (const port of ["-1", "65536", "abc", "1.5", "8080x", " 80"]) {
+    refused(["http", `--port=${port}`], {}, /Bad --port: expected a port from 0 to 65535/);
+  }
+  refused(["http"], { PORT: "http" }, /Bad PORT/);
+  refused(["--port", "80"], {}, /Bad --port: it sets the port of 'purple http' or 'purple grpc'/);
+  refused([], { PURPLE_PORT: "80" }, /Bad PURPLE_PORT/);
+  refused(["http", "--grpc-port", "1"], {}, /Bad --grpc-port: 'purple http' serves only HTTP/);
+  refused(["grpc", "--http-port", "1"], {}, /Bad --http-port/);
+  refused(["--http-port", "9000", "--grpc-port", "9000"], {}, /cannot both listen on port 9000/);
+  refused(["--redis-url", "localhost:6379"], {}, /Bad --redis-url: expected a redis:\/\//);
+  refused(["--max-value-bytes", "0"], {}, /Bad --max-value-bytes/);
+  refused([], { PURPLE_MAX_KEY_BYTES: "1k" }, /Bad PURPLE_MAX_KEY_BYTES/);
+  refused([], { PURPLE_DEBUG: "yes please" }, /Bad PURPLE_DEBUG/);
+});
+
+Deno.test("parseCli() answers --help and --version before anything else", () => {
+  assert.deepEqual(parseCli(["--help"], {}), { action: "help" });
+  assert.deepEqual(parseCli(["http", "-h", "--backend", "mongo"], {}), { action: "help" });
+  assert.deepEqual(parseCli(["--version"], {}), { action: "version" });
+  assert.deepEqual(parseCli(["-v"], {}), { action: "version" });
+});
+
+Deno.test("HELP lists every flag with its variable and default", () => {
+  for (
+    const [flag, variable, fallback] of [
+      ["--backend", "PURPLE_BACKEND", "disk"],
+      ["--data-dir", "PURPLE_DATA_DIR", "./data"],
+      ["--redis-url", "PURPLE_REDIS_URL", "redis://127.0.0.1:6379"],
+      ["--host", "PURPLE_HOST", "127.0.0.1"],
+      ["--port", "PURPLE_PORT", "8080"],
+      ["--http-port", "PURPLE_HTTP_PORT, then PORT", "8080"],
+      ["--grpc-port", "PURPLE_GRPC_PORT", "8081"],
+      ["--max-key-bytes", "PURPLE_MAX_KEY_BYTES", "512"],
+      ["--max-value-bytes", "PURPLE_MAX_VALUE_BYTES", "1048576"],
+      ["--max-item-bytes", "PURPLE_MAX_ITEM_BYTES", "1024"],
+      ["--debug", "PURPLE_DEBUG", "off"],
+    ]
+  ) {
+    const line = HELP.split("\n").find((line) => line.startsWith(`  ${flag} `));
+    assert.ok(line, `HELP has a line for ${flag}`);
+    assert.ok(line.includes(`[${variable}]`), `${flag} names ${variable}`);
+    assert.ok(line.includes(`(default: ${fallback}`), `${flag} gives its default`);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real process: `deno run -A --unstable-kv mod.ts ...`.
+
+interface Purple {
+  child: Deno.ChildProcess;
+  /** Every stdout line so far. */
+  lines: string[];
+  httpPort?: number;
+  grpcPort?: number;
+  /** Waits for a stdout line matching `pattern`. */
+  waitFor(pattern: RegExp, ms?: number): Promise<string>;
+  /** Sends a signal and returns the exit code and stderr. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+  /** Waits for the process to end on its own; returns the exit code and stderr. */
+  exited(): Promise<{ code: number; stderr: string }>;
+}
+
+function spawnPurple(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-kv", "mod.ts", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Runs purple to its end (for the commands that do not serve). */
+async function runPurple(args: string[], env: Record<string, string> = {}) {
+  const { code, stdout, stderr } = await spawnPurple(args, env).output();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Starts purple and waits for its start-up lines. */
+async function startPurple(args: string[], env: Record<string, string> = {}): Promise<Purple> {
+  const child = spawnPurple(args, env);
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  const stderr = new Response(child.stderr).text();
+  (async () => {
+    let rest = "";
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + text).split("\n");
+      rest = parts.pop()!;
+      lines.push(...parts);
+      waiters.forEach((wake) => wake());
+    }
+  })();
+  let exited = false;
+  child.status.then(() => {
+    exited = true;
+    waiters.forEach((wake) => wake());
+  });
+  const waitFor = async (pattern: RegExp, ms = 15_000) => {
+    const deadline = Date.now() + ms;
+    while (true) {
+      const line = lines.find((line) => pattern.test(line));
+      if (line !== undefined) return line;
+      if (exited) {
+        throw new Error(`purple exited before ${pattern}: ${lines.join("\n")} ${await stderr}`);
+      }
+      if (Date.now() > deadline) throw new Error(`no line ${pattern} in ${lines.join("\n")}`);
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          waiters.delete(wake);
+          resolve();
+        };
+        waiters.add(wake);
+        setTimeout(wake, 50);
+      });
+    }
+  };
+  const purple: Purple = {
+    child,
+    lines,
+    waitFor,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+      const { code } = await child.status;
+      return { code, stderr: await stderr };
+    },
+    async exited() {
+      const { code } = await child.status;
+      return { code, stderr: await stderr };
+    },
+  };
+  const port = (line: string) => Number(/on port (\d+)$/.exec(line)![1]);
+  try {
+    if (args[0] !== "grpc") {
+      purple.httpPort = port(await waitFor(/^Starting up the HTTP server on port \d+$/));
+    }
+    if (args[0] !== "http") {
+      purple.grpcPort = port(await waitFor(/^Starting up the gRPC server on port \d+$/));
+    }
+  } catch (error) {
+    await purple.stop("SIGKILL");
+    throw error;
+  }
+  return purple;
+}
+
+Deno.test("purple --help and --version print and exit 0", async () => {
+  const help = await runPurple(["--help"]);
+  assert.equal(help.code, 0);
+  assert.equal(help.stdout, HELP + "\n");
+  const version = await runPurple(["--version"]);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout, `purple ${VERSION}\n`);
+});
+
+Deno.test("purple exits with 2 and one line on stderr for bad input or an unreachable Redis", async () => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [["--nope"], {}, /^purple: Unknown flag '--nope'/],
+    [["http", "--port", "http"], {}, /^purple: Bad --port/],
+    [["--backend", "mongo"], {}, /^purple: Bad --backend/],
+    [["http"], { PURPLE_BACKEND: "mongo" }, /^purple: Bad PURPLE_BACKEND/],
+    [
+      [
+        "http",
+        "--port",
+        "0",
+        "--backend",
+        "redis",
+        "--redis-url",
+        `redis://127.0.0.1:${freePort()}`,
+      ],
+      {},
+      /^purple: Cannot .*Redis/,
+    ],
+  ];
+  await Promise.all(cases.map(async ([args, env, message]) => {
+    const { code, stderr } = await runPurple(args, env);
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    const lines = stderr.split("\n").filter((line) => line !== "");
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0], message);
+  }));
+});
+
+Deno.test("purple exits with 2 and one line when its port is taken", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const { code, stderr } = await runPurple(["http", "--backend", "memory", "--port", `${port}`]);
+    assert.equal(code, 2);
+    assert.match(stderr, /^purple: Cannot listen on 127\.0\.0\.1: .*in use.*\n$/);
+  } finally {
+    taken.close();
+  }
+});
+
+Deno.test("purple http reads its variables, and --debug logs one line per request", async () => {
+  const purple = await startPurple(["http", "--debug"], {
+    PURPLE_BACKEND: "memory",
+    PURPLE_PORT: "0",
+    PORT: "1",
+  });
+  try {
+    assert.match(purple.lines[0], /memory backend, binding 127\.0\.0\.1 \(loopback only/);
+    const client = new HttpClient(`http://127.0.0.1:${purple.httpPort}`);
+    assert.deepEqual(await client.setAdd("a/b", "x"), ["x"]);
+    await assert.rejects(client.cacheGet("gone"));
+    assert.match(await purple.waitFor(/^PUT /), /^PUT \/sets\/a%2Fb 200 \d+\.\dms$/);
+    assert.match(await purple.waitFor(/^GET /), /^GET \/cache\/gone 404 \d+\.\dms$/);
+  } finally {
+    const { code, stderr } = await purple.stop("SIGINT");
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, "");
+  }
+  assert.ok(purple.lines.includes("Stopped"));
+});
+
+Deno.test("purple serves HTTP and gRPC from one shared backend", async () => {
+  const purple = await startPurple(["--backend", "memory", "--http-port", "0"], {
+    PURPLE_GRPC_PORT: "0",
+  });
+  const grpc = new GrpcClient(`127.0.0.1:${purple.grpcPort}`);
+  try {
+    const http = new HttpClient(`http://127.0.0.1:${purple.httpPort}`);
+    assert.equal(await http.counterIncrement("shared", 41), 41n);
+    assert.equal(await grpc.counterIncrement("shared", 1), 42n);
+    assert.equal(await http.counterGet("shared"), 42n);
+  } finally {
+    await grpc.close();
+    const { code } = await purple.stop();
+    assert.equal(code, 0);
+  }
+});
+
+/** Reads one HTTP/1.1 response head from a connection (bodies here are empty or tiny). */
+async function readHead(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const buffer = new Uint8Array(4096);
+  while (!text.includes("\r\n\r\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    text += decoder.decode(buffer.subarray(0, n));
+  }
+  return text;
+}
+
+Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, disk data kept", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "purple_cli_disk_" });
+  const args = ["http", "--backend", "disk", "--data-dir", dataDir, "--port", "0"];
+  let purple = await startPurple(args);
+  const conns: Deno.Conn[] = [];
+  try {
+    const url = `http://127.0.0.1:${purple.httpPort}`;
+    const client = new HttpClient(url);
+    await client.kvPut("before", "acknowledged before SIGTERM");
+    assert.equal(await client.counterIncrement("before", 7), 7n);
+
+    // 200 connections, each proven accepted by a full round trip, then each in the middle of
+    // a PUT: headers and half the body sent, the server's handler waiting for the rest.
+    for (let i = 0; i < 200; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: purple.httpPort! }));
+    }
+    await Promise.all(conns.map(async (conn) => {
+      await conn.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: purple\r\n\r\n"));
+      assert.match(await readHead(conn), /^HTTP\/1\.1 200 /);
+    }));
+    await Promise.all(conns.map((conn, i) =>
+      conn.write(encoder.encode(
+        `PUT /kv/in-flight-${i} HTTP/1.1\r\nHost: purple\r\n` +
+          "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
+      ))
+    ));
+    await sleep(200);
+
+    purple.child.kill("SIGTERM");
+    await purple.waitFor(/^Received SIGTERM/);
+    await sleep(100);
+    const heads = await Promise.all(conns.map(async (conn) => {
+      await conn.write(encoder.encode("world"));
+      return await readHead(conn);
+    }));
+    const answered = heads.filter((head) => /^HTTP\/1\.1 204 /.test(head)).length;
+    assert.equal(answered, 200, `only ${answered} of 200 answered 204`);
+    const { code, stderr } = await purple.exited();
+    assert.equal(code, 0, stderr);
+
+    purple = await startPurple(args);
+    const again = new HttpClient(`http://127.0.0.1:${purple.httpPort}`);
+    assert.equal(decoder.decode(await again.kvGet("before")), "acknowledged before SIGTERM");
+    assert.equal(await again.counterGet("before"), 7n);
+    for (let i = 0; i < 200; i += 1) {
+      assert.equal(decoder.decode(await again.kvGet(`in-flight-${i}`)), "helloworld");
+    }
+  } finally {
+    conns.forEach((conn) => {
+      try {
+        conn.close();
+      } catch { /* closed by the server */ }
+    });
+    await purple.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
