@@ -51,6 +51,7 @@ export {
 } from "./server/cli.ts";
 export {
   createHttpApp,
+  HTTP_SHUTDOWN_GRACE_MS,
   type HttpAppOptions,
   jsonBodyLimit,
   startHttpServer,
