@@ -352,3 +352,24 @@ Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, d
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("a second signal during the drain exits at once with 1", async () => {
+  const purple = await startPurple(["http", "--backend", "memory", "--port", "0"]);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: purple.httpPort! });
+  try {
+    await conn.write(encoder.encode(
+      "PUT /kv/stuck HTTP/1.1\r\nHost: purple\r\n" +
+        "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
+    ));
+    await sleep(100);
+    purple.child.kill("SIGTERM");
+    await purple.waitFor(/^Received SIGTERM:/);
+    const start = Date.now();
+    const { code } = await purple.stop("SIGTERM");
+    assert.equal(code, 1);
+    assert.ok(Date.now() - start < 2_000);
+    assert.ok(purple.lines.includes("Received SIGTERM again: exiting without waiting"));
+  } finally {
+    conn.close();
+  }
+});
