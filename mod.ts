@@ -5,9 +5,12 @@
  * Run as a command, this module is `purple`:
  *
  * ```sh
- * deno run -A --unstable-kv jsr:@purple/server            # HTTP on 8080, gRPC on 8081, disk
- * deno run -A --unstable-kv jsr:@purple/server http --backend memory --port 3000
+ * deno run -A jsr:@purple/server            # HTTP on 8080, gRPC on 8081, disk backend in ./data
+ * deno run -A jsr:@purple/server http --backend memory --port 3000
  * ```
+ *
+ * The disk backend is Deno KV, which takes `--unstable-kv`: without it, Purple runs itself
+ * once more with it (and says so in one line); add it to skip that step.
  *
  * Imported, it gives the pieces to embed Purple in a program: the servers, the command line,
  * and (from `@purple/server/backends`) the backends.
