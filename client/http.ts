@@ -55,14 +55,24 @@ export interface CallOptions {
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 
 /**
- * The longest request URL sent. Servers refuse longer ones (Deno's at 65534 bytes), and a cache
- * value travels in the query string, so a cache value that would make a longer URL is refused
- * here with `ValueTooLargeError`.
+ * The longest request URL sent. Servers refuse longer ones (Deno's at 65534 bytes); a longer
+ * URL is refused here with `ValueTooLargeError`.
  */
 export const MAX_URL_LENGTH = 65_000;
 
+/** Cache values longer than this (in UTF-16 units) travel as a `text/plain` body, not in the URL. */
+const MAX_QUERY_VALUE_LENGTH = 2048;
+
 const MAX_MESSAGE_BODY = 200;
 const encoder = new TextEncoder();
+
+/** What one call sends besides its method and path. */
+interface CallRequest {
+  query?: Record<string, string>;
+  body?: Uint8Array;
+  contentType?: string;
+  accept?: string;
+}
 
 /** Reads a successful answer; throws `InternalError` when it is not of the expected shape. */
 type Reader<T> = (response: Response) => Promise<T>;
@@ -200,22 +210,17 @@ export class HttpClient implements Operations {
    * @param value The value (non-empty).
    * @param ttl Seconds to live; 0 or omitted means the default, 5 seconds.
    * @param options A signal and a timeout for this call.
-   * @throws {ValueTooLargeError} When the value is over the server's limit, or too long for a
-   * URL (see {@linkcode MAX_URL_LENGTH}).
+   * @throws {ValueTooLargeError} When the value is over the server's limit (default 1 MiB).
    */
   async cacheSet(key: string, value: string, ttl?: number, options?: CallOptions): Promise<void> {
     assertKey(key);
     assertName("cache value", value);
-    const seconds = normalizeTtl(ttl);
-    await this.#call(
-      "cacheSet",
-      "PUT",
-      "cache",
-      key,
-      { query: { value, ttl: String(seconds) } },
-      options,
-      noContent,
-    );
+    const ttlText = String(normalizeTtl(ttl));
+    // A short value travels as the original's ?value=; a long one as a text/plain body (ext).
+    const request: CallRequest = value.length <= MAX_QUERY_VALUE_LENGTH
+      ? { query: { value, ttl: ttlText } }
+      : { query: { ttl: ttlText }, body: encoder.encode(value), contentType: "text/plain" };
+    await this.#call("cacheSet", "PUT", "cache", key, request, options, noContent);
   }
 
   /**
@@ -408,12 +413,7 @@ export class HttpClient implements Operations {
     method: string,
     service: string,
     key: string,
-    request: {
-      query?: Record<string, string>;
-      body?: Uint8Array;
-      contentType?: string;
-      accept?: string;
-    },
+    request: CallRequest,
     options: CallOptions | undefined,
     read: Reader<T>,
   ): Promise<T> {

@@ -99,6 +99,14 @@ const CASES: Case[] = [
     await rejects(ops.cacheSet(key("empty"), "", 10), InvalidArgumentError);
     await rejects(ops.cacheGet(key("neg")), NotFoundError);
   }],
+  ["cacheSet() takes a value up to the size limit and refuses one byte more", async (ctx) => {
+    const { ops, key } = ctx;
+    const max = "é".repeat(SUITE_LIMITS.maxValueBytes / 2 - 1) + "ab";
+    await ops.cacheSet(key("max"), max, 60);
+    assert.equal(await ops.cacheGet(key("max")), max);
+    await rejects(ops.cacheSet(key("over"), max + "c", 60), ValueTooLargeError);
+    await rejects(ops.cacheGet(key("over")), NotFoundError);
+  }],
   ["counterGet() of a missing counter is 0n", async ({ ops, key }) => {
     assert.equal(await ops.counterGet(key("none")), 0n);
   }],

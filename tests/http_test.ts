@@ -740,10 +740,31 @@ Deno.test("HttpClient reads the JSON answer of a server without the binary exten
   assert.equal(requests[0].headers.get("accept"), "application/octet-stream");
 });
 
-Deno.test("HttpClient refuses a cache value too long for a URL with ValueTooLargeError", async () => {
+Deno.test("HttpClient sends a long cache value as a text/plain body, a short one in the URL", async () => {
   const { client, requests } = fake(() => new Response(null, { status: 204 }));
-  await assert.rejects(client.cacheSet("k", "é".repeat(20_000)), ValueTooLargeError);
-  assert.equal(requests.length, 0);
+  await client.cacheSet("k", "short", 7);
+  await client.cacheSet("k", "é".repeat(20_000), 7);
+  assert.equal(new URL(requests[0].url).search, "?value=short&ttl=7");
+  assert.equal(new URL(requests[1].url).search, "?ttl=7");
+  assert.equal(requests[1].headers.get("content-type"), "text/plain");
+  assert.equal(new TextDecoder().decode(requests[1].body), "é".repeat(20_000));
+});
+
+Deno.test("PUT /cache/:key takes its value from a text/plain body when ?value= is absent", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  try {
+    const app = createHttpApp(ops, { limits: { ...DEFAULT_LIMITS, maxValueBytes: 8 } });
+    const put = (body: BodyInit, type = "text/plain; charset=utf-8") =>
+      app.request("/cache/k?ttl=60", { method: "PUT", body, headers: { "content-type": type } });
+    assert.equal((await put("8 bytes!")).status, 204);
+    assert.equal(await ops.cacheGet("k"), "8 bytes!");
+    assert.equal((await put("9 bytes!!")).status, 413);
+    assert.equal((await put(new Uint8Array([0xff, 0xfe]))).status, 400);
+    assert.equal((await put("value", "application/json")).status, 400);
+    assert.equal(await ops.cacheGet("k"), "8 bytes!");
+  } finally {
+    await ops.close();
+  }
 });
 
 Deno.test("HttpClient.close() makes later calls reject with UnavailableError", async () => {
