@@ -11,6 +11,19 @@ import { ROOT, run, start } from "./_process.ts";
 
 const TODO_MAIN = `${ROOT}/examples/todo/main.ts`;
 
+/**
+ * The curl session of the README's example section: method, query and the answer given after
+ * `#`. The original printed {"todos":["shopping","running"]}; Purple returns sets sorted.
+ */
+async function readmeSession(): Promise<Array<[method: string, query: string, answer: string]>> {
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  const start = readme.indexOf("\n## Example: a TODO API on Purple's sets\n");
+  assert.ok(start >= 0, "the README has the example's section");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  return [...section.matchAll(/^curl (?:-X(\w+) )?"?\$TODOS([^"\s]*)"?\s+# (\{.*\})$/gm)]
+    .map(([, method, query, answer]) => [method ?? "GET", query, answer]);
+}
+
 Deno.test("the TODO example answers the original README's curl session, over a purple process", async () => {
   const purple = start(Deno.execPath(), [
     "run",
@@ -32,14 +45,15 @@ Deno.test("the TODO example answers the original README's curl session, over a p
     });
     const [, todos] = await todo.line(/^TODO app listening on (http:\/\/127\.0\.0\.1:\d+\/todos),/);
 
-    // export TODOS=http://localhost:3000/todos, then each curl of the original README. The
-    // original printed {"todos":["shopping","running"]}: Purple returns sets sorted.
-    const session: Array<[method: string, query: string, answer: string]> = [
-      ["POST", "?todo=shopping", '{"todos":["shopping"]}'],
-      ["POST", "?todo=running", '{"todos":["running","shopping"]}'],
-      ["GET", "", '{"todos":["running","shopping"]}'],
-      ["DELETE", "?todo=running", '{"todos":["shopping"]}'],
-    ];
+    // export TODOS=http://localhost:3000/todos, then each curl of the original README, as our
+    // README's example section gives them with their answers.
+    const session = await readmeSession();
+    assert.deepEqual(session.map(([method, query]) => `${method} ${query}`), [
+      "POST ?todo=shopping",
+      "POST ?todo=running",
+      "GET ",
+      "DELETE ?todo=running",
+    ]);
     for (const [method, query, answer] of session) {
       const response = await fetch(`${todos}${query}`, { method });
       assert.equal(response.status, 200, `${method} ${query}`);
