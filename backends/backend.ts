@@ -11,6 +11,17 @@
 /**
  * One storage engine behind Purple (memory, disk, redis). Every method receives valid,
  * normalised input; see `checked()` for the checks.
+ *
+ * @example
+ * ```ts
+ * import { type Backend, checked, DEFAULT_LIMITS, MemoryBackend } from "@purple/server/backends";
+ *
+ * const backend: Backend = new MemoryBackend();
+ * // Servers call it through the input checks, which hand it normalised input.
+ * const ops = checked(backend, DEFAULT_LIMITS);
+ * console.log(await ops.setAdd("todos", "shopping")); // ["shopping"]
+ * await ops.close();
+ * ```
  */
 export interface Backend {
   /** Returns the value, or throws `NotFoundError` when absent or expired. */

@@ -7,7 +7,22 @@
 import type { Backend } from "./backend.ts";
 import { addInt64, backgroundInterval, notFound, sortItems } from "./_util.ts";
 
-/** Options of {@linkcode MemoryBackend}. */
+/**
+ * Options of {@linkcode MemoryBackend}.
+ *
+ * @example
+ * ```ts
+ * import { checked, DEFAULT_LIMITS, MemoryBackend } from "@purple/server/backends";
+ * import type { MemoryBackendOptions } from "@purple/server/backends";
+ *
+ * let now = 0;
+ * const options: MemoryBackendOptions = { now: () => now, sweepIntervalMs: 60_000 };
+ * const ops = checked(new MemoryBackend(options), DEFAULT_LIMITS);
+ * await ops.cacheSet("session", "a1b2c3", 5);
+ * now += 5_000; // The entry has expired: cacheGet("session") now rejects with NotFoundError.
+ * await ops.close();
+ * ```
+ */
 export interface MemoryBackendOptions {
   /** How often expired cache entries are swept out, in milliseconds. Default 1000. */
   sweepIntervalMs?: number;

@@ -27,13 +27,44 @@ export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
 export { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from "./validate.ts";
 
-/** The names of the backends. */
+/**
+ * The names of the backends.
+ *
+ * @example
+ * ```ts
+ * import { BACKEND_KINDS } from "@purple/server/backends";
+ *
+ * console.log(BACKEND_KINDS); // ["memory", "disk", "redis"]
+ * ```
+ */
 export const BACKEND_KINDS: readonly BackendKind[] = ["memory", "disk", "redis"];
 
-/** Which backend to open. */
+/**
+ * Which backend to open.
+ *
+ * @example
+ * ```ts
+ * import { type BackendKind, openBackend } from "@purple/server/backends";
+ *
+ * const kind: BackendKind = "memory";
+ * const ops = await openBackend({ kind });
+ * await ops.close();
+ * ```
+ */
 export type BackendKind = "memory" | "disk" | "redis";
 
-/** Where and how to open a backend. */
+/**
+ * Where and how to open a backend.
+ *
+ * @example
+ * ```ts
+ * import { type BackendOptions, openBackend } from "@purple/server/backends";
+ *
+ * const options: BackendOptions = { kind: "memory", limits: { maxValueBytes: 64 * 1024 } };
+ * const ops = await openBackend(options);
+ * await ops.close();
+ * ```
+ */
 export interface BackendOptions {
   /** Which backend. */
   kind: BackendKind;
@@ -48,10 +79,28 @@ export interface BackendOptions {
   limits?: Partial<Limits>;
 }
 
-/** The default Redis URL of the original Purple. */
+/**
+ * The default Redis URL of the original Purple.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REDIS_URL } from "@purple/server/backends";
+ *
+ * console.log(DEFAULT_REDIS_URL); // "redis://127.0.0.1:6379"
+ * ```
+ */
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
 
-/** The default directory of the disk backend. */
+/**
+ * The default directory of the disk backend.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DATA_DIR } from "@purple/server/backends";
+ *
+ * console.log(DEFAULT_DATA_DIR); // "./data"
+ * ```
+ */
 export const DEFAULT_DATA_DIR = "./data";
 
 /**

@@ -47,7 +47,21 @@ import {
 
 export type { Backend } from "./backend.ts";
 
-/** Options of {@linkcode openRedisBackend}. */
+/**
+ * Options of {@linkcode openRedisBackend}.
+ *
+ * @example
+ * ```ts
+ * import type { RedisBackendOptions } from "@purple/server/backends/redis";
+ *
+ * const options: RedisBackendOptions = {
+ *   url: "rediss://:secret@redis.example.com:6380",
+ *   commandTimeoutMs: 2_000,
+ *   connectTimeoutMs: 2_000,
+ * };
+ * console.log(options.url); // then: await openRedisBackend(options)
+ * ```
+ */
 export interface RedisBackendOptions {
   /**
    * The server: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. The port

@@ -29,10 +29,30 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-/** `message Empty {}`: the reply of calls that only write. */
+/**
+ * `message Empty {}`: the reply of calls that only write.
+ *
+ * @example
+ * ```ts
+ * import type { Empty } from "@purple/client/grpc";
+ *
+ * const reply: Empty = {};
+ * console.log(reply);
+ * ```
+ */
 export type Empty = Record<string, never>;
 
-/** `message CacheItem`: a cache value and its TTL in seconds (0 means the default, 5 s). */
+/**
+ * `message CacheItem`: a cache value and its TTL in seconds (0 means the default, 5 s).
+ *
+ * @example
+ * ```ts
+ * import type { CacheItem } from "@purple/client/grpc";
+ *
+ * const item: CacheItem = { value: "a1b2c3", ttl: 60 };
+ * console.log(item);
+ * ```
+ */
 export interface CacheItem {
   /** The value (field 1). */
   value: string;
@@ -40,19 +60,49 @@ export interface CacheItem {
   ttl: number;
 }
 
-/** `message CacheGetRequest`. */
+/**
+ * `message CacheGetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { CacheGetRequest } from "@purple/client/grpc";
+ *
+ * const request: CacheGetRequest = { key: "session" };
+ * console.log(request);
+ * ```
+ */
 export interface CacheGetRequest {
   /** The key (field 1). */
   key: string;
 }
 
-/** `message CacheGetResponse`. */
+/**
+ * `message CacheGetResponse`.
+ *
+ * @example
+ * ```ts
+ * import type { CacheGetResponse } from "@purple/client/grpc";
+ *
+ * const response: CacheGetResponse = { value: "a1b2c3" };
+ * console.log(response);
+ * ```
+ */
 export interface CacheGetResponse {
   /** The value (field 1). */
   value: string;
 }
 
-/** `message CacheSetRequest`. */
+/**
+ * `message CacheSetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { CacheSetRequest } from "@purple/client/grpc";
+ *
+ * const request: CacheSetRequest = { key: "session", item: { value: "a1b2c3", ttl: 60 } };
+ * console.log(request);
+ * ```
+ */
 export interface CacheSetRequest {
   /** The key (field 1). */
   key: string;
@@ -60,7 +110,17 @@ export interface CacheSetRequest {
   item?: CacheItem;
 }
 
-/** `message IncrementCounterRequest`. */
+/**
+ * `message IncrementCounterRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { IncrementCounterRequest } from "@purple/client/grpc";
+ *
+ * const request: IncrementCounterRequest = { key: "visits", amount: 9007199254740993n };
+ * console.log(request);
+ * ```
+ */
 export interface IncrementCounterRequest {
   /** The counter's key (field 1). */
   key: string;
@@ -68,25 +128,65 @@ export interface IncrementCounterRequest {
   amount: bigint;
 }
 
-/** `message GetCounterRequest`. */
+/**
+ * `message GetCounterRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { GetCounterRequest } from "@purple/client/grpc";
+ *
+ * const request: GetCounterRequest = { key: "visits" };
+ * console.log(request);
+ * ```
+ */
 export interface GetCounterRequest {
   /** The counter's key (field 1). */
   key: string;
 }
 
-/** `message GetCounterResponse`. */
+/**
+ * `message GetCounterResponse`.
+ *
+ * @example
+ * ```ts
+ * import type { GetCounterResponse } from "@purple/client/grpc";
+ *
+ * const response: GetCounterResponse = { value: 9007199254740993n };
+ * console.log(response);
+ * ```
+ */
 export interface GetCounterResponse {
   /** The counter's value (field 1, int64). */
   value: bigint;
 }
 
-/** `message FlagGetRequest`. */
+/**
+ * `message FlagGetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { FlagGetRequest } from "@purple/client/grpc";
+ *
+ * const request: FlagGetRequest = { key: "beta" };
+ * console.log(request);
+ * ```
+ */
 export interface FlagGetRequest {
   /** The flag's key (field 1). */
   key: string;
 }
 
-/** `message FlagSetRequest`. */
+/**
+ * `message FlagSetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { FlagSetRequest } from "@purple/client/grpc";
+ *
+ * const request: FlagSetRequest = { key: "beta", value: true };
+ * console.log(request);
+ * ```
+ */
 export interface FlagSetRequest {
   /** The flag's key (field 1). */
   key: string;
@@ -94,31 +194,84 @@ export interface FlagSetRequest {
   value: boolean;
 }
 
-/** `message FlagResponse`. */
+/**
+ * `message FlagResponse`.
+ *
+ * @example
+ * ```ts
+ * import type { FlagResponse } from "@purple/client/grpc";
+ *
+ * const response: FlagResponse = { value: true };
+ * console.log(response);
+ * ```
+ */
 export interface FlagResponse {
   /** The flag's value (field 1). */
   value: boolean;
 }
 
-/** `message Location`: a KV key. */
+/**
+ * `message Location`: a KV key.
+ *
+ * @example
+ * ```ts
+ * import type { Location } from "@purple/client/grpc";
+ *
+ * const location: Location = { key: "greeting" };
+ * console.log(location);
+ * ```
+ */
 export interface Location {
   /** The key (field 1). */
   key: string;
 }
 
-/** `message Value`: KV content. */
+/**
+ * `message Value`: KV content.
+ *
+ * @example
+ * ```ts
+ * import type { Value } from "@purple/client/grpc";
+ *
+ * const value: Value = { content: new TextEncoder().encode("hello") };
+ * console.log(value);
+ * ```
+ */
 export interface Value {
   /** The bytes (field 1). */
   content: Uint8Array;
 }
 
-/** `message GetResponse`. */
+/**
+ * `message GetResponse`.
+ *
+ * @example
+ * ```ts
+ * import type { GetResponse } from "@purple/client/grpc";
+ *
+ * const response: GetResponse = { value: { content: new Uint8Array([104, 105]) } };
+ * console.log(response);
+ * ```
+ */
 export interface GetResponse {
   /** The value (field 1). */
   value?: Value;
 }
 
-/** `message PutRequest`. */
+/**
+ * `message PutRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { PutRequest } from "@purple/client/grpc";
+ *
+ * const request: PutRequest = {
+ *   location: { key: "greeting" },
+ *   value: { content: new TextEncoder().encode("hello") },
+ * };
+ * console.log(request);
+ * ```
+ */
 export interface PutRequest {
   /** Where (field 1). */
   location?: Location;
@@ -126,13 +279,33 @@ export interface PutRequest {
   value?: Value;
 }
 
-/** `message GetSetRequest`. */
+/**
+ * `message GetSetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { GetSetRequest } from "@purple/client/grpc";
+ *
+ * const request: GetSetRequest = { set: "todos" };
+ * console.log(request);
+ * ```
+ */
 export interface GetSetRequest {
   /** The set's name (field 1). */
   set: string;
 }
 
-/** `message ModifySetRequest`. */
+/**
+ * `message ModifySetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { ModifySetRequest } from "@purple/client/grpc";
+ *
+ * const request: ModifySetRequest = { set: "todos", item: "shopping" };
+ * console.log(request);
+ * ```
+ */
 export interface ModifySetRequest {
   /** The set's name (field 1). */
   set: string;
@@ -140,7 +313,17 @@ export interface ModifySetRequest {
   item: string;
 }
 
-/** `message SetResponse`. */
+/**
+ * `message SetResponse`.
+ *
+ * @example
+ * ```ts
+ * import type { SetResponse } from "@purple/client/grpc";
+ *
+ * const response: SetResponse = { items: ["running", "shopping"] };
+ * console.log(response);
+ * ```
+ */
 export interface SetResponse {
   /** The items, sorted (field 1, repeated). */
   items: string[];

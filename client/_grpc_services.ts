@@ -45,6 +45,16 @@ import {
 /**
  * One unary method: its path and codecs, in the shape of a grpc-js `MethodDefinition` (it can
  * be passed wherever grpc-js takes one).
+ *
+ * @example
+ * ```ts
+ * import type { CacheGetRequest, CacheGetResponse, MethodDefinition } from "@purple/client/grpc";
+ * import { GRPC_SERVICES } from "@purple/client/grpc";
+ *
+ * const method: MethodDefinition<CacheGetRequest, CacheGetResponse> = GRPC_SERVICES.Cache.CacheGet;
+ * console.log(method.path); // "/proto.Cache/CacheGet"
+ * console.log(method.requestDeserialize(method.requestSerialize({ key: "session" }))); // { key: "session" }
+ * ```
  */
 export interface MethodDefinition<Request, Response> {
   /** `/<package>.<Service>/<Method>`, such as `/proto.Cache/CacheGet`. */
@@ -63,12 +73,29 @@ export interface MethodDefinition<Request, Response> {
   readonly responseDeserialize: (bytes: Uint8Array) => Response;
 }
 
-/** The protobuf package of Purple's services. */
+/**
+ * The protobuf package of Purple's services.
+ *
+ * @example
+ * ```ts
+ * import { PROTO_PACKAGE } from "@purple/client/grpc";
+ *
+ * console.log(PROTO_PACKAGE); // "proto"
+ * ```
+ */
 export const PROTO_PACKAGE = "proto";
 
 /**
  * The services of `proto/purple.proto`, method by method, with the TypeScript types of their
  * request and response messages. Each service is a grpc-js `ServiceDefinition`.
+ *
+ * @example
+ * ```ts
+ * import { GRPC_SERVICES, type GrpcServices } from "@purple/client/grpc";
+ *
+ * const services: GrpcServices = GRPC_SERVICES;
+ * console.log(Object.keys(services)); // ["Cache", "Counter", "Flag", "KV", "Set"]
+ * ```
  */
 export interface GrpcServices {
   /** `proto.Cache`. */

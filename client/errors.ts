@@ -20,7 +20,17 @@
  * @module
  */
 
-/** The machine-readable name of each kind of Purple error. */
+/**
+ * The machine-readable name of each kind of Purple error.
+ *
+ * @example
+ * ```ts
+ * import { type ErrorCode, NotFoundError } from "@purple/client/errors";
+ *
+ * const code: ErrorCode = new NotFoundError("Cannot find cache key 'a': not found").code;
+ * console.log(code); // "NOT_FOUND"
+ * ```
+ */
 export type ErrorCode =
   | "NOT_FOUND"
   | "INVALID_ARGUMENT"

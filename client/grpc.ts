@@ -69,7 +69,16 @@ export type {
   Value,
 } from "./_grpc_messages.ts";
 
-/** The default deadline of a call, in milliseconds. */
+/**
+ * The default deadline of a call, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_GRPC_TIMEOUT_MS } from "@purple/client/grpc";
+ *
+ * console.log(DEFAULT_GRPC_TIMEOUT_MS); // 10000
+ * ```
+ */
 export const DEFAULT_GRPC_TIMEOUT_MS = 10_000;
 
 /**

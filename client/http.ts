@@ -27,10 +27,39 @@ import {
 import type { CounterAmount, KvValue, Operations } from "./operations.ts";
 import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
 
-/** The transport `HttpClient` calls: `fetch`, or anything with its shape. */
+/**
+ * The transport `HttpClient` calls: `fetch`, or anything with its shape.
+ *
+ * @example
+ * ```ts
+ * import { type FetchLike, HttpClient } from "@purple/client";
+ *
+ * // A transport that logs each request before sending it.
+ * const logged: FetchLike = (url, init) => {
+ *   console.log(init.method, url);
+ *   return fetch(url, init);
+ * };
+ * const client = new HttpClient("http://localhost:8080", { fetch: logged });
+ * await client.close();
+ * ```
+ */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
-/** Options of {@linkcode HttpClient}. */
+/**
+ * Options of {@linkcode HttpClient}.
+ *
+ * @example
+ * ```ts
+ * import { HttpClient, type HttpClientOptions } from "@purple/client";
+ *
+ * const options: HttpClientOptions = {
+ *   timeoutMs: 2_000,
+ *   headers: { "user-agent": "checkout-service" },
+ * };
+ * const client = new HttpClient("http://localhost:8080", options);
+ * await client.close();
+ * ```
+ */
 export interface HttpClientOptions {
   /**
    * How long a call may take, from sending the request to the last byte of the answer, in
@@ -43,7 +72,18 @@ export interface HttpClientOptions {
   fetch?: FetchLike;
 }
 
-/** Options of one call, given as the last argument of any operation. */
+/**
+ * Options of one call, given as the last argument of any operation.
+ *
+ * @example
+ * ```ts
+ * import type { CallOptions } from "@purple/client";
+ *
+ * // Give up on this call after 500 ms, or sooner when the signal aborts.
+ * const options: CallOptions = { timeoutMs: 500, signal: AbortSignal.timeout(1_000) };
+ * console.log(options.timeoutMs); // 500; pass it as the last argument: client.cacheGet(key, options)
+ * ```
+ */
 export interface CallOptions {
   /** Cancels the call; it then rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -51,12 +91,28 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-/** The default timeout of a call, in milliseconds. */
+/**
+ * The default timeout of a call, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HTTP_TIMEOUT_MS } from "@purple/client";
+ *
+ * console.log(DEFAULT_HTTP_TIMEOUT_MS); // 10000
+ * ```
+ */
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 
 /**
  * The longest request URL sent. Servers refuse longer ones (Deno's at 65534 bytes); a longer
  * URL is refused here with `ValueTooLargeError`.
+ *
+ * @example
+ * ```ts
+ * import { MAX_URL_LENGTH } from "@purple/client";
+ *
+ * console.log(MAX_URL_LENGTH); // 65000
+ * ```
  */
 export const MAX_URL_LENGTH = 65_000;
 

@@ -19,10 +19,32 @@
  * @module
  */
 
-/** An amount to add to a counter: a `bigint`, or a `number` that is a safe integer. */
+/**
+ * An amount to add to a counter: a `bigint`, or a `number` that is a safe integer.
+ *
+ * @example
+ * ```ts
+ * import type { CounterAmount } from "@purple/client";
+ *
+ * const exact: CounterAmount = 9007199254740993n; // past 2^53: a bigint stays exact
+ * const small: CounterAmount = 100; // a safe integer number is fine too
+ * console.log(exact, small);
+ * ```
+ */
 export type CounterAmount = bigint | number;
 
-/** A KV value: raw bytes, or a string stored as its UTF-8 bytes. */
+/**
+ * A KV value: raw bytes, or a string stored as its UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * import type { KvValue } from "@purple/client";
+ *
+ * const bytes: KvValue = new Uint8Array([0x89, 0x50, 0x4e, 0x47]);
+ * const text: KvValue = "hello"; // stored as its UTF-8 bytes
+ * console.log(bytes.length, text.length); // 4 5
+ * ```
+ */
 export type KvValue = Uint8Array | string;
 
 /**

@@ -18,16 +18,52 @@
 import { InvalidArgumentError } from "./errors.ts";
 import type { CounterAmount } from "./operations.ts";
 
-/** The TTL used when none (or 0) is given, in seconds. */
+/**
+ * The TTL used when none (or 0) is given, in seconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TTL_SECONDS } from "@purple/client/validate";
+ *
+ * console.log(DEFAULT_TTL_SECONDS); // 5
+ * ```
+ */
 export const DEFAULT_TTL_SECONDS = 5;
 
-/** The largest TTL, in seconds: the largest int32, as the gRPC field is an int32. */
+/**
+ * The largest TTL, in seconds: the largest int32, as the gRPC field is an int32.
+ *
+ * @example
+ * ```ts
+ * import { MAX_TTL_SECONDS } from "@purple/client/validate";
+ *
+ * console.log(MAX_TTL_SECONDS); // 2147483647
+ * ```
+ */
 export const MAX_TTL_SECONDS = 2147483647;
 
-/** The smallest int64, `-(2n ** 63n)`. */
+/**
+ * The smallest int64, `-(2n ** 63n)`.
+ *
+ * @example
+ * ```ts
+ * import { INT64_MIN } from "@purple/client/validate";
+ *
+ * console.log(INT64_MIN); // -9223372036854775808n
+ * ```
+ */
 export const INT64_MIN: bigint = -(2n ** 63n);
 
-/** The largest int64, `2n ** 63n - 1n`. */
+/**
+ * The largest int64, `2n ** 63n - 1n`.
+ *
+ * @example
+ * ```ts
+ * import { INT64_MAX } from "@purple/client/validate";
+ *
+ * console.log(INT64_MAX); // 9223372036854775807n
+ * ```
+ */
 export const INT64_MAX: bigint = 2n ** 63n - 1n;
 
 /**

@@ -29,19 +29,64 @@ import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
-/** The version of Purple, from `deno.json`. */
+/**
+ * The version of Purple, from `deno.json`.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "@purple/server";
+ *
+ * console.log(VERSION); // "0.1.0"
+ * ```
+ */
 export const VERSION: string = denoJson.version;
 
-/** The default address to bind: loopback only. */
+/**
+ * The default address to bind: loopback only.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HOST } from "@purple/server";
+ *
+ * console.log(DEFAULT_HOST); // "127.0.0.1"
+ * ```
+ */
 export const DEFAULT_HOST = "127.0.0.1";
 
-/** The default HTTP port of the original Purple. */
+/**
+ * The default HTTP port of the original Purple.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HTTP_PORT } from "@purple/server";
+ *
+ * console.log(DEFAULT_HTTP_PORT); // 8080
+ * ```
+ */
 export const DEFAULT_HTTP_PORT = 8080;
 
-/** The default gRPC port of the original Purple. */
+/**
+ * The default gRPC port of the original Purple.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_GRPC_PORT } from "@purple/server";
+ *
+ * console.log(DEFAULT_GRPC_PORT); // 8081
+ * ```
+ */
 export const DEFAULT_GRPC_PORT = 8081;
 
-/** The text of `purple --help`: every flag, its environment variable and its default. */
+/**
+ * The text of `purple --help`: every flag, its environment variable and its default.
+ *
+ * @example
+ * ```ts
+ * import { HELP } from "@purple/server";
+ *
+ * console.log(HELP.split("\n")[2]); // "Usage:"
+ * ```
+ */
 export const HELP: string =
   `Purple ${VERSION}: a cache, counters, flags, key/value and sets over HTTP and gRPC
 
@@ -99,7 +144,20 @@ export class UsageError extends Error {
   }
 }
 
-/** What `purple` serves, once flags and variables are resolved. */
+/**
+ * What `purple` serves, once flags and variables are resolved.
+ *
+ * @example
+ * ```ts
+ * import { type CliConfig, parseCli } from "@purple/server";
+ *
+ * const command = parseCli(["grpc", "--backend", "memory"], {});
+ * if (command.action === "serve") {
+ *   const config: CliConfig = command.config;
+ *   console.log(config.grpc, config.http); // 8081 undefined
+ * }
+ * ```
+ */
 export interface CliConfig {
   /** The HTTP port, or `undefined` when HTTP is not served (`purple grpc`). */
   http?: number;
@@ -119,7 +177,17 @@ export interface CliConfig {
   debug: boolean;
 }
 
-/** What the command line asks for. */
+/**
+ * What the command line asks for.
+ *
+ * @example
+ * ```ts
+ * import { type CliCommand, parseCli } from "@purple/server";
+ *
+ * const command: CliCommand = parseCli(["--version"], {});
+ * console.log(command.action); // "version"
+ * ```
+ */
 export type CliCommand =
   | { action: "help" }
   | { action: "version" }
