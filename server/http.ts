@@ -45,7 +45,21 @@ import {
   readBody,
 } from "./_http_input.ts";
 
-/** How to build the HTTP app. */
+/**
+ * How to build the HTTP app.
+ *
+ * @example
+ * ```ts
+ * import { createHttpApp, type HttpAppOptions } from "@purple/server";
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
+ *
+ * const options: HttpAppOptions = { limits: DEFAULT_LIMITS, debug: true };
+ * const ops = await openBackend({ kind: "memory" });
+ * const app = createHttpApp(ops, options);
+ * console.log((await app.request("/ping")).status); // 200
+ * await ops.close();
+ * ```
+ */
 export interface HttpAppOptions {
   /** The limits the backend was opened with; request bodies are capped from them. */
   limits: Limits;

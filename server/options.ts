@@ -6,7 +6,21 @@
 
 import type { Limits } from "../backends/limits.ts";
 
-/** How to start a server. */
+/**
+ * How to start a server.
+ *
+ * @example
+ * ```ts
+ * import { type ServeOptions, startHttpServer } from "@purple/server";
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
+ *
+ * const options: ServeOptions = { hostname: "127.0.0.1", port: 0, limits: DEFAULT_LIMITS };
+ * const ops = await openBackend({ kind: "memory" });
+ * const server = await startHttpServer(ops, options);
+ * await server.shutdown();
+ * await ops.close();
+ * ```
+ */
 export interface ServeOptions {
   /** The address to bind, such as `127.0.0.1` or `0.0.0.0`. */
   hostname: string;
@@ -20,7 +34,25 @@ export interface ServeOptions {
   log?: (line: string) => void;
 }
 
-/** A server that is listening. */
+/**
+ * A server that is listening.
+ *
+ * @example
+ * ```ts
+ * import { type RunningServer, startGrpcServer } from "@purple/server";
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
+ *
+ * const ops = await openBackend({ kind: "memory" });
+ * const server: RunningServer = await startGrpcServer(ops, {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   limits: DEFAULT_LIMITS,
+ * });
+ * console.log(server.protocol, server.port > 0); // "gRPC" true
+ * await server.shutdown();
+ * await ops.close();
+ * ```
+ */
 export interface RunningServer {
   /** `"HTTP"` or `"gRPC"`, as the start-up line says it. */
   readonly protocol: "HTTP" | "gRPC";
