@@ -130,3 +130,38 @@ Deno.test("deno doc --lint passes on every entry point of both packages", async 
   assert.deepEqual(errors, KNOWN_DOC_LINT, stdout + stderr);
   assert.equal(code, errors.length === 0 ? 0 : 1);
 });
+
+Deno.test("every exported symbol of both packages has a description and an @example", async () => {
+  const entries: string[] = [];
+  for (const dir of Object.values(PACKAGES)) {
+    const { exports } = await readConfig(dir);
+    entries.push(...Object.values(exports).map((path) => `${dir}/${path.slice(2)}`));
+  }
+  const { code, stdout, stderr } = await run(Deno.execPath(), ["doc", "--json", ...entries]);
+  assert.equal(code, 0, stderr);
+  interface Declaration {
+    declarationKind: string;
+    kind: string;
+    location: { filename: string; line: number };
+    jsDoc?: { doc?: string; tags?: Array<{ kind: string }> };
+  }
+  const { nodes } = JSON.parse(stdout) as {
+    nodes: Record<string, { symbols: Array<{ name: string; declarations: Declaration[] }> }>;
+  };
+  const lacking = new Set<string>();
+  for (const { symbols } of Object.values(nodes)) {
+    for (const { name, declarations } of symbols) {
+      for (const { declarationKind, kind, location, jsDoc } of declarations) {
+        if (declarationKind !== "export" || kind === "reference") continue;
+        const where = `${
+          location.filename.slice(`file://${ROOT}/`.length)
+        }:${location.line} ${name}`;
+        if (!jsDoc?.doc) lacking.add(`${where}: no description`);
+        if (!jsDoc?.tags?.some((tag) => tag.kind === "example")) {
+          lacking.add(`${where}: no @example`);
+        }
+      }
+    }
+  }
+  assert.deepEqual([...lacking].sort(), []);
+});
