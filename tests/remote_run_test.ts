@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { ROOT, run, start } from "./_process.ts";
-import { PACKAGES, publishDryRun, readConfig } from "./_publish.ts";
+import { type PackageConfig, PACKAGES, publishDryRun, readConfig } from "./_publish.ts";
 import { RELAUNCHED_VARIABLE } from "../server/_relaunch.ts";
 
 const RELAUNCH_LINE = "purple: the disk backend needs Deno KV, which takes --unstable-kv: " +
@@ -66,6 +66,22 @@ async function servePackages(site: string): Promise<{ base: string; close(): Pro
     }
   });
   const base = `http://127.0.0.1:${server$.addr.port}`;
+  try {
+    await layOut(site, base, server, client);
+  } catch (error) {
+    await server$.shutdown();
+    throw error;
+  }
+  return { base, close: () => server$.shutdown() };
+}
+
+/** Writes the files of both packages under `site`, their specifiers unfurled against `base`. */
+async function layOut(
+  site: string,
+  base: string,
+  server: PackageConfig,
+  client: PackageConfig,
+): Promise<void> {
   const clientFile = (specifier: string) => {
     const sub = specifier === "@purple/client"
       ? "."
@@ -95,7 +111,6 @@ async function servePackages(site: string): Promise<{ base: string; close(): Pro
       );
     }
   }
-  return { base, close: () => server$.shutdown() };
 }
 
 /** Drops what Deno cached of the modules this test served (sources and their transpiled form). */
@@ -115,7 +130,10 @@ Deno.test({
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "purple-remote-" });
     await Deno.mkdir(`${dir}/cwd`);
-    const site = await servePackages(`${dir}/site`);
+    const site = await servePackages(`${dir}/site`).catch(async (error) => {
+      await Deno.remove(dir, { recursive: true });
+      throw error;
+    });
     const entry = `${site.base}/server/mod.ts`;
     const dataDir = `${dir}/data`;
     const purple = (deno: string[], args: string[], env: Record<string, string> = {}) =>
