@@ -80,75 +80,84 @@ Deno.test({
     let purple: Program | undefined;
     try {
       const pkg = `${dir}/package`;
-      await t.step(
-        "build: plain JavaScript and .d.ts files, with TypeScript from npm",
-        async () => {
-          await Deno.mkdir(`${dir}/tools`);
-          await npm(["install", "--prefix", `${dir}/tools`, TYPESCRIPT], dir);
-          const { code, output, files } = await publishDryRun("client");
-          assert.equal(code, 0, output);
-          const sources = files.filter((file) => file.endsWith(".ts"))
-            .map((file) => file.slice("client/".length));
-          const build = await run("node", [
-            `${ROOT}/tests/node/build_client.mjs`,
-            `${dir}/tools/node_modules/typescript/lib/typescript.js`,
-            `${ROOT}/client`,
-            pkg,
-            ...sources,
-          ]);
-          assert.equal(build.code, 0, build.stderr);
-          const manifest = await packageJson();
-          await Deno.writeTextFile(`${pkg}/package.json`, JSON.stringify(manifest, null, 2));
-          // Every export points at files that exist; no TypeScript source is left.
-          for (const target of Object.values(manifest.exports as Record<string, object>)) {
-            for (const file of Object.values(target)) await Deno.stat(`${pkg}/${file}`);
-          }
-          for await (const entry of Deno.readDir(pkg)) {
-            assert.ok(!/(?<!\.d)\.ts$/.test(entry.name), `${entry.name} is TypeScript`);
-          }
-        },
-      );
+      if (
+        !await t.step(
+          "build: plain JavaScript and .d.ts files, with TypeScript from npm",
+          async () => {
+            await Deno.mkdir(`${dir}/tools`);
+            await npm(["install", "--prefix", `${dir}/tools`, TYPESCRIPT], dir);
+            const { code, output, files } = await publishDryRun("client");
+            assert.equal(code, 0, output);
+            const sources = files.filter((file) => file.endsWith(".ts"))
+              .map((file) => file.slice("client/".length));
+            const build = await run("node", [
+              `${ROOT}/tests/node/build_client.mjs`,
+              `${dir}/tools/node_modules/typescript/lib/typescript.js`,
+              `${ROOT}/client`,
+              pkg,
+              ...sources,
+            ]);
+            assert.equal(build.code, 0, build.stderr);
+            const manifest = await packageJson();
+            await Deno.writeTextFile(`${pkg}/package.json`, JSON.stringify(manifest, null, 2));
+            // Every export points at files that exist; no TypeScript source is left.
+            for (const target of Object.values(manifest.exports as Record<string, object>)) {
+              for (const file of Object.values(target)) await Deno.stat(`${pkg}/${file}`);
+            }
+            for await (const entry of Deno.readDir(pkg)) {
+              assert.ok(!/(?<!\.d)\.ts$/.test(entry.name), `${entry.name} is TypeScript`);
+            }
+          },
+        )
+      ) return; // A later step would only fail for the same reason.
 
       const app = `${dir}/app`;
-      await t.step("install: npm pack, then npm install in a Node project", async () => {
-        const tarball = (await npm(["pack", pkg, "--pack-destination", dir], dir)).trim();
-        await Deno.mkdir(app);
-        await Deno.writeTextFile(
-          `${app}/package.json`,
-          JSON.stringify({
-            name: "purple-node-user",
-            private: true,
-            type: "module",
-            dependencies: { "@purple/client": `file:../${tarball}` },
-          }),
-        );
-        await npm(["install"], app);
-        const installed = JSON.parse(
-          await Deno.readTextFile(`${app}/node_modules/@purple/client/package.json`),
-        );
-        assert.equal(installed.version, (await readConfig("client")).version);
-        await Deno.stat(`${app}/node_modules/@grpc/grpc-js/package.json`);
-      });
+      if (
+        !await t.step("install: npm pack, then npm install in a Node project", async () => {
+          const tarball = (await npm(["pack", pkg, "--pack-destination", dir], dir)).trim();
+          await Deno.mkdir(app);
+          await Deno.writeTextFile(
+            `${app}/package.json`,
+            JSON.stringify({
+              name: "purple-node-user",
+              private: true,
+              type: "module",
+              dependencies: { "@purple/client": `file:../${tarball}` },
+            }),
+          );
+          await npm(["install"], app);
+          const installed = JSON.parse(
+            await Deno.readTextFile(`${app}/node_modules/@purple/client/package.json`),
+          );
+          assert.equal(installed.version, (await readConfig("client")).version);
+          await Deno.stat(`${app}/node_modules/@grpc/grpc-js/package.json`);
+        })
+      ) return; // A later step would only fail for the same reason.
 
-      await t.step("types: tsc type-checks a TypeScript user against the .d.ts files", async () => {
-        await Deno.copyFile(`${ROOT}/tests/node/consumer.ts`, `${app}/consumer.ts`);
-        const tsc = await run("node", [
-          `${dir}/tools/node_modules/typescript/bin/tsc`,
-          "--noEmit",
-          "--strict",
-          "--skipLibCheck",
-          "--module",
-          "nodenext",
-          "--moduleResolution",
-          "nodenext",
-          "--target",
-          "es2022",
-          "--lib",
-          "es2022,dom",
-          "consumer.ts",
-        ], { cwd: app });
-        assert.equal(tsc.code, 0, tsc.stdout + tsc.stderr);
-      });
+      if (
+        !await t.step(
+          "types: tsc type-checks a TypeScript user against the .d.ts files",
+          async () => {
+            await Deno.copyFile(`${ROOT}/tests/node/consumer.ts`, `${app}/consumer.ts`);
+            const tsc = await run("node", [
+              `${dir}/tools/node_modules/typescript/bin/tsc`,
+              "--noEmit",
+              "--strict",
+              "--skipLibCheck",
+              "--module",
+              "nodenext",
+              "--moduleResolution",
+              "nodenext",
+              "--target",
+              "es2022",
+              "--lib",
+              "es2022,dom",
+              "consumer.ts",
+            ], { cwd: app });
+            assert.equal(tsc.code, 0, tsc.stdout + tsc.stderr);
+          },
+        )
+      ) return; // A later step would only fail for the same reason.
 
       await t.step("run: node --test, every operation through both clients", async () => {
         const maxValueBytes = "1024";
