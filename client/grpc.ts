@@ -41,6 +41,9 @@ import {
 } from "./errors.ts";
 import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
 import { GRPC_SERVICES, type MethodDefinition } from "./_grpc_services.ts";
+import { channelSecurity, type GrpcTls, tokenMetadata } from "./_grpc_access.ts";
+
+export type { GrpcTls } from "./_grpc_access.ts";
 
 export {
   GRPC_SERVICES,
@@ -97,6 +100,18 @@ export interface GrpcClientOptions {
    * {@linkcode DEFAULT_GRPC_TIMEOUT_MS} (10 s); 0 (or `Infinity`) means no deadline.
    */
   timeoutMs?: number;
+  /**
+   * The access token of a server started with `--auth-token` or `--read-token`, sent as the
+   * `authorization` metadata (`Bearer <token>`) of every call.
+   */
+  token?: string;
+  /**
+   * Connect over TLS: `true` trusts the system's CA certificates, `{ ca }` trusts only the
+   * given PEM certificate(s) (a self-signed or private CA), and `serverName` names the host
+   * the certificate must carry when the address does not (in Deno, a TLS server reached by IP
+   * address needs it). Default: plaintext.
+   */
+  tls?: GrpcTls;
 }
 
 /**
@@ -144,21 +159,26 @@ export class GrpcClient implements Operations {
   #client: grpc.Client;
   #address: string;
   #timeoutMs: number;
+  #metadata: grpc.Metadata | undefined;
   #closed = false;
 
   /**
    * Creates a client; it connects on the first call (and reconnects when needed).
    *
    * @param address The server's `host:port`, such as `localhost:8081`.
-   * @param options The default deadline.
+   * @param options The default deadline, the access token, and TLS.
+   * @throws {InvalidArgumentError} When the timeout, the token or the TLS options are bad.
    */
   constructor(address: string, options: GrpcClientOptions = {}) {
     const timeoutMs = options.timeoutMs ?? DEFAULT_GRPC_TIMEOUT_MS;
     assertMilliseconds("timeoutMs", timeoutMs);
     this.#address = address;
     this.#timeoutMs = timeoutMs;
-    this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    this.#metadata = tokenMetadata(options.token);
+    const security = channelSecurity(options.tls);
+    this.#client = new grpc.Client(address, security.credentials, {
       "grpc.max_receive_message_length": -1,
+      ...security.options,
     });
   }
 
@@ -362,6 +382,7 @@ export class GrpcClient implements Operations {
         method.requestSerialize,
         method.responseDeserialize,
         request,
+        this.#metadata?.clone() ?? new grpc.Metadata(),
         callOptions,
         (error, reply) => {
           signal?.removeEventListener("abort", cancel);

@@ -26,6 +26,7 @@ import {
 } from "./errors.ts";
 import type { CounterAmount, KvValue, Operations } from "./operations.ts";
 import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
+import { fetchTrusting, headersWithToken } from "./_access.ts";
 
 /**
  * The transport `HttpClient` calls: `fetch`, or anything with its shape.
@@ -70,6 +71,17 @@ export interface HttpClientOptions {
   headers?: HeadersInit;
   /** The transport. Default: the global `fetch`. Tests and special runtimes inject their own. */
   fetch?: FetchLike;
+  /**
+   * The access token of a server started with `--auth-token` or `--read-token`, sent as
+   * `Authorization: Bearer <token>` with every request.
+   */
+  token?: string;
+  /**
+   * CA certificates (PEM) to trust for an `https://` server, besides the system's: for a
+   * self-signed or private CA. Deno only (it uses `Deno.createHttpClient`, closed by
+   * `close()`); in Node set `NODE_EXTRA_CA_CERTS` to the CA file instead. Not with `fetch`.
+   */
+  ca?: string | readonly string[];
 }
 
 /**
@@ -210,14 +222,16 @@ export class HttpClient implements Operations {
   #headers: HeadersInit | undefined;
   #timeoutMs: number;
   #fetch: FetchLike;
+  #release: (() => void) | undefined;
   #closed = false;
 
   /**
    * Creates a client of one server; nothing is sent until the first call.
    *
    * @param baseUrl The server, such as `http://localhost:8080` (a path prefix is kept).
-   * @param options Timeout, extra headers, and the transport.
-   * @throws {InvalidArgumentError} When `baseUrl` is not an http(s) URL or the timeout is bad.
+   * @param options Timeout, extra headers, access token, CA certificates, and the transport.
+   * @throws {InvalidArgumentError} When `baseUrl` is not an http(s) URL, or the timeout, the
+   * token or the CA certificates are bad.
    */
   constructor(baseUrl: string, options: HttpClientOptions = {}) {
     let url: URL;
@@ -235,8 +249,12 @@ export class HttpClient implements Operations {
     url.hash = "";
     this.#base = url.href.replace(/\/+$/, "");
     this.#timeoutMs = HttpClient.#checkTimeout(options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS);
-    this.#headers = options.headers;
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#headers = headersWithToken(options.headers, options.token);
+    const trusting = options.ca === undefined
+      ? undefined
+      : fetchTrusting(options.ca, options.fetch);
+    this.#release = trusting?.close;
+    this.#fetch = trusting?.fetch ?? options.fetch ?? ((input, init) => fetch(input, init));
   }
 
   static #checkTimeout(ms: unknown): number {
@@ -457,10 +475,13 @@ export class HttpClient implements Operations {
 
   /**
    * Marks the client closed: later calls reject with `UnavailableError`. Connections belong
-   * to the runtime's `fetch`, which reuses and closes them on its own.
+   * to the runtime's `fetch`, which reuses and closes them on its own (with `ca`, the Deno
+   * HTTP client made for it is closed here).
    */
   close(): Promise<void> {
     this.#closed = true;
+    this.#release?.();
+    this.#release = undefined;
     return Promise.resolve();
   }
 

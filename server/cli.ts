@@ -27,6 +27,8 @@ import {
 } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
+import { accessLines, type AccessTokens, tokenProblem } from "./_auth.ts";
+import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /**
@@ -107,11 +109,21 @@ Flags (a flag wins over its environment variable, shown in brackets):
   --max-key-bytes N    the longest key or set name    [PURPLE_MAX_KEY_BYTES] (default: ${DEFAULT_LIMITS.maxKeyBytes})
   --max-value-bytes N  the largest KV or cache value  [PURPLE_MAX_VALUE_BYTES] (default: ${DEFAULT_LIMITS.maxValueBytes})
   --max-item-bytes N   the longest set item           [PURPLE_MAX_ITEM_BYTES] (default: ${DEFAULT_LIMITS.maxItemBytes})
+  --auth-token TOKEN   a full-access token; repeat    [PURPLE_AUTH_TOKEN, comma-separated] (default: none)
+                       it for several
+  --read-token TOKEN   a read-only token (get         [PURPLE_READ_TOKEN, comma-separated] (default: none)
+                       operations only); repeatable
+  --tls-cert FILE      serve TLS with this PEM        [PURPLE_TLS_CERT] (default: none, plaintext)
+                       certificate (and chain)
+  --tls-key FILE       the certificate's PEM key      [PURPLE_TLS_KEY] (default: none)
   --debug              log one line per request       [PURPLE_DEBUG] (default: off)
   -h, --help           show this help
   -v, --version        show the version
 
 Port 0 picks any free port; the start-up lines say which. Sizes are in bytes.
+With a token set, every request but GET /ping and gRPC health needs 'Authorization: Bearer
+TOKEN'; tokens are 16 or more visible ASCII characters. Flags replace their variable's tokens.
+Without --host, Purple binds 127.0.0.1 only, with or without tokens.
 'purple http' takes --port, then --http-port, PURPLE_PORT, PURPLE_HTTP_PORT, PORT.
 'purple grpc' takes --port, then --grpc-port, PURPLE_PORT, PURPLE_GRPC_PORT.
 SIGINT or SIGTERM stops Purple gracefully: requests in flight finish, then the backend closes.
@@ -175,6 +187,10 @@ export interface CliConfig {
   limits: Limits;
   /** Log one line per request. */
   debug: boolean;
+  /** The access tokens; absent when none is set (then no request needs one). */
+  auth?: AccessTokens;
+  /** The TLS certificate and key files; absent for plaintext. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /**
@@ -204,12 +220,16 @@ const OPTIONS = {
   "max-key-bytes": { type: "string" },
   "max-value-bytes": { type: "string" },
   "max-item-bytes": { type: "string" },
+  "auth-token": { type: "string", multiple: true },
+  "read-token": { type: "string", multiple: true },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
   "debug": { type: "boolean" },
   "help": { type: "boolean", short: "h" },
   "version": { type: "boolean", short: "v" },
 } as const;
 
-type Flags = { [name in keyof typeof OPTIONS]?: string | boolean };
+type Flags = { [name in keyof typeof OPTIONS]?: string | boolean | string[] };
 type Env = Record<string, string | undefined>;
 
 /** A value and where it came from (`--flag` or `VARIABLE`), for error messages. */
@@ -264,6 +284,46 @@ function debugSetting(flags: Flags, env: Env): boolean {
 
 function text(setting: Setting | undefined, fallback: string): string {
   return setting === undefined ? fallback : setting.value;
+}
+
+/** The tokens of one kind: the flag's (repeated), else the variable's (comma-separated). */
+function tokens(flags: Flags, env: Env, flag: string, variable: string): string[] {
+  const given = flags[flag as keyof Flags];
+  const value = env[variable];
+  const [list, from] = Array.isArray(given)
+    ? [given, `--${flag}`]
+    : [(value ?? "").split(",").map((token) => token.trim()).filter((token) => token), variable];
+  if (!Array.isArray(given) && value !== undefined && value.trim() !== "" && list.length === 0) {
+    throw new UsageError(`Bad ${variable}: it holds no token, only commas and spaces`);
+  }
+  for (const token of list) {
+    const problem = tokenProblem(token); // Never quotes the token.
+    if (problem !== undefined) throw new UsageError(`Bad ${from}: ${problem}`);
+  }
+  return [...new Set(list)];
+}
+
+function accessSetting(flags: Flags, env: Env): { auth?: AccessTokens } {
+  const full = tokens(flags, env, "auth-token", "PURPLE_AUTH_TOKEN");
+  const read = tokens(flags, env, "read-token", "PURPLE_READ_TOKEN");
+  if (read.some((token) => full.includes(token))) {
+    throw new UsageError(
+      "Bad access tokens: one token is both full-access and read-only (--read-token, " +
+        "PURPLE_READ_TOKEN); give each token one kind",
+    );
+  }
+  return full.length + read.length === 0 ? {} : { auth: { full, read } };
+}
+
+function tlsSetting(flags: Flags, env: Env): { tls?: { certFile: string; keyFile: string } } {
+  const cert = pick(flags, env, ["tls-cert"], ["PURPLE_TLS_CERT"]);
+  const key = pick(flags, env, ["tls-key"], ["PURPLE_TLS_KEY"]);
+  if (cert === undefined && key === undefined) return {};
+  if (cert === undefined) {
+    throw new UsageError(`Bad ${key?.from}: TLS needs a certificate too (--tls-cert)`);
+  }
+  if (key === undefined) throw new UsageError(`Bad ${cert.from}: TLS needs a key too (--tls-key)`);
+  return { tls: { certFile: cert.value, keyFile: key.value } };
 }
 
 function parseFlags(args: string[]): { flags: Flags; positionals: string[] } {
@@ -404,6 +464,8 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
         ),
       },
       debug: debugSetting(flags, env),
+      ...accessSetting(flags, env),
+      ...tlsSetting(flags, env),
     },
   };
 }
@@ -472,6 +534,15 @@ function signals(log: (line: string) => void): { received: Promise<string>; disp
 async function serve(config: CliConfig): Promise<number> {
   const log = (line: string) => console.log(line);
   log(`Purple ${VERSION}, ${describeBackend(config)}, binding ${describeHost(config.hostname)}`);
+  let tls: LoadedTls | undefined;
+  try {
+    tls = config.tls && await loadTls(config.tls.certFile, config.tls.keyFile);
+  } catch (error) {
+    if (error instanceof TlsConfigError) return fail(error.message);
+    throw error;
+  }
+  if (tls && config.tls) tlsLines(tls, config.tls.certFile).forEach((line) => log(line));
+  accessLines(config.hostname, config.auth, tls !== undefined).forEach((line) => log(line));
   if (config.backend === "disk" && typeof Deno.openKv !== "function") {
     return fail(
       "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
@@ -500,6 +571,8 @@ async function serve(config: CliConfig): Promise<number> {
     limits: config.limits,
     debug: config.debug,
     log,
+    auth: config.auth,
+    tls: tls && { cert: tls.cert, key: tls.key },
   });
   try {
     if (config.http !== undefined) {

@@ -31,7 +31,7 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import { createServer as createTcpServer, type Server as TcpServer } from "node:net";
+import type { Server as TcpServer } from "node:net";
 import type { Operations } from "@purple/client";
 import { GRPC_STATUS, PurpleError } from "@purple/client/errors";
 import { GRPC_SERVICES, PROTO_PACKAGE } from "@purple/client/grpc";
@@ -40,6 +40,8 @@ import type { RunningServer, ServeOptions } from "./options.ts";
 import { Health } from "./_grpc_health.ts";
 import { guardSocket } from "./_grpc_goaway_guard.ts";
 import { addReflection } from "./_grpc_reflection.ts";
+import { AccessControl, grpcAccessInterceptor } from "./_auth.ts";
+import { createGrpcListener } from "./_tls.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
@@ -95,12 +97,18 @@ export async function startGrpcServer(
   const context: Context = { debug: options.debug ?? false, log: options.log ?? console.log };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxRequestBytes(options.limits),
+    interceptors: options.auth === undefined ? [] : [
+      grpcAccessInterceptor(
+        new AccessControl(options.auth),
+        context.debug ? context.log : undefined,
+      ),
+    ],
   });
   registerPurple(server, ops, context);
   const health = new Health(Object.keys(GRPC_SERVICES).map((name) => `${PROTO_PACKAGE}.${name}`));
   health.addTo(server);
   addReflection(server);
-  const listener = await listen(server, options.hostname, options.port, serverCredentials());
+  const listener = await listen(server, options, serverCredentials());
   const port = (listener.address() as { port: number }).port;
   context.log(`Starting up the gRPC server on port ${port}`);
   let stopping: Promise<void> | undefined;
@@ -117,25 +125,25 @@ function maxRequestBytes(limits: Limits): number {
 }
 
 /**
- * Plaintext for now. With TLS, the listener will have to terminate TLS itself (`node:tls`)
- * and hand decrypted sockets to the guard and an insecure injector: the guard reads frames.
+ * Plaintext for grpc-js even with TLS: the listener terminates TLS itself (`node:tls`, see
+ * `_tls.ts`) and hands decrypted sockets to the guard and this insecure injector, since the
+ * guard reads HTTP/2 frames.
  */
 function serverCredentials(): grpc.ServerCredentials {
   return grpc.ServerCredentials.createInsecure();
 }
 
 /**
- * Listens on TCP and hands each connection to grpc-js through the GOAWAY guard (see
- * `_grpc_goaway_guard.ts`) instead of letting grpc-js bind the port itself.
+ * Listens on TCP (or TLS, with `tls`) and hands each connection to grpc-js through the GOAWAY
+ * guard (see `_grpc_goaway_guard.ts`) instead of letting grpc-js bind the port itself.
  */
 function listen(
   server: grpc.Server,
-  hostname: string,
-  port: number,
+  { hostname, port, tls }: ServeOptions,
   credentials: grpc.ServerCredentials,
 ): Promise<TcpServer> {
   const injector = server.createConnectionInjector(credentials);
-  const listener = createTcpServer((socket) => {
+  const listener = createGrpcListener(tls, (socket) => {
     socket.setNoDelay(true);
     injector.injectConnection(guardSocket(socket));
   });

@@ -44,6 +44,7 @@ import {
   rawPath,
   readBody,
 } from "./_http_input.ts";
+import { AccessControl, httpAccessGuard } from "./_auth.ts";
 
 /**
  * How to build the HTTP app.
@@ -67,6 +68,8 @@ export interface HttpAppOptions {
   debug?: boolean;
   /** Where log lines go (the debug lines, and the details of 5xx answers). Default `console.log`. */
   log?: (line: string) => void;
+  /** Require an access token on every route but `/ping` (see `ServeOptions.auth`). */
+  auth?: { full: readonly string[]; read: readonly string[] };
 }
 
 /** Each route prefix and the methods it answers (HEAD comes with GET). */
@@ -193,6 +196,7 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
       log(`${describeRequest(c)} ${c.res.status} ${ms}ms`);
     });
   }
+  if (options.auth) app.use(httpAccessGuard(new AccessControl(options.auth)));
 
   app.onError((error, c) => {
     if (error instanceof PurpleError) {
@@ -375,6 +379,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
     server = Deno.serve({
       hostname: options.hostname,
       port: options.port,
+      ...options.tls,
       onListen: () => {},
       onError: (error) => {
         log(`Internal error in the HTTP server: ${(error as Error)?.stack ?? error}`);

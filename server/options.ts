@@ -32,6 +32,15 @@ export interface ServeOptions {
   debug?: boolean;
   /** Where log lines go. Default `console.log`. */
   log?: (line: string) => void;
+  /**
+   * Require an access token (`Authorization: Bearer <token>`, or the gRPC `authorization`
+   * metadata): `full` tokens may call every operation, `read` tokens only the get operations.
+   * Each token is 16 or more visible ASCII characters, without `,`. Absent: no token needed.
+   * `/ping` and `grpc.health.v1.Health` never need one.
+   */
+  auth?: { full: readonly string[]; read: readonly string[] };
+  /** Serve over TLS: the certificate (and chain) and its unencrypted private key, PEM text. */
+  tls?: { cert: string; key: string };
 }
 
 /**

@@ -947,7 +947,7 @@ Deno.test({
       assert.ok(bundle.success, new TextDecoder().decode(bundle.stderr));
       // Point the bare import at the grpc-js that Deno installed (node_modules is not above dir).
       const grpcJs = await Deno.realPath(new URL("../node_modules/@grpc/grpc-js", import.meta.url));
-      const code = (await Deno.readTextFile(`${dir}/client.mjs`)).replace(
+      const code = (await Deno.readTextFile(`${dir}/client.mjs`)).replaceAll(
         'from "@grpc/grpc-js"',
         `from ${JSON.stringify(new URL(`file://${grpcJs}/build/src/index.js`).href)}`,
       );

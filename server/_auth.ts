@@ -1,0 +1,309 @@
+/**
+ * Access control for both servers: which tokens Purple accepts, what each may do, and the
+ * guards that check them (a Hono middleware for HTTP, a grpc-js server interceptor for gRPC).
+ *
+ * A token is either full-access or read-only; a read-only token may call the get operations
+ * only ({@linkcode READ_OPERATIONS}). Clients send `Authorization: Bearer <token>` (HTTP) or
+ * the `authorization` metadata with the same value (gRPC). A missing or unknown token is an
+ * `UnauthenticatedError` (401, `UNAUTHENTICATED`), a read-only token writing a
+ * `PermissionDeniedError` (403, `PERMISSION_DENIED`). `GET /ping` and `grpc.health.v1.Health`
+ * stay open so that probes need no secret; reflection needs a token (read-only is enough).
+ *
+ * Tokens are kept only as SHA-256 digests, and a presented token is hashed and compared with
+ * every digest, each comparison touching every byte ({@linkcode constantTimeEqual}): how long
+ * a check takes does not depend on how much of a token is right, nor on which token matched.
+ * No token, nor any part of an `Authorization` value, ever goes into a log line or a message.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import type { MiddlewareHandler } from "hono";
+import {
+  GRPC_STATUS,
+  HTTP_STATUS,
+  PermissionDeniedError,
+  type PurpleError,
+  UnauthenticatedError,
+} from "@purple/client/errors";
+import { rawPath } from "./_http_input.ts";
+
+/** The tokens a server accepts. */
+export interface AccessTokens {
+  /** Tokens that may call every operation. */
+  full: readonly string[];
+  /** Tokens that may call only the get operations. */
+  read: readonly string[];
+}
+
+/** What a valid token may do. */
+export type Access = "full" | "read";
+
+/** The operations a read-only token may call. */
+export const READ_OPERATIONS: ReadonlySet<string> = new Set([
+  "cacheGet",
+  "counterGet",
+  "flagGet",
+  "kvGet",
+  "setGet",
+]);
+
+/** The shortest token accepted, in characters. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/** The gRPC service that stays open without a token. */
+const OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/";
+
+/** The operation of each gRPC method (by method name; the services do not repeat names). */
+const GRPC_OPERATIONS: Readonly<Record<string, string>> = {
+  CacheGet: "cacheGet",
+  CacheSet: "cacheSet",
+  CounterGet: "counterGet",
+  GetCounter: "counterGet",
+  CounterIncrement: "counterIncrement",
+  IncrementCounter: "counterIncrement",
+  FlagGet: "flagGet",
+  FlagSet: "flagSet",
+  KVGet: "kvGet",
+  KVPut: "kvPut",
+  KVDelete: "kvDelete",
+  SetGet: "setGet",
+  SetAdd: "setAdd",
+  SetRemove: "setRemove",
+};
+
+/** The operation of each HTTP route (method and first path segment). */
+const HTTP_OPERATIONS: Readonly<Record<string, string>> = {
+  "GET cache": "cacheGet",
+  "PUT cache": "cacheSet",
+  "GET counters": "counterGet",
+  "PUT counters": "counterIncrement",
+  "GET flags": "flagGet",
+  "PUT flags": "flagSet",
+  "GET kv": "kvGet",
+  "PUT kv": "kvPut",
+  "DELETE kv": "kvDelete",
+  "GET sets": "setGet",
+  "PUT sets": "setAdd",
+  "DELETE sets": "setRemove",
+};
+
+/**
+ * Why a token cannot be used, or `undefined` when it can. The reason never quotes the token.
+ * A token is at least {@linkcode MIN_TOKEN_LENGTH} visible ASCII characters, without `,`
+ * (which separates tokens in `PURPLE_AUTH_TOKEN`).
+ */
+export function tokenProblem(token: string): string | undefined {
+  if (!/^[\x21-\x2b\x2d-\x7e]*$/.test(token)) {
+    return "a token may only hold visible ASCII characters other than ','";
+  }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    return `a token must be ${MIN_TOKEN_LENGTH} characters or more ` +
+      "(make one with: openssl rand -hex 32)";
+  }
+  return undefined;
+}
+
+/**
+ * Whether two byte arrays are equal, looking at every byte whatever the differences (no early
+ * exit), so that the time taken says nothing about where they differ. Arrays of different
+ * lengths are unequal (the digests compared here always have the same length).
+ */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
+}
+
+function sha256(text: string): Uint8Array {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+/** Whether a host name or address reaches only this machine. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return host === "localhost" || host === "::1" || host.startsWith("127.") ||
+    host.startsWith("::ffff:127.");
+}
+
+/** Checks the tokens of requests against the configured ones. */
+export class AccessControl {
+  #digests: Array<{ digest: Uint8Array; access: Access }>;
+
+  /**
+   * @param tokens The accepted tokens; at least one.
+   * @throws {TypeError} When there is no token, or one is not usable (see {@linkcode tokenProblem}).
+   */
+  constructor(tokens: AccessTokens) {
+    const all = [
+      ...tokens.full.map((token) => ({ token, access: "full" as const })),
+      ...tokens.read.map((token) => ({ token, access: "read" as const })),
+    ];
+    if (all.length === 0) throw new TypeError("Bad access tokens: expected at least one token");
+    for (const { token } of all) {
+      const problem = tokenProblem(token);
+      if (problem !== undefined) throw new TypeError(`Bad access token: ${problem}`);
+    }
+    this.#digests = all.map(({ token, access }) => ({ digest: sha256(token), access }));
+  }
+
+  /**
+   * What the token of an `Authorization` value (`Bearer <token>`) may do.
+   * @throws {UnauthenticatedError} When the value is missing, malformed or the token unknown.
+   */
+  authenticate(authorization: string | null | undefined): Access {
+    if (authorization === null || authorization === undefined || authorization === "") {
+      throw new UnauthenticatedError(
+        "Missing access token: send the header or metadata 'authorization: Bearer <token>'",
+      );
+    }
+    const match = /^bearer +(\S+) *$/i.exec(authorization);
+    if (match === null) {
+      throw new UnauthenticatedError("Bad authorization: expected 'Bearer <token>'");
+    }
+    const presented = sha256(match[1]);
+    let found: Access | undefined;
+    for (const { digest, access } of this.#digests) {
+      // Every digest is compared, matched or not: the time does not say which one matched.
+      if (constantTimeEqual(presented, digest) && found === undefined) found = access;
+    }
+    if (found === undefined) throw new UnauthenticatedError("Invalid access token");
+    return found;
+  }
+
+  /**
+   * Checks that a request may call an operation.
+   * @param authorization The `Authorization` value sent.
+   * @param operation The operation (such as `kvPut`), or `undefined` for a call that is not one
+   * of Purple's operations: a get (reflection, an unknown path read) when `write` is false.
+   * @param write Whether an unknown operation writes.
+   * @throws {UnauthenticatedError} See {@linkcode AccessControl.authenticate}.
+   * @throws {PermissionDeniedError} When a read-only token calls anything but a get.
+   */
+  authorize(
+    authorization: string | null | undefined,
+    operation: string | undefined,
+    write: boolean,
+  ): void {
+    const access = this.authenticate(authorization);
+    if (access === "full") return;
+    const reads = operation === undefined ? !write : READ_OPERATIONS.has(operation);
+    if (!reads) {
+      throw new PermissionDeniedError(
+        `Cannot call ${operation ?? "this"}: the access token is read-only (it may only get)`,
+      );
+    }
+  }
+}
+
+/** The `WWW-Authenticate` challenge of an answer (RFC 6750). */
+function challenge(error: PurpleError, sent: boolean): string {
+  if (error instanceof PermissionDeniedError) {
+    return 'Bearer realm="purple", error="insufficient_scope"';
+  }
+  return sent ? 'Bearer realm="purple", error="invalid_token"' : 'Bearer realm="purple"';
+}
+
+/**
+ * The HTTP guard: `GET /ping` (any method on `/ping`) passes, every other request needs a
+ * token, and a read-only token may only `GET` or `HEAD`. A refusal is a JSON
+ * `{"error": "..."}` answer, 401 or 403, with a `WWW-Authenticate: Bearer` challenge.
+ */
+export function httpAccessGuard(access: AccessControl): MiddlewareHandler {
+  return async (c, next) => {
+    const path = rawPath(c.req.url);
+    if (path === "/ping") return await next();
+    const method = c.req.method === "HEAD" ? "GET" : c.req.method;
+    const operation = HTTP_OPERATIONS[`${method} ${path.split("/")[1]}`];
+    const authorization = c.req.header("authorization");
+    try {
+      access.authorize(authorization, operation, method !== "GET");
+    } catch (error) {
+      const refusal = error as PurpleError;
+      return new Response(JSON.stringify({ error: refusal.message }), {
+        status: HTTP_STATUS[refusal.code],
+        headers: {
+          "content-type": "application/json",
+          "www-authenticate": challenge(refusal, authorization !== undefined),
+        },
+      });
+    }
+    await next();
+  };
+}
+
+/**
+ * The gRPC guard, a grpc-js server interceptor: `grpc.health.v1.Health` passes, every other
+ * call needs a token in its `authorization` metadata, and a read-only token may only call the
+ * get methods (and reflection). A refused call ends with `UNAUTHENTICATED` or
+ * `PERMISSION_DENIED`; with `log`, one line says so (method, status, duration), as `--debug`
+ * does for the calls that run.
+ */
+export function grpcAccessInterceptor(
+  access: AccessControl,
+  log?: (line: string) => void,
+): grpc.ServerInterceptor {
+  return (method, call) => {
+    const path = method.path;
+    if (path.startsWith(OPEN_GRPC_PREFIX)) return new grpc.ServerInterceptingCall(call);
+    const operation = GRPC_OPERATIONS[path.slice(path.lastIndexOf("/") + 1)];
+    const write = !path.startsWith("/grpc.reflection.");
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        const start = performance.now();
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const value = metadata.get("authorization")[0];
+            try {
+              access.authorize(typeof value === "string" ? value : undefined, operation, write);
+            } catch (error) {
+              const refusal = error as PurpleError;
+              const code: grpc.status = GRPC_STATUS[refusal.code];
+              log?.(`${path} ${grpc.status[code]} ${(performance.now() - start).toFixed(1)}ms`);
+              call.sendStatus({ code, details: refusal.message });
+              return;
+            }
+            pass(metadata);
+          },
+        });
+      },
+    });
+  };
+}
+
+/**
+ * The start-up lines about access: whether tokens are required, and a warning when Purple
+ * listens beyond loopback without any (or with tokens but without TLS). Counts, never tokens.
+ */
+export function accessLines(
+  hostname: string,
+  tokens: AccessTokens | undefined,
+  tls: boolean,
+): string[] {
+  const loopback = isLoopback(hostname);
+  if (tokens === undefined) {
+    return loopback
+      ? [
+        `No access token is set: listening on ${hostname} only ` +
+        "(use --host to change it, --auth-token to require a token)",
+      ]
+      : [
+        `WARNING: no access token is set and Purple listens on ${hostname}: ` +
+        "anyone who can reach it has full access (set --auth-token or PURPLE_AUTH_TOKEN)",
+      ];
+  }
+  const count = (n: number, kind: string) => `${n} ${kind} token${n === 1 ? "" : "s"}`;
+  const lines = [
+    `Access tokens required: ${count(tokens.full.length, "full-access")}, ` +
+    `${count(tokens.read.length, "read-only")}; /ping and grpc.health.v1.Health stay open`,
+  ];
+  if (!loopback && !tls) {
+    lines.push(
+      `WARNING: Purple listens on ${hostname} without TLS: tokens and data cross the network ` +
+        "unencrypted (set --tls-cert and --tls-key, or put a TLS proxy in front)",
+    );
+  }
+  return lines;
+}

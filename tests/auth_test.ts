@@ -1,0 +1,780 @@
+// Access control: tokens on every HTTP route and every gRPC method (401/403,
+// UNAUTHENTICATED/PERMISSION_DENIED, read-only tokens may read), open probes, tokens never in a
+// log line, the constant-time comparison, the CLI flags and variables, and the loopback default
+// with its start-up lines (the real process).
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import { HttpClient, type Operations } from "@purple/client";
+import {
+  InvalidArgumentError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+} from "@purple/client/errors";
+import { GRPC_SERVICES, GrpcClient, type MethodDefinition } from "@purple/client/grpc";
+import { DEFAULT_LIMITS, openBackend } from "../backends/mod.ts";
+import { type CliConfig, parseCli, UsageError } from "../server/cli.ts";
+import { createHttpApp, startHttpServer } from "../server/http.ts";
+import { startGrpcServer } from "../server/grpc.ts";
+import type { RunningServer } from "../server/options.ts";
+import {
+  AccessControl,
+  accessLines,
+  constantTimeEqual,
+  isLoopback,
+  READ_OPERATIONS,
+  tokenProblem,
+} from "../server/_auth.ts";
+import { runPurple, startPurple } from "./_purple.ts";
+
+const FULL = "full-access-token-0123456789";
+const FULL_2 = "second-full-token-9876543210";
+const READ = "read-only-token-abcdefghijkl";
+const WRONG = "wrong-token-zzzzzzzzzzzzzzzz";
+const SECRETS = [FULL, FULL_2, READ, WRONG];
+const AUTH = { full: [FULL, FULL_2], read: [READ] };
+
+/** A grpc-js test with the sanitizers off: grpc-js keeps timers and sockets of its own. */
+function test(name: string, fn: () => Promise<void> | void): void {
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
+}
+
+/** Asserts that no text holds a token, nor a long piece of one. */
+function assertNoSecret(texts: string[]): void {
+  for (const text of texts) {
+    for (const secret of SECRETS) {
+      assert.ok(!text.includes(secret.slice(0, 12)), `a token leaked into: ${text}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pieces: constant-time comparison, token rules, what a token may do.
+
+test("constantTimeEqual() is true for equal bytes and false for any difference", () => {
+  const a = new Uint8Array(32).map((_, i) => i);
+  assert.equal(constantTimeEqual(a, a.slice()), true);
+  assert.equal(constantTimeEqual(new Uint8Array(0), new Uint8Array(0)), true);
+  for (const position of [0, 1, 15, 31]) {
+    const b = a.slice();
+    b[position] ^= 0x80;
+    assert.equal(constantTimeEqual(a, b), false, `a difference at byte ${position}`);
+  }
+  assert.equal(constantTimeEqual(a, a.subarray(0, 31)), false, "a prefix");
+  assert.equal(constantTimeEqual(a.subarray(0, 31), a), false, "a longer array");
+});
+
+test("constantTimeEqual() reads every byte, even after a difference (no early exit)", () => {
+  const read: number[] = [];
+  const watched = (bytes: Uint8Array) =>
+    new Proxy(bytes, {
+      get(target, property) {
+        if (typeof property === "string" && /^\d+$/.test(property)) read.push(Number(property));
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  const a = new Uint8Array(32);
+  const b = new Uint8Array(32).fill(0xff);
+  assert.equal(constantTimeEqual(watched(a), b), false);
+  assert.deepEqual(read, [...Array(32).keys()], "every index of the first array, in order");
+});
+
+test("AccessControl keeps digests only, not the tokens", () => {
+  const access = new AccessControl(AUTH);
+  const seen = Deno.inspect(access, { depth: 10, showHidden: true }) + JSON.stringify(access);
+  assertNoSecret([seen]);
+});
+
+test("AccessControl.authenticate() tells full from read-only and refuses the rest", () => {
+  const access = new AccessControl(AUTH);
+  assert.equal(access.authenticate(`Bearer ${FULL}`), "full");
+  assert.equal(access.authenticate(`Bearer ${FULL_2}`), "full");
+  assert.equal(access.authenticate(`Bearer ${READ}`), "read");
+  assert.equal(access.authenticate(`bearer  ${FULL} `), "full", "the scheme is case-insensitive");
+  for (
+    const value of [
+      undefined,
+      null,
+      "",
+      `Bearer ${WRONG}`,
+      `Bearer ${FULL.slice(0, -1)}`,
+      `Bearer ${FULL}x`,
+      `Basic ${btoa(`user:${FULL}`)}`,
+      FULL,
+      "Bearer",
+      `Bearer ${FULL} ${READ}`,
+    ]
+  ) {
+    assert.throws(() => access.authenticate(value), (error: Error) => {
+      assert.ok(error instanceof UnauthenticatedError, `${value}: ${error.name}`);
+      assertNoSecret([error.message]);
+      return true;
+    });
+  }
+});
+
+test("AccessControl.authorize() lets a read-only token call the get operations only", () => {
+  const access = new AccessControl(AUTH);
+  assert.deepEqual(
+    [...READ_OPERATIONS].sort(),
+    ["cacheGet", "counterGet", "flagGet", "kvGet", "setGet"],
+  );
+  for (const operation of READ_OPERATIONS) access.authorize(`Bearer ${READ}`, operation, true);
+  const writes = ["cacheSet", "counterIncrement", "flagSet", "kvPut", "kvDelete", "setAdd"];
+  for (const operation of [...writes, "setRemove"]) {
+    access.authorize(`Bearer ${FULL}`, operation, true);
+    assert.throws(
+      () => access.authorize(`Bearer ${READ}`, operation, false),
+      PermissionDeniedError,
+    );
+  }
+  access.authorize(`Bearer ${READ}`, undefined, false);
+  assert.throws(() => access.authorize(`Bearer ${READ}`, undefined, true), PermissionDeniedError);
+});
+
+test("AccessControl refuses no tokens at all, and tokens too weak to be secrets", () => {
+  assert.throws(() => new AccessControl({ full: [], read: [] }), TypeError);
+  assert.throws(() => new AccessControl({ full: ["short"], read: [] }), TypeError);
+});
+
+test("tokenProblem() wants 16 visible ASCII characters or more, without commas", () => {
+  assert.equal(tokenProblem("0123456789abcdef"), undefined);
+  assert.equal(tokenProblem("A-Za-z0-9._~+/=!#$%&'()*:;<>?@[]^`{|}\"\\"), undefined);
+  for (
+    const bad of [
+      "0123456789abcde",
+      "",
+      "0123456789 abcdef",
+      "0123456789,abcdef",
+      "é123456789abcdef",
+    ]
+  ) {
+    assert.ok(tokenProblem(bad) !== undefined, JSON.stringify(bad));
+    assert.ok(!tokenProblem(bad)!.includes(bad) || bad === "", "the reason does not quote it");
+  }
+});
+
+test("isLoopback() knows the loopback names and addresses", () => {
+  for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "::ffff:127.0.0.1"]) {
+    assert.equal(isLoopback(host), true, host);
+  }
+  for (const host of ["0.0.0.0", "::", "10.0.0.1", "purple.internal", "128.0.0.1"]) {
+    assert.equal(isLoopback(host), false, host);
+  }
+});
+
+test("accessLines() says where Purple listens and warns when anyone may reach it", () => {
+  assert.deepEqual(accessLines("127.0.0.1", undefined, false), [
+    "No access token is set: listening on 127.0.0.1 only " +
+    "(use --host to change it, --auth-token to require a token)",
+  ]);
+  const [open] = accessLines("0.0.0.0", undefined, true);
+  assert.match(open, /^WARNING: no access token is set and Purple listens on 0\.0\.0\.0: anyone/);
+  assert.deepEqual(accessLines("::1", AUTH, false), [
+    "Access tokens required: 2 full-access tokens, 1 read-only token; " +
+    "/ping and grpc.health.v1.Health stay open",
+  ]);
+  const plaintext = accessLines("0.0.0.0", { full: [FULL], read: [] }, false);
+  assert.match(plaintext[0], /^Access tokens required: 1 full-access token, 0 read-only tokens;/);
+  assert.match(plaintext[1], /^WARNING: Purple listens on 0\.0\.0\.0 without TLS/);
+  assert.equal(accessLines("0.0.0.0", AUTH, true).length, 1, "no warning with TLS");
+  assertNoSecret(accessLines("0.0.0.0", AUTH, false));
+});
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: every route, through app.request() (no socket).
+
+interface Route {
+  method: string;
+  path: string;
+  body?: string;
+}
+
+const HTTP_WRITES: Route[] = [
+  { method: "PUT", path: "/cache/k?value=v&ttl=60" },
+  { method: "PUT", path: "/counters/c?increment=1" },
+  { method: "PUT", path: "/flags/f?value=true" },
+  { method: "PUT", path: "/kv/k", body: "v" },
+  { method: "PUT", path: "/sets/s?item=a" },
+  { method: "PUT", path: "/sets/s?item=b" },
+];
+const HTTP_READS: Route[] = [
+  { method: "GET", path: "/cache/k" },
+  { method: "HEAD", path: "/cache/k" },
+  { method: "GET", path: "/counters/c" },
+  { method: "GET", path: "/flags/f" },
+  { method: "GET", path: "/kv/k" },
+  { method: "GET", path: "/sets/s" },
+];
+const HTTP_DELETES: Route[] = [
+  { method: "DELETE", path: "/sets/s?item=b" },
+  { method: "DELETE", path: "/kv/k" },
+];
+const HTTP_ROUTES = [...HTTP_WRITES, ...HTTP_READS, ...HTTP_DELETES];
+
+function send(
+  app: ReturnType<typeof createHttpApp>,
+  route: Route,
+  authorization?: string,
+): Promise<Response> {
+  const headers = new Headers({ "content-type": "application/octet-stream" });
+  if (authorization !== undefined) headers.set("authorization", authorization);
+  return Promise.resolve(
+    app.request(route.path, { method: route.method, headers, body: route.body }),
+  );
+}
+
+async function counterOf(app: ReturnType<typeof createHttpApp>): Promise<string> {
+  const answer = await send(app, { method: "GET", path: "/counters/c" }, `Bearer ${FULL}`);
+  return await answer.text();
+}
+
+test("HTTP: every route answers 401 with a Bearer challenge without a valid token", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  try {
+    const app = createHttpApp(ops, { limits: DEFAULT_LIMITS, auth: AUTH });
+    const refusals = [
+      [undefined, 'Bearer realm="purple"'],
+      [`Bearer ${WRONG}`, 'Bearer realm="purple", error="invalid_token"'],
+      [`Bearer ${FULL.slice(1)}`, 'Bearer realm="purple", error="invalid_token"'],
+      [`Basic ${btoa(`me:${FULL}`)}`, 'Bearer realm="purple", error="invalid_token"'],
+      [FULL, 'Bearer realm="purple", error="invalid_token"'],
+    ] as const;
+    const routes = [
+      ...HTTP_ROUTES,
+      { method: "GET", path: "/nowhere" },
+      { method: "POST", path: "/cache/k" },
+    ];
+    for (const route of routes) {
+      for (const [authorization, challenge] of refusals) {
+        const answer = await send(app, route, authorization);
+        const what = `${route.method} ${route.path} with ${authorization?.slice(0, 6)}`;
+        assert.equal(answer.status, 401, what);
+        assert.equal(answer.headers.get("www-authenticate"), challenge, what);
+        const text = await answer.text();
+        if (route.method !== "HEAD") {
+          assert.match(JSON.parse(text).error, /access token|authorization/i, what);
+        }
+        assertNoSecret([text]);
+      }
+    }
+    assert.equal(await counterOf(app), '{"counter":"c","value":0}', "no write went through");
+    assert.equal(
+      (await send(app, { method: "GET", path: "/flags/f" }, `Bearer ${FULL}`)).status,
+      200,
+    );
+  } finally {
+    await ops.close();
+  }
+});
+
+test("HTTP: a read-only token reads every route and gets 403 on every write", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  try {
+    const app = createHttpApp(ops, { limits: DEFAULT_LIMITS, auth: AUTH });
+    for (const route of HTTP_WRITES) {
+      const answer = await send(app, route, `Bearer ${FULL}`);
+      assert.ok(answer.ok, `${route.method} ${route.path}: ${answer.status}`);
+      await answer.body?.cancel();
+    }
+    for (const route of HTTP_READS) {
+      const answer = await send(app, route, `Bearer ${READ}`);
+      assert.equal(answer.status, 200, `${route.method} ${route.path}`);
+      await answer.body?.cancel();
+    }
+    assert.equal(
+      await (await send(app, { method: "GET", path: "/sets/s" }, `Bearer ${READ}`)).text(),
+      '{"set":"s","items":["a","b"]}',
+    );
+    for (const route of [...HTTP_WRITES, ...HTTP_DELETES, { method: "POST", path: "/cache/k" }]) {
+      const answer = await send(app, route, `Bearer ${READ}`);
+      const what = `${route.method} ${route.path}`;
+      assert.equal(answer.status, 403, what);
+      assert.equal(
+        answer.headers.get("www-authenticate"),
+        'Bearer realm="purple", error="insufficient_scope"',
+      );
+      assert.match((await answer.json()).error, /^Cannot call \w+: the access token is read-only/);
+    }
+    assert.equal(await counterOf(app), '{"counter":"c","value":1}', "no write went through");
+    assert.equal((await send(app, { method: "GET", path: "/kv/k" }, `Bearer ${READ}`)).status, 200);
+    assert.equal(
+      (await send(app, { method: "GET", path: "/nowhere" }, `Bearer ${READ}`)).status,
+      404,
+      "a read-only token finds no route there either",
+    );
+    for (const route of HTTP_DELETES) {
+      const answer = await send(app, route, `Bearer ${FULL_2}`);
+      assert.ok(answer.ok, `${route.method} ${route.path}: ${answer.status}`);
+      await answer.body?.cancel();
+    }
+    const post = await send(app, { method: "POST", path: "/cache/k" }, `Bearer ${FULL}`);
+    assert.equal(post.status, 405, "a full token gets past the guard to the router");
+    await post.body?.cancel();
+  } finally {
+    await ops.close();
+  }
+});
+
+test("HTTP: /ping stays open without a token, and without tokens nothing needs one", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  try {
+    const app = createHttpApp(ops, { limits: DEFAULT_LIMITS, auth: AUTH });
+    assert.equal((await send(app, { method: "GET", path: "/ping" })).status, 200);
+    assert.equal((await send(app, { method: "HEAD", path: "/ping" })).status, 200);
+    assert.equal(
+      (await send(app, { method: "GET", path: "/ping" }, `Bearer ${WRONG}`)).status,
+      200,
+    );
+    const open = createHttpApp(ops, { limits: DEFAULT_LIMITS });
+    for (const route of HTTP_ROUTES) {
+      const answer = await send(open, route);
+      assert.ok(answer.status < 400, `${route.method} ${route.path}: ${answer.status}`);
+      await answer.body?.cancel();
+    }
+  } finally {
+    await ops.close();
+  }
+});
+
+/** Starts both servers over one memory backend with the test tokens, logging with --debug. */
+async function serveBoth(): Promise<{
+  http: RunningServer;
+  grpc: RunningServer;
+  lines: string[];
+  close(): Promise<void>;
+}> {
+  const ops: Operations = await openBackend({ kind: "memory" });
+  const lines: string[] = [];
+  const options = {
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: DEFAULT_LIMITS,
+    debug: true,
+    log: (line: string) => lines.push(line),
+    auth: AUTH,
+  };
+  const http = await startHttpServer(ops, options);
+  const grpcServer = await startGrpcServer(ops, options);
+  return {
+    http,
+    grpc: grpcServer,
+    lines,
+    async close() {
+      await http.shutdown();
+      await grpcServer.shutdown();
+      await ops.close();
+    },
+  };
+}
+
+test("HttpClient sends its token and maps 401 and 403 to the typed errors", async () => {
+  const both = await serveBoth();
+  const url = `http://127.0.0.1:${both.http.port}`;
+  try {
+    const full = new HttpClient(url, { token: FULL });
+    const read = new HttpClient(url, { token: READ });
+    assert.equal(await full.counterIncrement("hits", 2), 2n);
+    assert.equal(await read.counterGet("hits"), 2n);
+    await full.kvPut("k", "v");
+    assert.deepEqual(await read.kvGet("k"), new TextEncoder().encode("v"));
+    await assert.rejects(read.kvPut("k", "w"), PermissionDeniedError);
+    await assert.rejects(read.counterIncrement("hits", 1), PermissionDeniedError);
+    await assert.rejects(new HttpClient(url).cacheGet("k"), UnauthenticatedError);
+    await assert.rejects(new HttpClient(url, { token: WRONG }).setGet("s"), UnauthenticatedError);
+    const both = { headers: { authorization: `Bearer ${WRONG}` }, token: READ };
+    assert.equal(await new HttpClient(url, both).flagGet("f"), false, "the token option wins");
+    assert.equal(await full.counterGet("hits"), 2n, "the refused increment did not happen");
+    assert.throws(() => new HttpClient(url, { token: "two words" }), InvalidArgumentError);
+    assert.throws(() => new HttpClient(url, { token: "" }), InvalidArgumentError);
+  } finally {
+    await both.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// gRPC: every method, with a raw grpc-js client and with GrpcClient.
+
+const GRPC_READS = new Set(["CacheGet", "CounterGet", "GetCounter", "FlagGet", "KVGet", "SetGet"]);
+const GRPC_SAMPLES: Record<string, unknown> = {
+  CacheSet: { key: "k", item: { value: "v", ttl: 60 } },
+  CounterIncrement: { key: "c", amount: 1n },
+  IncrementCounter: { key: "c", amount: 1n },
+  FlagSet: { key: "f", value: true },
+  KVPut: { location: { key: "k" }, value: { content: new TextEncoder().encode("v") } },
+  SetAdd: { set: "s", item: "a" },
+  SetRemove: { set: "s", item: "b" },
+  CacheGet: { key: "k" },
+  CounterGet: { key: "c" },
+  GetCounter: { key: "c" },
+  FlagGet: { key: "f" },
+  KVGet: { key: "k" },
+  SetGet: { set: "s" },
+  KVDelete: { key: "k" },
+};
+
+/** Every method of Purple's services, in the order of GRPC_SAMPLES (writes, reads, delete). */
+function grpcMethods(): Array<[string, MethodDefinition<unknown, unknown>]> {
+  const all = new Map<string, MethodDefinition<unknown, unknown>>();
+  for (const service of Object.values(GRPC_SERVICES)) {
+    for (const [name, method] of Object.entries(service)) {
+      all.set(name, method as MethodDefinition<unknown, unknown>);
+    }
+  }
+  assert.deepEqual([...all.keys()].sort(), Object.keys(GRPC_SAMPLES).sort(), "a sample each");
+  return Object.keys(GRPC_SAMPLES).map((name) => [name, all.get(name)!]);
+}
+
+function rawCall(
+  client: grpc.Client,
+  method: MethodDefinition<unknown, unknown>,
+  request: unknown,
+  authorization?: string,
+): Promise<number> {
+  const metadata = new grpc.Metadata();
+  if (authorization !== undefined) metadata.set("authorization", authorization);
+  return new Promise((resolve) =>
+    client.makeUnaryRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      request,
+      metadata,
+      { deadline: Date.now() + 5_000 },
+      (error) => resolve(error ? error.code : grpc.status.OK),
+    )
+  );
+}
+
+test("gRPC: every method is UNAUTHENTICATED without a valid token", async () => {
+  const both = await serveBoth();
+  const client = new grpc.Client(`127.0.0.1:${both.grpc.port}`, grpc.credentials.createInsecure());
+  try {
+    for (const [name, method] of grpcMethods()) {
+      for (const authorization of [undefined, `Bearer ${WRONG}`, FULL, `Bearer ${READ}x`]) {
+        const code = await rawCall(client, method, GRPC_SAMPLES[name], authorization);
+        assert.equal(
+          code,
+          grpc.status.UNAUTHENTICATED,
+          `${name} with ${authorization?.slice(0, 6)}`,
+        );
+      }
+    }
+    const counter = GRPC_SERVICES.Counter.CounterGet;
+    const value = await new Promise((resolve) => {
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${FULL}`);
+      client.makeUnaryRequest(
+        counter.path,
+        counter.requestSerialize,
+        counter.responseDeserialize,
+        { key: "c" },
+        metadata,
+        (_error, reply) => resolve(reply?.value),
+      );
+    });
+    assert.equal(value, 0n, "no write went through");
+  } finally {
+    client.close();
+    await both.close();
+  }
+});
+
+test("gRPC: a read-only token calls every get and is PERMISSION_DENIED on every write", async () => {
+  const both = await serveBoth();
+  const client = new grpc.Client(`127.0.0.1:${both.grpc.port}`, grpc.credentials.createInsecure());
+  try {
+    const methods = grpcMethods();
+    for (const [name, method] of methods) {
+      if (GRPC_READS.has(name) || name === "KVDelete") continue;
+      const code = await rawCall(client, method, GRPC_SAMPLES[name], `Bearer ${FULL}`);
+      assert.equal(code, grpc.status.OK, `${name} with the full token`);
+    }
+    for (const [name, method] of methods) {
+      const code = await rawCall(client, method, GRPC_SAMPLES[name], `Bearer ${READ}`);
+      const expected = GRPC_READS.has(name) ? grpc.status.OK : grpc.status.PERMISSION_DENIED;
+      assert.equal(code, expected, `${name} with the read-only token`);
+    }
+    const purple = new GrpcClient(`127.0.0.1:${both.grpc.port}`, { token: READ });
+    assert.equal(await purple.counterGet("c"), 2n, "the refused increments did not happen");
+    assert.deepEqual(await purple.kvGet("k"), new TextEncoder().encode("v"));
+    await purple.close();
+    const code = await rawCall(client, methods.at(-1)![1], { key: "k" }, `Bearer ${FULL_2}`);
+    assert.equal(code, grpc.status.OK, "KVDelete with the second full token");
+  } finally {
+    client.close();
+    await both.close();
+  }
+});
+
+test("gRPC: the health service stays open; reflection needs a token, read-only is enough", async () => {
+  const both = await serveBoth();
+  const address = `127.0.0.1:${both.grpc.port}`;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const bytes = {
+    requestSerialize: (value: Uint8Array) => Buffer.from(value),
+    responseDeserialize: (value: Buffer) => new Uint8Array(value),
+  };
+  try {
+    const health = await new Promise<Uint8Array>((resolve, reject) =>
+      client.makeUnaryRequest(
+        "/grpc.health.v1.Health/Check",
+        bytes.requestSerialize,
+        bytes.responseDeserialize,
+        new Uint8Array(0),
+        (error, reply) => error ? reject(error) : resolve(reply!),
+      )
+    );
+    assert.deepEqual([...health], [0x08, 0x01], "SERVING, without a token");
+
+    const reflect = (authorization?: string) =>
+      new Promise<{ code: number; replies: number }>((resolve) => {
+        const metadata = new grpc.Metadata();
+        if (authorization) metadata.set("authorization", authorization);
+        const call = client.makeBidiStreamRequest(
+          "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+          bytes.requestSerialize,
+          bytes.responseDeserialize,
+          metadata,
+        );
+        let replies = 0;
+        call.on("data", () => replies++);
+        call.on("error", (error: grpc.ServiceError) => resolve({ code: error.code, replies }));
+        call.on("status", (status: grpc.StatusObject) => resolve({ code: status.code, replies }));
+        call.write(new Uint8Array([0x3a, 0x00])); // list_services: ""
+        call.end();
+      });
+    assert.deepEqual(await reflect(), { code: grpc.status.UNAUTHENTICATED, replies: 0 });
+    assert.deepEqual(await reflect(`Bearer ${WRONG}`), {
+      code: grpc.status.UNAUTHENTICATED,
+      replies: 0,
+    });
+    assert.deepEqual(await reflect(`Bearer ${READ}`), { code: grpc.status.OK, replies: 1 });
+  } finally {
+    client.close();
+    await both.close();
+  }
+});
+
+test("GrpcClient sends its token and maps UNAUTHENTICATED and PERMISSION_DENIED", async () => {
+  const both = await serveBoth();
+  const address = `127.0.0.1:${both.grpc.port}`;
+  const full = new GrpcClient(address, { token: FULL });
+  const read = new GrpcClient(address, { token: READ });
+  const none = new GrpcClient(address);
+  const wrong = new GrpcClient(address, { token: WRONG });
+  try {
+    assert.deepEqual(await full.setAdd("s", "x"), ["x"]);
+    assert.deepEqual(await read.setGet("s"), ["x"]);
+    await assert.rejects(read.setAdd("s", "y"), PermissionDeniedError);
+    await assert.rejects(read.flagSet("f", true), PermissionDeniedError);
+    await assert.rejects(none.setGet("s"), UnauthenticatedError);
+    await assert.rejects(wrong.cacheSet("k", "v"), UnauthenticatedError);
+    assert.deepEqual(await full.setGet("s"), ["x"], "the refused add did not happen");
+    assert.throws(() => new GrpcClient(address, { token: "a\nb" }), InvalidArgumentError);
+  } finally {
+    await Promise.all([full, read, none, wrong].map((client) => client.close()));
+    await both.close();
+  }
+});
+
+test("no log line holds a token, and --debug logs the refused requests", async () => {
+  const both = await serveBoth();
+  const httpUrl = `http://127.0.0.1:${both.http.port}`;
+  const grpcAddress = `127.0.0.1:${both.grpc.port}`;
+  const clients = [FULL, READ, WRONG, undefined].map((token) => ({
+    http: new HttpClient(httpUrl, { token }),
+    grpc: new GrpcClient(grpcAddress, { token }),
+  }));
+  try {
+    for (const { http, grpc: viaGrpc } of clients) {
+      await Promise.allSettled([
+        http.cacheSet("k", "v"),
+        http.cacheGet("k"),
+        http.kvPut("k", "v"),
+        viaGrpc.kvPut("k", "v"),
+        viaGrpc.counterGet("c"),
+        viaGrpc.kvGet("missing"),
+      ]);
+    }
+    await fetch(`${httpUrl}/kv/k`, { headers: { authorization: `Basic ${FULL}` } })
+      .then((answer) => answer.body?.cancel());
+    assert.ok(both.lines.some((line) => /^PUT \/cache\/k 401 /.test(line)), both.lines.join("\n"));
+    assert.ok(both.lines.some((line) => /^PUT \/kv\/k 403 /.test(line)));
+    assert.ok(both.lines.some((line) => /^\/proto\.KV\/KVPut UNAUTHENTICATED /.test(line)));
+    assert.ok(both.lines.some((line) => /^\/proto\.KV\/KVPut PERMISSION_DENIED /.test(line)));
+    assert.ok(both.lines.some((line) => /^\/proto\.Counter\/CounterGet OK /.test(line)));
+    assertNoSecret(both.lines);
+    assert.ok(!both.lines.some((line) => /bearer/i.test(line)));
+  } finally {
+    for (const client of clients) {
+      await client.http.close();
+      await client.grpc.close();
+    }
+    await both.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The command line.
+
+function config(args: string[], env: Record<string, string> = {}): CliConfig {
+  const command = parseCli(args, env);
+  assert.equal(command.action, "serve");
+  return (command as { config: CliConfig }).config;
+}
+
+function refused(args: string[], env: Record<string, string>, message: RegExp): void {
+  assert.throws(() => parseCli(args, env), (error: Error) => {
+    assert.ok(error instanceof UsageError, `${error.name}: ${error.message}`);
+    assert.match(error.message, message);
+    assert.ok(!error.message.includes("\n"), "one line");
+    assertNoSecret([error.message]);
+    return true;
+  });
+}
+
+test("parseCli() reads --auth-token and --read-token, repeated, and their variables", () => {
+  assert.equal(config([]).auth, undefined);
+  assert.ok(!("auth" in config([])), "no auth key without tokens");
+  assert.deepEqual(config(["--auth-token", FULL, "--auth-token", FULL_2]).auth, {
+    full: [FULL, FULL_2],
+    read: [],
+  });
+  assert.deepEqual(config(["--read-token", READ]).auth, { full: [], read: [READ] });
+  assert.deepEqual(
+    config([], { PURPLE_AUTH_TOKEN: ` ${FULL} ,${FULL_2},`, PURPLE_READ_TOKEN: READ }).auth,
+    { full: [FULL, FULL_2], read: [READ] },
+  );
+  assert.deepEqual(
+    config(["--auth-token", FULL], { PURPLE_AUTH_TOKEN: FULL_2, PURPLE_READ_TOKEN: READ }).auth,
+    { full: [FULL], read: [READ] },
+    "a flag replaces its own variable's tokens only",
+  );
+  assert.deepEqual(config(["--auth-token", FULL, "--auth-token", FULL]).auth?.full, [FULL]);
+  assert.deepEqual(config([], { PURPLE_AUTH_TOKEN: "" }).auth, undefined, "empty is unset");
+  assert.equal(config(["--auth-token", FULL]).hostname, "127.0.0.1", "tokens keep loopback");
+});
+
+test("parseCli() refuses weak or ambiguous tokens in one line that never quotes them", () => {
+  refused(["--auth-token", "short"], {}, /^Bad --auth-token: a token must be 16 characters/);
+  refused([], { PURPLE_READ_TOKEN: "short" }, /^Bad PURPLE_READ_TOKEN: a token must be 16/);
+  refused(["--auth-token", `${FULL},${FULL_2}`], {}, /^Bad --auth-token: .* other than ','/);
+  refused(["--read-token", `${READ} x`], {}, /^Bad --read-token: a token may only hold visible/);
+  refused([], { PURPLE_AUTH_TOKEN: " , ," }, /^Bad PURPLE_AUTH_TOKEN: it holds no token/);
+  refused(["--auth-token", READ, "--read-token", READ], {}, /both full-access and read-only/);
+  refused(["--auth-token"], {}, /^Bad --auth-token: a value is missing/);
+});
+
+test("parseCli() reads --tls-cert and --tls-key, both or neither", () => {
+  assert.ok(!("tls" in config([])));
+  assert.deepEqual(config(["--tls-cert", "c.pem", "--tls-key", "k.pem"]).tls, {
+    certFile: "c.pem",
+    keyFile: "k.pem",
+  });
+  assert.deepEqual(
+    config(["--tls-key", "k2.pem"], { PURPLE_TLS_CERT: "c.pem", PURPLE_TLS_KEY: "k.pem" }).tls,
+    { certFile: "c.pem", keyFile: "k2.pem" },
+  );
+  refused(["--tls-cert", "c.pem"], {}, /^Bad --tls-cert: TLS needs a key too \(--tls-key\)$/);
+  refused([], { PURPLE_TLS_KEY: "k.pem" }, /^Bad PURPLE_TLS_KEY: TLS needs a certificate too/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real process: where it binds, what it says, what it never prints.
+
+/** Whether something accepts TCP connections at this address. */
+async function accepts(hostname: string, port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname, port })).close();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) return false;
+    throw error;
+  }
+}
+
+const NO_TOKEN_ENV = { PURPLE_AUTH_TOKEN: "", PURPLE_READ_TOKEN: "", PURPLE_HOST: "" };
+
+test("purple without a token binds 127.0.0.1 only and says so", async () => {
+  const purple = await startPurple(
+    ["--backend", "memory", "--http-port", "0", "--grpc-port", "0"],
+    NO_TOKEN_ENV,
+  );
+  try {
+    assert.equal(
+      purple.lines[1],
+      "No access token is set: listening on 127.0.0.1 only " +
+        "(use --host to change it, --auth-token to require a token)",
+    );
+    for (const port of [purple.httpPort!, purple.grpcPort!]) {
+      assert.equal(await accepts("127.0.0.1", port), true);
+      assert.equal(await accepts("127.0.0.2", port), false, "not bound to every interface");
+    }
+    assert.equal(await new HttpClient(`http://127.0.0.1:${purple.httpPort}`).flagGet("f"), false);
+  } finally {
+    const { code, stderr } = await purple.stop();
+    assert.equal(code, 0, stderr);
+  }
+});
+
+test("purple with tokens still binds 127.0.0.1, and never prints a token, even with --debug", async () => {
+  const purple = await startPurple(
+    [
+      "--backend",
+      "memory",
+      "--http-port",
+      "0",
+      "--grpc-port",
+      "0",
+      "--debug",
+      "--read-token",
+      READ,
+    ],
+    { ...NO_TOKEN_ENV, PURPLE_AUTH_TOKEN: `${FULL},${FULL_2}` },
+  );
+  let stderr = "";
+  try {
+    assert.equal(
+      purple.lines[1],
+      "Access tokens required: 2 full-access tokens, 1 read-only token; " +
+        "/ping and grpc.health.v1.Health stay open",
+    );
+    assert.equal(await accepts("127.0.0.2", purple.httpPort!), false);
+    const http = `http://127.0.0.1:${purple.httpPort}`;
+    const grpcAddress = `127.0.0.1:${purple.grpcPort}`;
+    await new HttpClient(http, { token: FULL }).kvPut("k", "v");
+    await assert.rejects(new HttpClient(http, { token: WRONG }).kvGet("k"), UnauthenticatedError);
+    await assert.rejects(
+      new HttpClient(http, { token: READ }).kvDelete("k"),
+      PermissionDeniedError,
+    );
+    const grpcClients = [FULL_2, WRONG].map((token) => new GrpcClient(grpcAddress, { token }));
+    assert.equal(await grpcClients[0].counterIncrement("c", 1), 1n);
+    await assert.rejects(grpcClients[1].counterGet("c"), UnauthenticatedError);
+    await Promise.all(grpcClients.map((client) => client.close()));
+    assert.equal((await fetch(`${http}/ping`)).status, 200);
+    await purple.waitFor(/^\/proto\.Counter\/CounterGet UNAUTHENTICATED /);
+    await purple.waitFor(/^GET \/ping 200 /);
+  } finally {
+    const stopped = await purple.stop();
+    assert.equal(stopped.code, 0, stopped.stderr);
+    stderr = stopped.stderr;
+  }
+  assert.ok(purple.lines.some((line) => /^GET \/kv\/k 401 /.test(line)), purple.lines.join("\n"));
+  assert.ok(purple.lines.some((line) => /^DELETE \/kv\/k 403 /.test(line)));
+  assertNoSecret([...purple.lines, stderr]);
+});
+
+test("purple refuses a bad token with exit 2 and one line that does not quote it", async () => {
+  const { code, stdout, stderr } = await runPurple(
+    ["--backend", "memory", "--auth-token", "tooshort-secret"],
+    NO_TOKEN_ENV,
+  );
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.match(stderr, /^purple: Bad --auth-token: a token must be 16 characters or more .*\n$/);
+  assert.ok(!stderr.includes("tooshort-secret"));
+});
