@@ -1,0 +1,72 @@
+// The gRPC request frames h2load sends (its -d file is the whole request body): a
+// length-prefixed message (a 0 byte for "not compressed", the length as 4 bytes big-endian,
+// then the message) encoded with Purple's own codecs. The files live in bench/grpc/; run this
+// module to write them again after a change:
+//
+//   deno run --allow-write bench/_grpc_frames.ts
+//
+// Every bench run checks the files against these encodings first. Private to the bench.
+
+import {
+  CACHE_GET_REQUEST,
+  GET_COUNTER_REQUEST,
+  INCREMENT_COUNTER_REQUEST,
+  LOCATION,
+  MODIFY_SET_REQUEST,
+  PUT_REQUEST,
+} from "../client/_grpc_messages.ts";
+import { DATA } from "./_scenarios.ts";
+
+/** The folder of the frame files. */
+export const FRAMES_DIR: URL = new URL("./grpc/", import.meta.url);
+
+/** Prefixes a message as one gRPC frame. */
+export function frame(message: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(5 + message.length);
+  new DataView(bytes.buffer).setUint32(1, message.length);
+  bytes.set(message, 5);
+  return bytes;
+}
+
+/** Each frame file's name and content. */
+export function frames(): Record<string, Uint8Array> {
+  return {
+    "counter_increment.bin": frame(
+      INCREMENT_COUNTER_REQUEST.encode({ key: DATA.counterKey, amount: 1n }),
+    ),
+    "counter_get.bin": frame(GET_COUNTER_REQUEST.encode({ key: DATA.counterKey })),
+    "kv_put.bin": frame(
+      PUT_REQUEST.encode({ location: { key: DATA.kvKey }, value: { content: DATA.kvValue } }),
+    ),
+    "kv_get.bin": frame(LOCATION.encode({ key: DATA.kvKey })),
+    "set_add.bin": frame(MODIFY_SET_REQUEST.encode({ set: DATA.setName, item: DATA.setItem })),
+    "cache_get.bin": frame(CACHE_GET_REQUEST.encode({ key: DATA.cacheKey })),
+  };
+}
+
+/** The path of a frame file. */
+export function framePath(name: string): string {
+  return new URL(name, FRAMES_DIR).pathname;
+}
+
+/** Returns the names of the frame files that are missing or differ from the codecs' output. */
+export async function staleFrames(): Promise<string[]> {
+  const stale: string[] = [];
+  for (const [name, bytes] of Object.entries(frames())) {
+    const file = await Deno.readFile(framePath(name)).catch(() => undefined);
+    if (
+      file === undefined || file.length !== bytes.length || !file.every((b, i) => b === bytes[i])
+    ) {
+      stale.push(name);
+    }
+  }
+  return stale;
+}
+
+if (import.meta.main) {
+  await Deno.mkdir(FRAMES_DIR, { recursive: true });
+  for (const [name, bytes] of Object.entries(frames())) {
+    await Deno.writeFile(framePath(name), bytes);
+    console.log(`Wrote bench/grpc/${name} (${bytes.length} bytes)`);
+  }
+}

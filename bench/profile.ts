@@ -1,0 +1,93 @@
+/**
+ * Summarizes a V8 CPU profile (`deno run --cpu-prof`, or Node's `--cpu-prof`): the functions
+ * with the most self time, and the time spent under each source file (inclusive, each sample
+ * counted once per file). How the bench's profiling was done, see bench/README.md.
+ *
+ * ```sh
+ * deno run --cpu-prof --cpu-prof-dir=prof -A --unstable-kv mod.ts http --backend memory --port 8080
+ * # ... load it with wrk, stop it with Ctrl+C, then:
+ * deno run --allow-read bench/profile.ts prof/*.cpuprofile [--top 30]
+ * ```
+ *
+ * @module
+ */
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where a function is, shortened to the part of the path worth reading. */
+function place(node: ProfileNode): string {
+  const { url, lineNumber } = node.callFrame;
+  if (url === "") return "(native)";
+  const short = url.replace(/^file:\/\/.*?\/node_modules\/\.deno\//, "npm:")
+    .replace(/^file:\/\/.*?\/(backends|server|client|bench|mod\.ts)/, "$1")
+    .replace(/^ext:/, "ext:");
+  return `${short}:${lineNumber + 1}`;
+}
+
+function file(node: ProfileNode): string {
+  const { url } = node.callFrame;
+  if (url === "") return `(${node.callFrame.functionName || "native"})`;
+  return place(node).replace(/:\d+$/, "");
+}
+
+/** Prints the summary of one profile. */
+export function summarize(profile: Profile, top: number): string {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const self = new Map<number, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    self.set(id, (self.get(id) ?? 0) + delta);
+    total += delta;
+  });
+  const selfByFunction = new Map<string, number>();
+  const inclusiveByFile = new Map<string, number>();
+  for (const [id, time] of self) {
+    const node = byId.get(id)!;
+    const name = `${node.callFrame.functionName || "(anonymous)"} ${place(node)}`;
+    selfByFunction.set(name, (selfByFunction.get(name) ?? 0) + time);
+    const files = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      files.add(file(byId.get(at)!));
+    }
+    for (const name of files) inclusiveByFile.set(name, (inclusiveByFile.get(name) ?? 0) + time);
+  }
+  const percent = (time: number) => `${((100 * time) / total).toFixed(1).padStart(5)}%`;
+  const lines = [`Total ${(total / 1000).toFixed(0)} ms sampled`, "", "Self time, by function:"];
+  for (const [name, time] of [...selfByFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    lines.push(`  ${percent(time)}  ${name}`);
+  }
+  lines.push("", "Inclusive time, by file:");
+  for (const [name, time] of [...inclusiveByFile].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    lines.push(`  ${percent(time)}  ${name}`);
+  }
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const flag = args.indexOf("--top");
+  const top = flag < 0 ? 25 : Number(args.splice(flag, 2)[1]);
+  if (args.length === 0) {
+    console.error("Usage: deno run --allow-read bench/profile.ts FILE.cpuprofile... [--top N]");
+    Deno.exit(2);
+  }
+  for (const path of args) {
+    console.log(`== ${path}`);
+    console.log(summarize(JSON.parse(await Deno.readTextFile(path)) as Profile, top));
+  }
+}

@@ -1,0 +1,1009 @@
+/**
+ * The Purple bench: `deno task bench`.
+ *
+ * Starts `purple` as a separate process for each backend and protocol, drives it with a load
+ * generator in another process (wrk for HTTP, h2load for gRPC), and measures, in the same run
+ * and with the same settings, the baselines it is compared with: a bare `Deno.serve`, a bare
+ * grpc-js server (under Deno and under Node), and `redis-benchmark` against the same Redis.
+ * Every scenario has a warm-up and then timed runs; the table gives the medians, the errors,
+ * the ratio to the baseline, and the result of the write checks. Lost writes or any error make
+ * the bench fail (exit code 1). See bench/README.md.
+ *
+ * ```sh
+ * deno task bench                                  # everything, about 20 minutes
+ * deno task bench --quick --filter http/memory     # a quick look at one group
+ * deno task bench --list                           # the ids --filter matches
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { GrpcClient } from "@purple/client/grpc";
+import { HttpClient, type Operations } from "@purple/client";
+import { h2load, type H2loadResult } from "./_h2load.ts";
+import { framePath, staleFrames } from "./_grpc_frames.ts";
+import {
+  available,
+  freePort,
+  loadAverage,
+  residentBytes,
+  run,
+  type Server,
+  sleep,
+  spawnServer,
+} from "./_process.ts";
+import {
+  evaluateTargets,
+  type Extra,
+  markdown,
+  type Report,
+  type Row,
+  type RunFigure,
+  summarize,
+} from "./_report.ts";
+import {
+  DATA,
+  incrementReplyBytes,
+  type Scenario,
+  SCENARIO_NAMES,
+  SCENARIOS,
+  snapshot,
+} from "./_scenarios.ts";
+import { type HttpRequest, wrk, wrkFill } from "./_wrk.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+const BACKENDS = ["memory", "disk", "redis"] as const;
+type BackendName = typeof BACKENDS[number];
+
+const HELP = `Purple bench: Purple against bare baselines, in one run (see bench/README.md)
+
+Usage: deno task bench [options]
+
+Options:
+  --quick            short runs (1 s warm-up, 1 s runs, 20,000 entries for the memory test)
+  --filter A,B       only the ids containing A or B (see --list); baselines come along
+  --duration S       seconds per timed run (default 5)
+  --warmup S         seconds of warm-up per scenario (default 2)
+  --runs N           timed runs per scenario (default 3)
+  --connections N    concurrent connections (default 64)
+  --out DIR          where to write latest.json and latest.md (default bench/results)
+  --list             print the ids and exit
+  -h, --help         show this help
+
+Needs wrk and h2load (apt-get install wrk nghttp2-client), redis-server and redis-benchmark
+for the redis scenarios (apt-get install redis-server), node for the Node comparisons.`;
+
+interface Settings {
+  quick: boolean;
+  filters: string[];
+  duration: number;
+  warmup: number;
+  runs: number;
+  connections: number;
+  out: string;
+}
+
+/** Every id the bench can measure, in order. */
+function allIds(): string[] {
+  const ids = ["baseline/http-bare"];
+  for (const backend of BACKENDS) {
+    for (const name of SCENARIO_NAMES) ids.push(`http/${backend}/${name}`);
+  }
+  ids.push("baseline/grpc-js-deno", "baseline/grpc-js-node");
+  for (const backend of BACKENDS) {
+    for (const name of SCENARIO_NAMES) ids.push(`grpc/${backend}/${name}`);
+  }
+  ids.push("baseline/redis-benchmark-incr", "baseline/redis-benchmark-get");
+  ids.push(...COMPARISONS.map((comparison) => comparison.id));
+  ids.push("startup/http-memory", "startup/default", "memory/kv-1m");
+  return ids;
+}
+
+function parseSettings(args: string[]): Settings | "help" | "list" {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean" },
+      filter: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      runs: { type: "string" },
+      connections: { type: "string" },
+      out: { type: "string" },
+      list: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return "help";
+  if (values.list) return "list";
+  const number = (name: string, text: string | undefined, fallback: number, min: number) => {
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min) {
+      throw new Error(`Bad --${name}: expected a whole number from ${min}, found '${text}'`);
+    }
+    return value;
+  };
+  const quick = values.quick ?? false;
+  return {
+    quick,
+    filters: (values.filter ?? "").split(",").map((part) => part.trim()).filter(Boolean),
+    duration: number("duration", values.duration, quick ? 1 : 5, 1),
+    warmup: number("warmup", values.warmup, quick ? 1 : 2, 1),
+    runs: number("runs", values.runs, 3, 1),
+    connections: number("connections", values.connections, 64, 1),
+    out: values.out ?? new URL("./results", import.meta.url).pathname,
+  };
+}
+
+/** The state of one bench run. */
+class Bench {
+  readonly settings: Settings;
+  readonly rows: Row[] = [];
+  readonly extras: Extra[] = [];
+  readonly failures: string[] = [];
+  readonly skipped: string[] = [];
+  redisUrl: string | undefined;
+  nodeMissing: string | undefined;
+
+  constructor(settings: Settings) {
+    this.settings = settings;
+  }
+
+  /** Whether an id is selected by --filter. */
+  selected(id: string): boolean {
+    return this.settings.filters.length === 0 ||
+      this.settings.filters.some((filter) => id.includes(filter));
+  }
+
+  anySelected(prefix: string): boolean {
+    return allIds().some((id) => id.startsWith(prefix) && this.selected(id));
+  }
+
+  add(row: Row): Row {
+    this.rows.push(row);
+    for (const failure of row.failures) this.failures.push(`${row.id}: ${failure}`);
+    const ratio = row.ratio === undefined ? "" : `, ${row.ratio.toFixed(2)} × ${row.baseline}`;
+    log(
+      `${row.id}: ${Math.round(row.rps)} req/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${
+        row.p99Ms.toFixed(2)
+      } ms, ${row.errors} errors${ratio}, ${row.check}`,
+    );
+    return row;
+  }
+
+  /** Adds a side-by-side row, with its ratio to the bare grpc-js server under Deno. */
+  addCompared(row: Row): Row {
+    const baseline = this.rows.find((candidate) => candidate.id === "baseline/grpc-js-deno");
+    if (baseline === undefined) return this.add(row);
+    return this.add({ ...row, baseline: baseline.id, ratio: row.rps / baseline.rps });
+  }
+
+  addExtra(extra: Extra): void {
+    this.extras.push(extra);
+    for (const failure of extra.failures) this.failures.push(`${extra.id}: ${failure}`);
+    log(`${extra.id}: ${extra.value.toFixed(1)} ${extra.unit} (${extra.detail})`);
+  }
+}
+
+function log(line: string): void {
+  console.error(`[bench] ${line}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+/** Starts `purple` serving one protocol over one backend, on a free port. */
+async function startPurple(
+  bench: Bench,
+  protocol: "http" | "grpc",
+  backend: BackendName,
+): Promise<{ server: Server; port: number; cleanup: () => Promise<void> }> {
+  const args = ["run", "-A", "--unstable-kv", MOD, protocol, "--backend", backend, "--port", "0"];
+  let dataDir: string | undefined;
+  if (backend === "disk") {
+    dataDir = await Deno.makeTempDir({ prefix: "purple-bench-disk-" });
+    args.push("--data-dir", dataDir);
+  }
+  if (backend === "redis") args.push("--redis-url", bench.redisUrl!);
+  const server = spawnServer(`purple ${protocol} (${backend})`, Deno.execPath(), args, {
+    cwd: ROOT,
+  });
+  const [, port] = await server.line(/Starting up the (?:HTTP|gRPC) server on port (\d+)/);
+  return {
+    server,
+    port: Number(port),
+    cleanup: async () => {
+      const status = await server.stop();
+      if (!status.success && status.signal !== "SIGTERM") {
+        bench.failures.push(`${server.name} exited with ${status.code}:\n${server.output()}`);
+      }
+      if (dataDir !== undefined) await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+/** Starts a baseline or comparison server and reads its port. */
+async function startServer(
+  name: string,
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ server: Server; port: number }> {
+  const server = spawnServer(name, command, args, { cwd: ROOT, env });
+  const [, port] = await server.line(/Starting up the (?:HTTP|gRPC) server on port (\d+)/);
+  return { server, port: Number(port) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/**
+ * Measures one HTTP route: a drained warm-up (every request answered, so the write check is
+ * exact), then the timed runs (plain wrk, which abandons up to one request per connection when
+ * it stops: the write check then allows that many unanswered writes, never fewer writes).
+ */
+async function measureHttp(
+  bench: Bench,
+  id: string,
+  labels: { server: string; scenario: string },
+  baseUrl: string,
+  request: HttpRequest,
+  scenario?: { definition: Scenario; ops: Operations },
+): Promise<Row> {
+  const { warmup, duration, runs: count, connections } = bench.settings;
+  const failures: string[] = [];
+  let errors = 0;
+  const check = async (
+    before: Awaited<ReturnType<typeof snapshot>>,
+    acked: number,
+    slack: number,
+    what: string,
+  ) => {
+    if (scenario === undefined) return;
+    const problem = await scenario.definition.check(scenario.ops, before, acked, slack);
+    if (problem !== undefined) failures.push(`${what}: ${problem}`);
+  };
+  if (scenario) await scenario.definition.prepare(scenario.ops);
+  let before = scenario ? await snapshot(scenario.ops) : { counter: 0n };
+  const warm = await wrk(baseUrl, request, { seconds: warmup, connections, drain: true });
+  errors += warm.statusErrors + warm.socketErrors;
+  await check(before, warm.requests - warm.statusErrors, 0, "warm-up (drained, exact)");
+  const runs: RunFigure[] = [];
+  for (let i = 0; i < count; i++) {
+    before = scenario ? await snapshot(scenario.ops) : before;
+    const result = await wrk(baseUrl, request, { seconds: duration, connections });
+    const runErrors = result.statusErrors + result.socketErrors;
+    errors += runErrors;
+    runs.push({ rps: result.rps, p50Ms: result.p50Ms, p99Ms: result.p99Ms, errors: runErrors });
+    if (scenario?.definition.writes) await sleep(300); // Let the abandoned requests finish.
+    await check(before, result.requests - result.statusErrors, connections, `run ${i + 1}`);
+  }
+  if (errors > 0) failures.push(`${errors} errors (non-2xx answers or socket errors)`);
+  return summarize({
+    id,
+    protocol: "HTTP",
+    server: labels.server,
+    scenario: labels.scenario,
+    runs,
+    errors,
+    check: checkLabel(scenario?.definition, failures),
+    failures,
+  });
+}
+
+function checkLabel(scenario: Scenario | undefined, failures: string[]): string {
+  if (failures.length > 0) return `**FAILED**: ${failures[0]}`;
+  if (scenario === undefined) return "-";
+  return scenario.writes ? "exact" : "unchanged";
+}
+
+/**
+ * Measures one gRPC method with h2load: a short probe for the rate, a warm-up, then timed
+ * runs of as many calls as the warm-up's rate gives in `duration` seconds. h2load waits for
+ * every answer, so every write check is exact.
+ */
+async function measureGrpc(
+  bench: Bench,
+  id: string,
+  labels: { server: string; scenario: string },
+  baseUrl: string,
+  path: string,
+  frameFile: string,
+  replies: {
+    scenario?: { definition: Scenario; ops: Operations };
+    bareCounter?: { done: number };
+    /** Several server processes, each with its own counter: replies are only bounded below. */
+    processes?: number;
+  },
+): Promise<Row> {
+  const { warmup, duration, runs: count, connections } = bench.settings;
+  const failures: string[] = [];
+  let errors = 0;
+  const scenario = replies.scenario;
+  if (scenario) await scenario.definition.prepare(scenario.ops);
+  const once = async (n: number, what: string): Promise<H2loadResult> => {
+    const before = scenario ? await snapshot(scenario.ops) : { counter: 0n };
+    const bare = replies.bareCounter;
+    const result = await h2load(baseUrl, {
+      path,
+      frameFile,
+      replyBytes: (succeeded) => {
+        if (scenario) return scenario.definition.replyBytes(succeeded, before);
+        // Each reply is at least a prefix and a one-byte value (7 bytes).
+        if ((replies.processes ?? 1) > 1) return { atLeast: 7 * succeeded };
+        return incrementReplyBytes(succeeded, BigInt(bare!.done));
+      },
+    }, { n, connections });
+    if (bare) bare.done += result.requests - result.errors;
+    errors += result.errors;
+    if (scenario) {
+      const problem = await scenario.definition.check(
+        scenario.ops,
+        before,
+        result.requests - result.errors,
+        0,
+      );
+      if (problem !== undefined) failures.push(`${what}: ${problem}`);
+    }
+    return result;
+  };
+  const probe = await once(connections * 20, "probe");
+  const warm = await once(Math.max(connections * 10, Math.round(probe.rps * warmup)), "warm-up");
+  const runs: RunFigure[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = Math.max(connections * 10, Math.round(warm.rps * duration));
+    const result = await once(n, `run ${i + 1}`);
+    runs.push({ rps: result.rps, p50Ms: result.p50Ms, p99Ms: result.p99Ms, errors: result.errors });
+  }
+  if (errors > 0) failures.push(`${errors} errors (failed calls or calls without a reply)`);
+  return summarize({
+    id,
+    protocol: "gRPC",
+    server: labels.server,
+    scenario: labels.scenario,
+    runs,
+    errors,
+    check: checkLabel(scenario?.definition, failures),
+    failures,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+/** The bare Deno.serve baseline, measured with the same wrk script and settings. */
+async function httpBaseline(bench: Bench, id: string): Promise<Row> {
+  const { server, port } = await startServer("bare Deno.serve", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    "bench/baselines/http_bare.ts",
+  ]);
+  try {
+    return await measureHttp(
+      bench,
+      id,
+      { server: "bare Deno.serve", scenario: "constant JSON" },
+      `http://127.0.0.1:${port}`,
+      { method: "GET", path: `/counters/${DATA.counterKey}` },
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Two measurements of a baseline (before and after its group) make one row of all their runs. */
+function mergeBaselines(first: Row, second: Row | undefined): Row {
+  if (second === undefined) return first;
+  return summarize({
+    ...first,
+    runs: [...first.runs, ...second.runs],
+    errors: first.errors + second.errors,
+    failures: [...first.failures, ...second.failures],
+    check: `${first.runs.length + second.runs.length} runs, before and after the group`,
+  });
+}
+
+async function httpGroup(bench: Bench): Promise<void> {
+  if (!bench.anySelected("http/")) return;
+  log("HTTP: the bare Deno.serve baseline");
+  const before = await httpBaseline(bench, "baseline/http-bare");
+  const pending: Row[] = [];
+  for (const backend of BACKENDS) {
+    const names = SCENARIO_NAMES.filter((name) => bench.selected(`http/${backend}/${name}`));
+    if (names.length === 0) continue;
+    if (backend === "redis" && bench.redisUrl === undefined) continue;
+    const purple = await startPurple(bench, "http", backend);
+    const baseUrl = `http://127.0.0.1:${purple.port}`;
+    const ops = new HttpClient(baseUrl);
+    try {
+      for (const name of names) {
+        log(`HTTP: ${backend} ${name}`);
+        const definition = SCENARIOS[name];
+        pending.push(
+          await measureHttp(
+            bench,
+            `http/${backend}/${name}`,
+            { server: `purple (${backend})`, scenario: name },
+            baseUrl,
+            definition.http,
+            { definition, ops },
+          ),
+        );
+      }
+    } finally {
+      await purple.cleanup();
+    }
+  }
+  log("HTTP: the bare Deno.serve baseline again");
+  const after = await httpBaseline(bench, "baseline/http-bare");
+  const baseline = bench.add(mergeBaselines(before, after));
+  for (const row of pending) {
+    bench.add({ ...row, baseline: baseline.id, ratio: row.rps / baseline.rps });
+  }
+}
+
+/** The bare grpc-js baseline under Deno (through the GOAWAY guard) or Node. */
+async function grpcBaseline(bench: Bench, runtime: "deno" | "node", id: string): Promise<Row> {
+  const command = runtime === "deno" ? Deno.execPath() : "node";
+  const args = runtime === "deno"
+    ? ["run", "-A", "bench/baselines/grpc_bare.mjs"]
+    : ["bench/baselines/grpc_bare.mjs"];
+  const name = `bare grpc-js (${runtime === "deno" ? "Deno" : "Node"})`;
+  const { server, port } = await startServer(name, command, args);
+  try {
+    return await measureGrpc(
+      bench,
+      id,
+      { server: name, scenario: "CounterIncrement from a Map" },
+      `http://127.0.0.1:${port}`,
+      SCENARIOS["counter-increment"].grpc.path,
+      framePath(SCENARIOS["counter-increment"].grpc.frame),
+      { bareCounter: { done: 0 } },
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+async function grpcGroup(bench: Bench): Promise<void> {
+  if (!bench.anySelected("grpc/") && !bench.selected("baseline/grpc-js")) return;
+  log("gRPC: the bare grpc-js baseline (Deno)");
+  const before = await grpcBaseline(bench, "deno", "baseline/grpc-js-deno");
+  const pending: Row[] = [];
+  for (const backend of BACKENDS) {
+    const names = SCENARIO_NAMES.filter((name) => bench.selected(`grpc/${backend}/${name}`));
+    if (names.length === 0) continue;
+    if (backend === "redis" && bench.redisUrl === undefined) continue;
+    const purple = await startPurple(bench, "grpc", backend);
+    const ops = new GrpcClient(`127.0.0.1:${purple.port}`);
+    try {
+      for (const name of names) {
+        log(`gRPC: ${backend} ${name}`);
+        const definition = SCENARIOS[name];
+        pending.push(
+          await measureGrpc(
+            bench,
+            `grpc/${backend}/${name}`,
+            { server: `purple (${backend})`, scenario: name },
+            `http://127.0.0.1:${purple.port}`,
+            definition.grpc.path,
+            framePath(definition.grpc.frame),
+            { scenario: { definition, ops } },
+          ),
+        );
+      }
+    } finally {
+      await ops.close();
+      await purple.cleanup();
+    }
+  }
+  log("gRPC: the bare grpc-js baseline (Deno) again");
+  const after = await grpcBaseline(bench, "deno", "baseline/grpc-js-deno");
+  const baseline = bench.add(mergeBaselines(before, after));
+  for (const row of pending) {
+    bench.add({ ...row, baseline: baseline.id, ratio: row.rps / baseline.rps });
+  }
+  if (bench.nodeMissing === undefined) {
+    log("gRPC: the bare grpc-js baseline (Node)");
+    const node = await grpcBaseline(bench, "node", "baseline/grpc-js-node");
+    bench.add({ ...node, baseline: baseline.id, ratio: node.rps / baseline.rps });
+  } else bench.skipped.push(`baseline/grpc-js-node: ${bench.nodeMissing}`);
+}
+
+/** redis-benchmark against the same Redis, with as many connections. */
+async function redisBaseline(bench: Bench, test: "incr" | "get"): Promise<void> {
+  const id = `baseline/redis-benchmark-${test}`;
+  if (!bench.selected(id) && !bench.anySelected("http/redis") && !bench.anySelected("grpc/redis")) {
+    return;
+  }
+  if (bench.redisUrl === undefined) return;
+  const port = new URL(bench.redisUrl).port;
+  const { warmup, duration, runs: count, connections } = bench.settings;
+  const once = async (n: number) => {
+    const result = await run("redis-benchmark", [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      port,
+      "-c",
+      String(connections),
+      "-n",
+      String(n),
+      "-t",
+      test,
+      "--csv",
+    ]);
+    const line = result.stdout.split("\n").find((text) =>
+      text.startsWith(`"${test.toUpperCase()}"`)
+    );
+    if (result.code !== 0 || line === undefined) {
+      throw new Error(`Cannot run redis-benchmark: ${result.stdout}${result.stderr}`);
+    }
+    const [, rps, , , p50, , p99] = line.split(",").map((field) =>
+      Number(field.replaceAll('"', ""))
+    );
+    return { rps, p50Ms: p50, p99Ms: p99, errors: 0 };
+  };
+  log(`redis-benchmark ${test}`);
+  const probe = await once(connections * 100);
+  const warm = await once(Math.round(probe.rps * warmup));
+  const runs: RunFigure[] = [];
+  for (let i = 0; i < count; i++) runs.push(await once(Math.round(warm.rps * duration)));
+  bench.add(summarize({
+    id,
+    protocol: "RESP",
+    server: "redis-server",
+    scenario: `redis-benchmark ${test.toUpperCase()}`,
+    runs,
+    errors: 0,
+    check: "-",
+    failures: [],
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side by side: what serves gRPC fastest for this project
+
+interface Comparison {
+  id: string;
+  label: string;
+  runtime: "deno" | "node";
+  /** The command line, or a function that builds it (a bundle). */
+  start: (
+    bench: Bench,
+  ) => Promise<{ command: string; args: string[]; env?: Record<string, string> }>;
+  /** A server that dies when h2load closes its connections: measured in duration mode. */
+  crashes?: boolean;
+  /** How many server processes share the port (each with its own counter). */
+  processes?: number;
+}
+
+/** Scratch files of the comparisons (bundles, descriptors): inside the repository, so that
+ * Node finds ./node_modules from them; `.tmp/` is ignored by git. */
+const SCRATCH = new URL("../.tmp/bench/", import.meta.url).pathname;
+
+const deno = (file: string, ...extra: string[]) => async () => ({
+  command: Deno.execPath(),
+  args: ["run", "-A", file, ...extra],
+  env: { BENCH_DESCRIPTOR: await descriptorFile() },
+});
+const node = (file: string, ...extra: string[]) => async () => ({
+  command: "node",
+  args: [file, ...extra],
+  env: { BENCH_DESCRIPTOR: await descriptorFile(), BENCH_PORT: String(freePort()) },
+});
+
+/** The descriptor of proto/purple.proto, written once for the connect-node servers. */
+async function descriptorFile(): Promise<string> {
+  const path = `${SCRATCH}purple.binpb`;
+  const { describe } = await import("../server/_grpc_reflection.ts");
+  await Deno.mkdir(SCRATCH, { recursive: true });
+  await Deno.writeFile(path, describe().fileDescriptorSet);
+  return path;
+}
+
+/** Purple's gRPC server bundled for Node (npm packages external, from ./node_modules). */
+async function purpleNodeBundle(): Promise<string> {
+  const path = `${SCRATCH}purple_grpc.mjs`;
+  await Deno.mkdir(SCRATCH, { recursive: true });
+  const result = await run(Deno.execPath(), [
+    "bundle",
+    "--quiet",
+    "--external",
+    "@grpc/*",
+    "--external",
+    "protobufjs",
+    "--external",
+    "protobufjs/*",
+    "--external",
+    "ioredis",
+    "-o",
+    path,
+    "bench/compare/purple_grpc.ts",
+  ], { cwd: ROOT });
+  if (result.code !== 0) throw new Error(`Cannot bundle Purple for Node: ${result.stderr}`);
+  return path;
+}
+
+const COMPARISONS: Comparison[] = [
+  {
+    id: "compare/grpc-js-deno-native",
+    label: "bare grpc-js, Deno, its own listener (no guard)",
+    runtime: "deno",
+    start: deno("bench/baselines/grpc_bare.mjs", "--native"),
+    crashes: true,
+  },
+  {
+    id: "compare/grpc-js-node-2-processes",
+    label: "bare grpc-js, Node, 2 processes (node:cluster)",
+    runtime: "node",
+    start: node("bench/baselines/grpc_bare.mjs", "--workers", "2"),
+    processes: 2,
+  },
+  {
+    id: "compare/purple-node",
+    label: "purple (memory), Node (deno bundle)",
+    runtime: "node",
+    start: async () => ({ command: "node", args: [await purpleNodeBundle()] }),
+  },
+  {
+    id: "compare/connect-node-deno",
+    label: "bare @connectrpc/connect-node, Deno",
+    runtime: "deno",
+    start: deno("bench/compare/connect_unary.mjs"),
+  },
+  {
+    id: "compare/connect-node-node",
+    label: "bare @connectrpc/connect-node, Node",
+    runtime: "node",
+    start: node("bench/compare/connect_unary.mjs"),
+  },
+  {
+    id: "compare/http2-deno",
+    label: "no gRPC library, node:http2, Deno",
+    runtime: "deno",
+    start: deno("bench/compare/http2_unary.mjs"),
+  },
+  {
+    id: "compare/http2-deno-native",
+    label: "no gRPC library, node:http2, Deno, its own listener (no guard)",
+    runtime: "deno",
+    start: deno("bench/compare/http2_unary.mjs", "--native"),
+    crashes: true,
+  },
+  {
+    id: "compare/http2-node",
+    label: "no gRPC library, node:http2, Node",
+    runtime: "node",
+    start: node("bench/compare/http2_unary.mjs"),
+  },
+];
+
+async function compareGroup(bench: Bench): Promise<void> {
+  for (const comparison of COMPARISONS) {
+    if (!bench.selected(comparison.id)) continue;
+    if (comparison.runtime === "node" && bench.nodeMissing !== undefined) {
+      bench.skipped.push(`${comparison.id}: ${bench.nodeMissing}`);
+      continue;
+    }
+    log(`Side by side: ${comparison.label}`);
+    const { command, args, env } = await comparison.start(bench);
+    if (comparison.crashes) {
+      bench.addCompared(await measureCrashing(bench, comparison, command, args, env));
+      continue;
+    }
+    const { server, port } = await startServer(comparison.label, command, args, env);
+    try {
+      bench.addCompared(
+        await measureGrpc(
+          bench,
+          comparison.id,
+          { server: comparison.label, scenario: "CounterIncrement" },
+          `http://127.0.0.1:${port}`,
+          SCENARIOS["counter-increment"].grpc.path,
+          framePath(SCENARIOS["counter-increment"].grpc.frame),
+          { bareCounter: { done: 0 }, processes: comparison.processes },
+        ),
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+}
+
+/** A server that aborts when h2load closes: one process per run, in h2load's duration mode. */
+async function measureCrashing(
+  bench: Bench,
+  comparison: Comparison,
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<Row> {
+  const { warmup, duration, runs: count, connections } = bench.settings;
+  const runs: RunFigure[] = [];
+  let errors = 0;
+  for (let i = 0; i < count; i++) {
+    const { server, port } = await startServer(comparison.label, command, args, env);
+    try {
+      const result = await h2load(`http://127.0.0.1:${port}`, {
+        path: SCENARIOS["counter-increment"].grpc.path,
+        frameFile: framePath(SCENARIOS["counter-increment"].grpc.frame),
+        replyBytes: () => 0,
+      }, { seconds: duration, warmupSeconds: warmup, connections });
+      errors += result.errors;
+      runs.push({
+        rps: result.rps,
+        p50Ms: result.p50Ms,
+        p99Ms: result.p99Ms,
+        errors: result.errors,
+      });
+    } finally {
+      await server.stop(2_000);
+    }
+  }
+  return summarize({
+    id: comparison.id,
+    protocol: "gRPC",
+    server: comparison.label,
+    scenario: "CounterIncrement (h2load -D, one process per run)",
+    runs,
+    errors,
+    check: "-",
+    failures: [],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up and memory
+
+/** Milliseconds from spawning `purple` to its first answered /ping, median of 10. */
+async function startupGroup(bench: Bench): Promise<void> {
+  const modes = [
+    {
+      id: "startup/http-memory",
+      what: "purple http --backend memory",
+      args: (port: number, _dir: string) => ["http", "--backend", "memory", "--port", String(port)],
+    },
+    {
+      id: "startup/default",
+      what: "purple (disk, HTTP and gRPC)",
+      args: (port: number, dir: string) => [
+        "--backend",
+        "disk",
+        "--data-dir",
+        dir,
+        "--http-port",
+        String(port),
+        "--grpc-port",
+        String(freePort()),
+      ],
+    },
+  ];
+  for (const mode of modes) {
+    if (!bench.selected(mode.id)) continue;
+    log(`Start-up: ${mode.what}`);
+    const times: number[] = [];
+    const dir = await Deno.makeTempDir({ prefix: "purple-bench-startup-" });
+    try {
+      for (let i = 0; i <= 10; i++) {
+        const port = freePort();
+        const start = performance.now();
+        const server = spawnServer(mode.what, Deno.execPath(), [
+          "run",
+          "-A",
+          "--unstable-kv",
+          MOD,
+          ...mode.args(port, dir),
+        ], { cwd: ROOT });
+        try {
+          const elapsed = await firstPing(port, start, server);
+          if (i > 0) times.push(elapsed); // The first start fills Deno's module cache.
+        } finally {
+          await server.stop();
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    const sorted = [...times].sort((a, b) => a - b);
+    bench.addExtra({
+      id: mode.id,
+      what: `Start-up, ${mode.what}`,
+      value: sorted[Math.floor(sorted.length / 2)],
+      unit: "ms",
+      detail: `median of ${times.length} starts to the first answered /ping (min ${
+        sorted[0].toFixed(0)
+      }, max ${sorted.at(-1)!.toFixed(0)})`,
+      failures: [],
+    });
+  }
+}
+
+async function firstPing(port: number, start: number, server: Server): Promise<number> {
+  const url = `http://127.0.0.1:${port}/ping`;
+  while (performance.now() - start < 20_000) {
+    try {
+      const response = await fetch(url);
+      await response.body?.cancel();
+      if (response.status === 200) return performance.now() - start;
+    } catch {
+      if (server.exited()) throw new Error(`${server.name} exited:\n${server.output()}`);
+      await sleep(2);
+    }
+  }
+  throw new Error(`${server.name} did not answer /ping within 20 s:\n${server.output()}`);
+}
+
+/** The resident memory of `purple` holding one million KV entries of 100 bytes. */
+async function memoryGroup(bench: Bench): Promise<void> {
+  const id = "memory/kv-1m";
+  if (!bench.selected(id)) return;
+  const count = bench.settings.quick ? 20_000 : 1_000_000;
+  const valueBytes = 100;
+  log(`Memory: ${count.toLocaleString("en-US")} KV entries of ${valueBytes} bytes`);
+  const purple = await startPurple(bench, "http", "memory");
+  const failures: string[] = [];
+  try {
+    const baseUrl = `http://127.0.0.1:${purple.port}`;
+    await (await fetch(`${baseUrl}/ping`)).body?.cancel();
+    const empty = await residentBytes(purple.server.pid);
+    const fill = await wrkFill(baseUrl, count, valueBytes, bench.settings.connections);
+    if (fill.stored !== count || fill.failed > 0) {
+      failures.push(`stored ${fill.stored} of ${count} entries, ${fill.failed} failed`);
+    }
+    const ops = new HttpClient(baseUrl);
+    for (const key of ["key-1", `key-${count}`]) {
+      const value = await ops.kvGet(key);
+      if (value.length !== valueBytes || value.some((byte) => byte !== 0x76)) {
+        failures.push(`the value of '${key}' read back differs`);
+      }
+    }
+    await sleep(2_000);
+    const full = await residentBytes(purple.server.pid);
+    bench.addExtra({
+      id,
+      what: `Memory, ${count.toLocaleString("en-US")} KV entries of ${valueBytes} bytes`,
+      value: full / 2 ** 20,
+      unit: "MB",
+      detail: `resident memory of purple (memory backend) holding ${
+        count.toLocaleString("en-US")
+      } entries; ${(empty / 2 ** 20).toFixed(1)} MB empty, ${
+        ((full - empty) / count).toFixed(0)
+      } bytes per entry; filled in ${fill.seconds.toFixed(1)} s`,
+      failures,
+    });
+  } finally {
+    await purple.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function machine(): Promise<Record<string, string>> {
+  const cpu = await Deno.readTextFile("/proc/cpuinfo").then(
+    (text) => text.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown",
+    () => "unknown",
+  );
+  const version = async (command: string, args: string[]) => {
+    const result = await run(command, args).catch(() => undefined);
+    return result === undefined ? "missing" : (result.stdout + result.stderr).split("\n")[0].trim();
+  };
+  return {
+    cpu: `${cpu}, ${navigator.hardwareConcurrency} cores`,
+    memory: `${(Deno.systemMemoryInfo().total / 2 ** 30).toFixed(1)} GiB`,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+    deno: Deno.version.deno,
+    node: await version("node", ["--version"]),
+    wrk: await version("wrk", ["--version"]),
+    h2load: await version("h2load", ["--version"]),
+    redis: await version("redis-server", ["--version"]),
+    "load average at start": String(await loadAverage() ?? "unknown"),
+  };
+}
+
+async function main(args: string[]): Promise<number> {
+  let parsed: Settings | "help" | "list";
+  try {
+    parsed = parseSettings(args);
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}`);
+    return 2;
+  }
+  if (parsed === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  if (parsed === "list") {
+    console.log(allIds().join("\n"));
+    return 0;
+  }
+  const bench = new Bench(parsed);
+  const missing = [];
+  if (!await available("wrk", ["--version"])) missing.push("wrk (apt-get install wrk)");
+  if (!await available("h2load", ["--version"])) {
+    missing.push("h2load (apt-get install nghttp2-client)");
+  }
+  if (missing.length > 0) {
+    console.error(`bench: cannot run without ${missing.join(" and ")}: install it and run again`);
+    return 2;
+  }
+  const stale = await staleFrames();
+  if (stale.length > 0) {
+    console.error(
+      `bench: the gRPC frames ${stale.join(", ")} differ from Purple's codecs: ` +
+        "run 'deno run -A bench/_grpc_frames.ts' to write them again",
+    );
+    return 2;
+  }
+  if (!await available("node")) bench.nodeMissing = "node is not on PATH";
+
+  const startedAt = new Date().toISOString();
+  const info = await machine();
+  let redis: Server | undefined;
+  const wantsRedis = bench.anySelected("http/redis") || bench.anySelected("grpc/redis") ||
+    bench.anySelected("baseline/redis");
+  if (wantsRedis) {
+    if (!await available("redis-server") || !await available("redis-benchmark")) {
+      console.error(
+        "bench: cannot run the redis scenarios without redis-server and redis-benchmark: " +
+          "apt-get install redis-server, or leave them out with --filter",
+      );
+      return 2;
+    }
+    const port = freePort();
+    redis = spawnServer("redis-server", "redis-server", [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ]);
+    await redis.line(/Ready to accept connections/);
+    bench.redisUrl = `redis://127.0.0.1:${port}`;
+  }
+  try {
+    await httpGroup(bench);
+    await grpcGroup(bench);
+    await redisBaseline(bench, "incr");
+    await redisBaseline(bench, "get");
+    await compareGroup(bench);
+    await startupGroup(bench);
+    await memoryGroup(bench);
+  } finally {
+    await redis?.stop();
+  }
+  info["load average at end"] = String(await loadAverage() ?? "unknown");
+  const report: Report = {
+    startedAt,
+    machine: info,
+    settings: {
+      connections: bench.settings.connections,
+      "warm-up s": bench.settings.warmup,
+      "run s": bench.settings.duration,
+      runs: bench.settings.runs,
+      "load generators": "wrk -t1 (HTTP), h2load -t1 -m1 (gRPC)",
+      ...(bench.settings.filters.length > 0 ? { filter: bench.settings.filters.join(",") } : {}),
+    },
+    rows: bench.rows,
+    extras: bench.extras,
+    targets: evaluateTargets(bench.rows, bench.extras, bench.failures),
+    failures: bench.failures,
+  };
+  const text = markdown(report);
+  await Deno.mkdir(bench.settings.out, { recursive: true });
+  await Deno.writeTextFile(`${bench.settings.out}/latest.json`, JSON.stringify(report, null, 2));
+  await Deno.writeTextFile(`${bench.settings.out}/latest.md`, `${text}\n`);
+  console.log(text);
+  for (const skipped of bench.skipped) console.error(`!!! SKIPPED ${skipped} !!!`);
+  log(`Wrote ${bench.settings.out}/latest.json and latest.md`);
+  return bench.failures.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
