@@ -7,7 +7,18 @@ import { InvalidArgumentError } from "./errors.ts";
 import { describe } from "./validate.ts";
 import { bearer } from "./_access.ts";
 
-/** The `tls` option of `GrpcClient`. */
+/**
+ * The `tls` option of `GrpcClient`: `true` for a certificate from a public CA, `{ ca }` for a
+ * private one, plus `serverName` when the address is not a name on the certificate.
+ *
+ * @example
+ * ```ts ignore
+ * import { GrpcClient, type GrpcTls } from "@purple/client/grpc";
+ *
+ * const tls: GrpcTls = { ca: await Deno.readTextFile("ca.pem"), serverName: "purple.internal" };
+ * const purple = new GrpcClient("10.0.0.5:8081", { tls, token: Deno.env.get("PURPLE_TOKEN") });
+ * ```
+ */
 export type GrpcTls = boolean | {
   /**
    * The CA certificate(s), PEM, that the server's certificate must chain to, instead of the

@@ -27,7 +27,7 @@ import {
 } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
-import { accessLines, type AccessTokens, tokenProblem } from "./_auth.ts";
+import { accessLines, tokenProblem } from "./_auth.ts";
 import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -187,8 +187,11 @@ export interface CliConfig {
   limits: Limits;
   /** Log one line per request. */
   debug: boolean;
-  /** The access tokens; absent when none is set (then no request needs one). */
-  auth?: AccessTokens;
+  /**
+   * The access tokens, full-access and read-only; absent when none is set (then no request
+   * needs one).
+   */
+  auth?: { full: readonly string[]; read: readonly string[] };
   /** The TLS certificate and key files; absent for plaintext. */
   tls?: { certFile: string; keyFile: string };
 }
@@ -303,7 +306,7 @@ function tokens(flags: Flags, env: Env, flag: string, variable: string): string[
   return [...new Set(list)];
 }
 
-function accessSetting(flags: Flags, env: Env): { auth?: AccessTokens } {
+function accessSetting(flags: Flags, env: Env): Pick<CliConfig, "auth"> {
   const full = tokens(flags, env, "auth-token", "PURPLE_AUTH_TOKEN");
   const read = tokens(flags, env, "read-token", "PURPLE_READ_TOKEN");
   if (read.some((token) => full.includes(token))) {
