@@ -33,5 +33,7 @@ const ops = await openBackend({
   redisUrl: config.redisUrl,
   limits: config.limits,
 });
-// Deploy chooses the address and port.
-Deno.serve(createHttpApp(ops, { limits: config.limits, debug: config.debug }).fetch);
+// Deploy chooses the address and port, on the public internet: set PURPLE_AUTH_TOKEN.
+Deno.serve(
+  createHttpApp(ops, { limits: config.limits, debug: config.debug, auth: config.auth }).fetch,
+);

@@ -27,6 +27,7 @@ import {
   tokenProblem,
 } from "../server/_auth.ts";
 import { runPurple, startPurple } from "./_purple.ts";
+import { ROOT, start } from "./_process.ts";
 
 const FULL = "full-access-token-0123456789";
 const FULL_2 = "second-full-token-9876543210";
@@ -777,4 +778,34 @@ test("purple refuses a bad token with exit 2 and one line that does not quote it
   assert.equal(stdout, "");
   assert.match(stderr, /^purple: Bad --auth-token: a token must be 16 characters or more .*\n$/);
   assert.ok(!stderr.includes("tooshort-secret"));
+});
+
+test("the Deno Deploy entry requires PURPLE_AUTH_TOKEN's tokens too", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "purple_auth_deploy_" });
+  const deploy = start(Deno.execPath(), ["run", "-A", `${ROOT}/deploy/deno_deploy.ts`], {
+    cwd: tmp,
+    env: {
+      ...NO_TOKEN_ENV,
+      DENO_DEPLOYMENT_ID: "purple-auth-test",
+      DENO_KV_DEFAULT_PATH: `${tmp}/kv.sqlite3`,
+      DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0",
+      PURPLE_AUTH_TOKEN: FULL,
+      PURPLE_READ_TOKEN: READ,
+    },
+  });
+  try {
+    const [, url] = await deploy.line(/^Listening on (http:\/\/127\.0\.0\.1:\d+)\//);
+    const put = (token?: string) =>
+      fetch(`${url}/flags/deployed?value=true`, {
+        method: "PUT",
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      }).then(async (answer) => (await answer.body?.cancel(), answer.status));
+    assert.equal(await put(), 401);
+    assert.equal(await put(READ), 403);
+    assert.equal(await put(FULL), 204);
+    assert.equal(await fetch(`${url}/ping`).then((answer) => answer.status), 200);
+  } finally {
+    await deploy.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
