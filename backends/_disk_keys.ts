@@ -8,6 +8,8 @@
 //   ["flag", key]                      boolean
 //   ["kv", key]                        KV head: inline bytes or chunk reference
 //   ["set", name, sha256hex(item)]     the item (the digest keeps long items within key limits)
+//   ["set-guard", name]                the item count of a set, rewritten by every change of the
+//                                      set: its versionstamp makes a check-then-add atomic
 //   ["chunk", service, key, gen, i]    chunk i of a large cache or KV value of generation gen
 
 import { InvalidArgumentError } from "@purple/client/errors";
@@ -60,6 +62,11 @@ export function setPrefix(name: string): Deno.KvKey {
   return ["set", name];
 }
 
+/** The entry whose versionstamp changes with every change of a set's items. */
+export function setGuardKey(name: string): Deno.KvKey {
+  return ["set-guard", name];
+}
+
 /** The encoded size of a string's UTF-8 bytes, a NUL taking two (Deno KV escapes it). */
 function stringPartBytes(value: string): number {
   let bytes = 0;
@@ -103,6 +110,7 @@ function worstKeyBytes(maxKeyBytes: number): number {
     keyBytes(flagKey(key)),
     keyBytes(headKey("cache", key)),
     keyBytes([...setPrefix(key), DIGEST_SAMPLE]),
+    keyBytes(setGuardKey(key)),
   );
 }
 

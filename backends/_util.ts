@@ -1,8 +1,7 @@
 // Small helpers shared by the backends. Private to this folder.
 
-import { InvalidArgumentError, NotFoundError } from "@purple/client/errors";
+import { InvalidArgumentError, NotFoundError, ValueTooLargeError } from "@purple/client/errors";
 import { INT64_MAX, INT64_MIN } from "@purple/client/validate";
-
 
 /** Quotes a key for a message, cut to a readable length. */
 export function quote(key: string): string {
@@ -12,6 +11,20 @@ export function quote(key: string): string {
 /** The error for a cache or KV key that is not there. */
 export function notFound(service: "cache" | "kv", key: string): NotFoundError {
   return new NotFoundError(`Cannot find ${service} key ${quote(key)}: not found`);
+}
+
+/** The error for adding a new item to a set that holds `maxItems` items or more. */
+export function setFull(
+  set: string,
+  item: string,
+  size: number,
+  maxItems: number,
+): ValueTooLargeError {
+  return new ValueTooLargeError(
+    `Cannot add item ${quote(item)} to set ${
+      quote(set)
+    }: the set holds ${size} items, the limit is ${maxItems}`,
+  );
 }
 
 /** Adds two counter values, refusing a result outside int64. */

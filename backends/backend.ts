@@ -44,8 +44,12 @@ export interface Backend {
   kvDelete(key: string): Promise<void>;
   /** Returns the sorted items, empty when absent. */
   setGet(set: string): Promise<string[]>;
-  /** Adds the item and returns the sorted items. */
-  setAdd(set: string, item: string): Promise<string[]>;
+  /**
+   * Adds the item and returns the sorted items. With `maxItems`, adding an item the set does
+   * not hold to a set of `maxItems` or more items throws `ValueTooLargeError` and changes
+   * nothing; the check and the add are one atomic step.
+   */
+  setAdd(set: string, item: string, maxItems?: number): Promise<string[]>;
   /** Removes the item and returns the sorted items. */
   setRemove(set: string, item: string): Promise<string[]>;
   /** Releases everything the backend holds. */

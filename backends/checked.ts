@@ -102,7 +102,7 @@ class CheckedOperations implements Operations {
   async setAdd(set: string, item: string): Promise<string[]> {
     assertKey(set, this.#limits);
     assertItem(item, this.#limits);
-    return await this.#backend.setAdd(set, item);
+    return await this.#backend.setAdd(set, item, this.#limits.maxSetItems);
   }
 
   async setRemove(set: string, item: string): Promise<string[]> {

@@ -23,7 +23,8 @@
 import type { Backend } from "./backend.ts";
 import type { Limits } from "./limits.ts";
 import { UnavailableError } from "@purple/client/errors";
-import { notFound, quote, sortItems } from "./_util.ts";
+import { notFound, quote, setFull, sortItems } from "./_util.ts";
+import { KeyedLock } from "./_keyed_lock.ts";
 import {
   CHUNK_BYTES,
   type ChunkRef,
@@ -41,6 +42,7 @@ import {
   headKey,
   MAX_ITEM_BYTES,
   MAX_KEY_BYTES,
+  setGuardKey,
   setPrefix,
 } from "./_disk_keys.ts";
 
@@ -192,6 +194,7 @@ export async function openDiskBackend(options: DiskBackendOptions): Promise<Disk
 export class DiskBackend implements Backend {
   #kv: Deno.Kv;
   #counters: CounterBatcher;
+  #setLocks = new KeyedLock();
   #closed = false;
 
   /**
@@ -291,18 +294,52 @@ export class DiskBackend implements Backend {
     return sortItems(items);
   }
 
-  /** Adds the item (one entry, keyed by its digest) and returns the sorted items. */
-  async setAdd(set: string, item: string): Promise<string[]> {
+  /**
+   * Adds the item (one entry, keyed by its digest) and returns the sorted items. A set of
+   * `maxItems` items refuses a new one: the items are read and the item written in one
+   * atomic step, checked against the set's guard entry.
+   */
+  async setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
     const entry = [...setPrefix(set), await digest(item)];
-    await retryBusy(() => this.#kv.set(entry, item));
-    return await this.setGet(set);
+    return await this.#setLocks.run(set, () => this.#changeSet(set, item, entry, maxItems));
   }
 
   /** Removes the item and returns the sorted items. */
   async setRemove(set: string, item: string): Promise<string[]> {
     const entry = [...setPrefix(set), await digest(item)];
-    await retryBusy(() => this.#kv.delete(entry));
-    return await this.setGet(set);
+    return await this.#setLocks.run(set, () => this.#changeSet(set, item, entry, undefined));
+  }
+
+  /**
+   * Adds (with `maxItems`) or removes (without) an item: reads the guard, then the items;
+   * commits the change only if the guard is unchanged (no other change of the set came in
+   * between, from this process or another), else reads again. Returns the items right after.
+   */
+  async #changeSet(
+    set: string,
+    item: string,
+    entry: Deno.KvKey,
+    maxItems: number | undefined,
+  ): Promise<string[]> {
+    const adding = maxItems !== undefined;
+    while (true) {
+      const guard = await this.#get<number>(setGuardKey(set));
+      const items = await retryBusy(() => this.#items(set));
+      const index = items.indexOf(item);
+      if (adding === index >= 0) return items;
+      if (adding && items.length >= maxItems) throw setFull(set, item, items.length, maxItems);
+      const committed = await retryBusy(() => {
+        const atomic = this.#kv.atomic().check(guard);
+        if (adding) atomic.set(entry, item);
+        else atomic.delete(entry);
+        return atomic.set(setGuardKey(set), items.length + (adding ? 1 : -1)).commit();
+      });
+      if (committed.ok) {
+        if (adding) return sortItems([...items, item]);
+        items.splice(index, 1);
+        return items;
+      }
+    }
   }
 
   /** Waits for the counter commits in flight, then closes the database. */

@@ -1,11 +1,13 @@
 /**
- * The size limits Purple enforces, the same on every backend and every transport.
+ * The limits Purple enforces, the same on every backend and every transport: sizes (keys,
+ * values, set items and set length) and, for the servers, concurrency and timeouts.
  *
  * @module
  */
 
 /**
- * Size limits. Every size is counted in bytes of UTF-8 (strings) or raw bytes (KV values).
+ * Limits. Every size is counted in bytes of UTF-8 (strings) or raw bytes (KV values); every
+ * duration in milliseconds.
  *
  * @example
  * ```ts
@@ -21,10 +23,35 @@ export interface Limits {
   maxValueBytes: number;
   /** Longest set item, in UTF-8 bytes. Default 1024. */
   maxItemBytes: number;
+  /**
+   * Most items one set may hold: adding a new item to a full set is refused with
+   * `ValueTooLargeError` (adding an item it holds, and removing, always work). Default 10000.
+   */
+  maxSetItems: number;
+  /**
+   * Servers: most requests (HTTP) or calls (gRPC) each server handles at once; beyond it a
+   * request is refused at once with `UnavailableError` (503, `UNAVAILABLE`) instead of
+   * queueing. Health checks (`/ping`, gRPC health) are never refused. Default 1024.
+   */
+  maxConcurrentRequests: number;
+  /**
+   * Servers: how long one backend operation may take before the request fails with
+   * `UnavailableError` (the operation itself may still complete). The redis backend also drops
+   * a connection that leaves commands unanswered this long (at most 1000 ms). Default 5000.
+   */
+  backendTimeoutMs: number;
+  /**
+   * Servers: how long a client may take to send a request body (HTTP) or message (gRPC),
+   * counted from when the request arrives; a slower one is cut off with
+   * `InvalidArgumentError` (400, `INVALID_ARGUMENT`). Default 10000.
+   */
+  bodyTimeoutMs: number;
 }
 
 /**
- * The default limits: keys up to 512 bytes, values up to 1 MiB, set items up to 1 KiB.
+ * The default limits: keys up to 512 bytes, values up to 1 MiB, set items up to 1 KiB and
+ * 10000 items a set; 1024 requests at once per server, 5 s per backend operation, 10 s to
+ * send a request body.
  *
  * @example
  * ```ts
@@ -37,4 +64,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxKeyBytes: 512,
   maxValueBytes: 1024 * 1024,
   maxItemBytes: 1024,
+  maxSetItems: 10_000,
+  maxConcurrentRequests: 1024,
+  backendTimeoutMs: 5_000,
+  bodyTimeoutMs: 10_000,
 });

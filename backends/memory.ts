@@ -5,7 +5,7 @@
  */
 
 import type { Backend } from "./backend.ts";
-import { addInt64, backgroundInterval, notFound, sortItems } from "./_util.ts";
+import { addInt64, backgroundInterval, notFound, setFull, sortItems } from "./_util.ts";
 
 /**
  * Options of {@linkcode MemoryBackend}.
@@ -148,9 +148,13 @@ export class MemoryBackend implements Backend {
     return Promise.resolve(this.#items(set));
   }
 
-  /** Adds the item and returns the sorted items. */
-  setAdd(set: string, item: string): Promise<string[]> {
+  /** Adds the item and returns the sorted items; a full set refuses a new item. */
+  setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
     let items = this.#sets.get(set);
+    const size = items?.size ?? 0;
+    if (size >= maxItems && !items!.has(item)) {
+      return Promise.reject(setFull(set, item, size, maxItems));
+    }
     if (items === undefined) this.#sets.set(set, items = new Set());
     items.add(item);
     return Promise.resolve(this.#items(set));

@@ -135,7 +135,12 @@ async function openRaw(options: BackendOptions, limits: Limits): Promise<Backend
     }
     case "redis": {
       const { openRedisBackend } = await import("./redis.ts");
-      return await openRedisBackend({ url: options.redisUrl ?? DEFAULT_REDIS_URL });
+      return await openRedisBackend({
+        url: options.redisUrl ?? DEFAULT_REDIS_URL,
+        // The server-side timeout covers every backend; a stalled Redis connection is dropped
+        // sooner (1 s at most) so that later commands fail at once instead of each waiting.
+        commandTimeoutMs: Math.min(limits.backendTimeoutMs, 1000),
+      });
     }
   }
 }

@@ -35,7 +35,7 @@ import { Buffer } from "node:buffer";
 import type { Redis } from "ioredis";
 import { InternalError, InvalidArgumentError, UnavailableError } from "@purple/client/errors";
 import type { Backend } from "./backend.ts";
-import { backgroundInterval, notFound, quote, sortItems } from "./_util.ts";
+import { backgroundInterval, notFound, quote, setFull, sortItems } from "./_util.ts";
 import { RedisLink } from "./_redis_link.ts";
 import {
   parseCounter,
@@ -81,6 +81,19 @@ export interface RedisBackendOptions {
 
 /** Resolves a write's promise to nothing. */
 const done = (): void => {};
+
+/**
+ * `SADD` unless the set is full: the item count (a number) when refused, else the members.
+ * Redis runs a script as one step, so two adds can never both take the last place.
+ */
+const ADD_WITHIN_LIMIT = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+  local size = redis.call('SCARD', KEYS[1])
+  if size >= tonumber(ARGV[2]) then return size end
+  redis.call('SADD', KEYS[1], ARGV[1])
+end
+return redis.call('SMEMBERS', KEYS[1])
+`;
 
 /** The database of each service: the original Go Purple's layout. */
 const DATABASES = { cache: 0, counters: 1, flags: 2, kv: 3, sets: 4 } as const;
@@ -241,9 +254,21 @@ export class RedisBackend implements Backend {
       .then(sortItems);
   }
 
-  /** Adds the item and returns the sorted items: `SADD` and `SMEMBERS` in one `MULTI`. */
-  setAdd(set: string, item: string): Promise<string[]> {
-    return this.#changeSet(set, item, "add");
+  /**
+   * Adds the item and returns the sorted items: `SADD` and `SMEMBERS` in one `MULTI`; with
+   * `maxItems`, one script that also checks `SISMEMBER` and `SCARD` first (atomic in Redis).
+   */
+  setAdd(set: string, item: string, maxItems?: number): Promise<string[]> {
+    if (maxItems === undefined || maxItems === Infinity) return this.#changeSet(set, item, "add");
+    const describe = () => `Cannot add item ${quote(item)} to set ${quote(set)}`;
+    return this.#run(
+      "sets",
+      (redis) => redis.eval(ADD_WITHIN_LIMIT, 1, set, item, maxItems) as Promise<unknown>,
+      describe,
+    ).then((reply) => {
+      if (typeof reply === "number") throw setFull(set, item, reply, maxItems);
+      return sortItems(reply as string[]);
+    });
   }
 
   /** Removes the item and returns the sorted items: `SREM` and `SMEMBERS` in one `MULTI`. */

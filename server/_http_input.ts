@@ -3,6 +3,7 @@
 // (InvalidArgumentError, ValueTooLargeError), which the server's one error handler answers.
 
 import { InvalidArgumentError, ValueTooLargeError } from "@purple/client/errors";
+import { readBefore } from "./_limits.ts";
 
 /** Shortens untrusted text for an error message. */
 export function clip(text: string, max = 64): string {
@@ -98,12 +99,15 @@ export function parseTtl(text: string | undefined): number | undefined {
 /**
  * Reads a request body, refusing it with `ValueTooLargeError` as soon as it is known to be
  * over `maxBytes`: from `Content-Length` before reading anything, or while counting a
- * streamed (chunked) body, which is then cancelled rather than read to its end.
+ * streamed (chunked) body, which is then cancelled rather than read to its end. A body that
+ * has not fully arrived `timeoutMs` after reading began is cancelled too, with
+ * `InvalidArgumentError`.
  */
 export async function readBody(
   request: Request,
   maxBytes: number,
   what: string,
+  timeoutMs = Infinity,
 ): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) {
@@ -113,10 +117,13 @@ export async function readBody(
   }
   if (request.body === null) return new Uint8Array();
   const reader = request.body.getReader();
+  const deadline = Date.now() + timeoutMs;
   const chunks: Uint8Array[] = [];
   let total = 0;
   while (true) {
-    const { done, value } = await reader.read();
+    const { done, value } = timeoutMs === Infinity
+      ? await reader.read()
+      : await readBefore(reader, deadline, timeoutMs, what);
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {

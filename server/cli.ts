@@ -109,6 +109,13 @@ Flags (a flag wins over its environment variable, shown in brackets):
   --max-key-bytes N    the longest key or set name    [PURPLE_MAX_KEY_BYTES] (default: ${DEFAULT_LIMITS.maxKeyBytes})
   --max-value-bytes N  the largest KV or cache value  [PURPLE_MAX_VALUE_BYTES] (default: ${DEFAULT_LIMITS.maxValueBytes})
   --max-item-bytes N   the longest set item           [PURPLE_MAX_ITEM_BYTES] (default: ${DEFAULT_LIMITS.maxItemBytes})
+  --max-set-items N    the most items in one set      [PURPLE_MAX_SET_ITEMS] (default: ${DEFAULT_LIMITS.maxSetItems})
+  --max-concurrent-requests N                         [PURPLE_MAX_CONCURRENT_REQUESTS] (default: ${DEFAULT_LIMITS.maxConcurrentRequests})
+                       requests each server handles at once; more are refused (503, UNAVAILABLE)
+  --backend-timeout-ms N                              [PURPLE_BACKEND_TIMEOUT_MS] (default: ${DEFAULT_LIMITS.backendTimeoutMs})
+                       the longest one backend call may take (then 503, UNAVAILABLE)
+  --body-timeout-ms N  the longest a request body     [PURPLE_BODY_TIMEOUT_MS] (default: ${DEFAULT_LIMITS.bodyTimeoutMs})
+                       may take to arrive (then 400, INVALID_ARGUMENT)
   --auth-token TOKEN   a full-access token; repeat    [PURPLE_AUTH_TOKEN, comma-separated] (default: none)
                        it for several
   --read-token TOKEN   a read-only token (get         [PURPLE_READ_TOKEN, comma-separated] (default: none)
@@ -223,6 +230,10 @@ const OPTIONS = {
   "max-key-bytes": { type: "string" },
   "max-value-bytes": { type: "string" },
   "max-item-bytes": { type: "string" },
+  "max-set-items": { type: "string" },
+  "max-concurrent-requests": { type: "string" },
+  "backend-timeout-ms": { type: "string" },
+  "body-timeout-ms": { type: "string" },
   "auth-token": { type: "string", multiple: true },
   "read-token": { type: "string", multiple: true },
   "tls-cert": { type: "string" },
@@ -272,6 +283,27 @@ function size(flags: Flags, env: Env, flag: string, variable: string, fallback: 
   const setting = pick(flags, env, [flag], [variable]);
   if (setting === undefined) return fallback;
   return wholeNumber(setting, 1, Number.MAX_SAFE_INTEGER, "a whole number of bytes, 1 or more");
+}
+
+/** The largest delay a timer takes (2^31 - 1 ms, about 24 days); a longer one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** A count (`unit` undefined) or a duration in milliseconds (`unit` "ms"), 1 or more. */
+function limit(
+  flags: Flags,
+  env: Env,
+  flag: string,
+  variable: string,
+  fallback: number,
+  unit?: "ms",
+): number {
+  const setting = pick(flags, env, [flag], [variable]);
+  if (setting === undefined) return fallback;
+  if (unit === "ms") {
+    const what = `a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`;
+    return wholeNumber(setting, 1, MAX_TIMEOUT_MS, what);
+  }
+  return wholeNumber(setting, 1, Number.MAX_SAFE_INTEGER, "a whole number, 1 or more");
 }
 
 const TRUE = ["1", "t", "T", "TRUE", "true", "True"];
@@ -464,6 +496,36 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
           "max-item-bytes",
           "PURPLE_MAX_ITEM_BYTES",
           DEFAULT_LIMITS.maxItemBytes,
+        ),
+        maxSetItems: limit(
+          flags,
+          env,
+          "max-set-items",
+          "PURPLE_MAX_SET_ITEMS",
+          DEFAULT_LIMITS.maxSetItems,
+        ),
+        maxConcurrentRequests: limit(
+          flags,
+          env,
+          "max-concurrent-requests",
+          "PURPLE_MAX_CONCURRENT_REQUESTS",
+          DEFAULT_LIMITS.maxConcurrentRequests,
+        ),
+        backendTimeoutMs: limit(
+          flags,
+          env,
+          "backend-timeout-ms",
+          "PURPLE_BACKEND_TIMEOUT_MS",
+          DEFAULT_LIMITS.backendTimeoutMs,
+          "ms",
+        ),
+        bodyTimeoutMs: limit(
+          flags,
+          env,
+          "body-timeout-ms",
+          "PURPLE_BODY_TIMEOUT_MS",
+          DEFAULT_LIMITS.bodyTimeoutMs,
+          "ms",
         ),
       },
       debug: debugSetting(flags, env),

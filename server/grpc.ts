@@ -40,6 +40,7 @@ import type { RunningServer, ServeOptions } from "./options.ts";
 import { Health } from "./_grpc_health.ts";
 import { guardSocket } from "./_grpc_goaway_guard.ts";
 import { addReflection } from "./_grpc_reflection.ts";
+import { grpcLimitsInterceptor, withBackendTimeout } from "./_limits.ts";
 import { AccessControl, grpcAccessInterceptor } from "./_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 
@@ -97,14 +98,17 @@ export async function startGrpcServer(
   const context: Context = { debug: options.debug ?? false, log: options.log ?? console.log };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxRequestBytes(options.limits),
-    interceptors: options.auth === undefined ? [] : [
-      grpcAccessInterceptor(
-        new AccessControl(options.auth),
-        context.debug ? context.log : undefined,
-      ),
+    interceptors: [
+      ...(options.auth === undefined ? [] : [
+        grpcAccessInterceptor(
+          new AccessControl(options.auth),
+          context.debug ? context.log : undefined,
+        ),
+      ]),
+      grpcLimitsInterceptor(options.limits),
     ],
   });
-  registerPurple(server, ops, context);
+  registerPurple(server, withBackendTimeout(ops, options.limits.backendTimeoutMs), context);
   const health = new Health(Object.keys(GRPC_SERVICES).map((name) => `${PROTO_PACKAGE}.${name}`));
   health.addTo(server);
   addReflection(server);

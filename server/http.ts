@@ -44,6 +44,7 @@ import {
   rawPath,
   readBody,
 } from "./_http_input.ts";
+import { refuseWhenBusy, withBackendTimeout } from "./_limits.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
 
 /**
@@ -130,12 +131,17 @@ function required(value: string | undefined, message: string): string {
  * The cache value of a `PUT /cache/:key` without `?value=` (**ext**): a `text/plain` body, so
  * that values too long for a URL can travel. Without such a body: the original's 400.
  */
-async function cacheValueFromBody(request: Request, maxValueBytes: number): Promise<string> {
+async function cacheValueFromBody(request: Request, limits: Limits): Promise<string> {
   const type = request.headers.get("content-type")?.split(";")[0].trim().toLowerCase();
   if (type !== "text/plain" || request.body === null) {
     throw new InvalidArgumentError("no cache value provided");
   }
-  const body = await readBody(request, maxValueBytes, "cache value");
+  const body = await readBody(
+    request,
+    limits.maxValueBytes,
+    "cache value",
+    limits.bodyTimeoutMs,
+  );
   try {
     return strictDecoder.decode(body);
   } catch {
@@ -185,6 +191,7 @@ function describeRequest(c: Context): string {
  */
 export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
   const { limits } = options;
+  ops = withBackendTimeout(ops, limits.backendTimeoutMs);
   const log = options.log ?? console.log;
   const app = new Hono();
 
@@ -220,7 +227,7 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
   });
   app.put("/cache/*", async (c) => {
     const k = key(c, "/cache/");
-    const value = query(c, "value") ?? await cacheValueFromBody(c.req.raw, limits.maxValueBytes);
+    const value = query(c, "value") ?? await cacheValueFromBody(c.req.raw, limits);
     await ops.cacheSet(k, value, parseTtl(query(c, "ttl")));
     return new Response(null, { status: 204 });
   });
@@ -260,9 +267,20 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
   app.put("/kv/*", async (c) => {
     const k = key(c, "/kv/");
     if (isBytes(c.req.header("content-type") ?? null)) {
-      await ops.kvPut(k, await readBody(c.req.raw, limits.maxValueBytes, "KV value"));
+      const bytes = await readBody(
+        c.req.raw,
+        limits.maxValueBytes,
+        "KV value",
+        limits.bodyTimeoutMs,
+      );
+      await ops.kvPut(k, bytes);
     } else {
-      const body = await readBody(c.req.raw, jsonBodyLimit(limits.maxValueBytes), "JSON body");
+      const body = await readBody(
+        c.req.raw,
+        jsonBodyLimit(limits.maxValueBytes),
+        "JSON body",
+        limits.bodyTimeoutMs,
+      );
       await ops.kvPut(k, contentFromJson(body));
     }
     return new Response(null, { status: 204 });
@@ -367,6 +385,8 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
         "connection": "close",
       });
     }
+    const busy = refuseWhenBusy(request, inFlight, options.limits);
+    if (busy !== undefined) return busy;
     inFlight++;
     try {
       return await app.fetch(request);

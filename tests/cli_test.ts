@@ -76,7 +76,7 @@ Deno.test("parseCli() reads every flag", () => {
       dataDir: "/var/purple",
       redisUrl: "redis://cache:6380/0",
       hostname: "0.0.0.0",
-      limits: { maxKeyBytes: 64, maxValueBytes: 2048, maxItemBytes: 32 },
+      limits: { ...DEFAULT_LIMITS, maxKeyBytes: 64, maxValueBytes: 2048, maxItemBytes: 32 },
       debug: true,
     },
   );
@@ -105,7 +105,7 @@ Deno.test("parseCli() reads every environment variable", () => {
     dataDir: "/data",
     redisUrl: "rediss://user:pw@redis.example:6379",
     hostname: "::",
-    limits: { maxKeyBytes: 100, maxValueBytes: 200, maxItemBytes: 300 },
+    limits: { ...DEFAULT_LIMITS, maxKeyBytes: 100, maxValueBytes: 200, maxItemBytes: 300 },
     debug: true,
   });
   assert.equal(config(["http"], { PURPLE_PORT: "7100" }).http, 7100);

@@ -1,0 +1,345 @@
+/**
+ * The limits both servers enforce beyond input sizes (which the checked backend enforces):
+ * how many requests run at once, how long a backend operation may take, and how long a client
+ * may take to send its request. Each breach is a typed error, answered through the one status
+ * table of `@purple/client/errors`:
+ *
+ * | breach                                  | error                  | HTTP | gRPC               |
+ * | --------------------------------------- | ---------------------- | ---- | ------------------ |
+ * | more than `maxConcurrentRequests`       | `UnavailableError`     | 503  | `UNAVAILABLE`      |
+ * | a backend operation over `backendTimeoutMs` | `UnavailableError` | 503  | `UNAVAILABLE`      |
+ * | a request body over `bodyTimeoutMs`     | `InvalidArgumentError` | 400  | `INVALID_ARGUMENT` |
+ *
+ * A busy server refuses at once rather than queueing (a queue only adds latency to a server
+ * that is already behind, and hides the overload from the client); health checks (`GET
+ * /ping`, `grpc.health.v1.Health`) are never refused, nor counted against the limit by gRPC.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import type { CounterAmount, KvValue, Operations } from "@purple/client";
+import {
+  GRPC_STATUS,
+  HTTP_STATUS,
+  InvalidArgumentError,
+  UnavailableError,
+} from "@purple/client/errors";
+import type { Limits } from "../backends/limits.ts";
+import { rawPath } from "./_http_input.ts";
+
+/**
+ * Wraps operations so that each one that takes longer than `timeoutMs` rejects with
+ * `UnavailableError`. The operation itself is not cancelled (no backend can take back a write
+ * in flight): a write that times out may still be applied. Its late result or error is dropped.
+ *
+ * @param ops The operations (a checked backend).
+ * @param timeoutMs The longest an operation may take, in milliseconds.
+ * @returns The same operations, each within the time limit; `close()` is not limited.
+ *
+ * @example
+ * ```ts
+ * import { openBackend } from "@purple/server/backends";
+ * import { withBackendTimeout } from "./_limits.ts";
+ *
+ * const ops = withBackendTimeout(await openBackend({ kind: "memory" }), 5_000);
+ * await ops.flagSet("beta", true);
+ * await ops.close();
+ * ```
+ */
+export function withBackendTimeout(ops: Operations, timeoutMs: number): Operations {
+  return new TimedOperations(ops, timeoutMs);
+}
+
+/** An operation in flight and how to fail it. */
+interface Pending {
+  deadline: number;
+  fail: () => void;
+}
+
+/**
+ * One sweep timer for every operation in flight (not a timer each: the sweep runs only while
+ * operations are in flight, and costs far less per request than a `setTimeout` each).
+ */
+class TimedOperations implements Operations {
+  #ops: Operations;
+  #timeoutMs: number;
+  /** In start order, which is deadline order: every operation gets the same time. */
+  #pending = new Set<Pending>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(ops: Operations, timeoutMs: number) {
+    this.#ops = ops;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  cacheGet(key: string): Promise<string> {
+    return this.#within(this.#ops.cacheGet(key), "get cache key", key);
+  }
+  cacheSet(key: string, value: string, ttl?: number): Promise<void> {
+    return this.#within(this.#ops.cacheSet(key, value, ttl), "set cache key", key);
+  }
+  counterIncrement(key: string, amount: CounterAmount): Promise<bigint> {
+    return this.#within(this.#ops.counterIncrement(key, amount), "increment counter", key);
+  }
+  counterGet(key: string): Promise<bigint> {
+    return this.#within(this.#ops.counterGet(key), "get counter", key);
+  }
+  flagGet(key: string): Promise<boolean> {
+    return this.#within(this.#ops.flagGet(key), "get flag", key);
+  }
+  flagSet(key: string, value: boolean): Promise<void> {
+    return this.#within(this.#ops.flagSet(key, value), "set flag", key);
+  }
+  kvGet(key: string): Promise<Uint8Array> {
+    return this.#within(this.#ops.kvGet(key), "get KV key", key);
+  }
+  kvPut(key: string, value: KvValue): Promise<void> {
+    return this.#within(this.#ops.kvPut(key, value), "put KV key", key);
+  }
+  kvDelete(key: string): Promise<void> {
+    return this.#within(this.#ops.kvDelete(key), "delete KV key", key);
+  }
+  setGet(set: string): Promise<string[]> {
+    return this.#within(this.#ops.setGet(set), "get set", set);
+  }
+  setAdd(set: string, item: string): Promise<string[]> {
+    return this.#within(this.#ops.setAdd(set, item), "add to set", set);
+  }
+  setRemove(set: string, item: string): Promise<string[]> {
+    return this.#within(this.#ops.setRemove(set, item), "remove from set", set);
+  }
+  close(): Promise<void> {
+    return this.#ops.close();
+  }
+
+  #within<T>(operation: Promise<T>, action: string, key: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const ms = this.#timeoutMs;
+      const entry: Pending = {
+        deadline: Date.now() + ms,
+        fail: () =>
+          reject(
+            new UnavailableError(
+              `Cannot ${action} ${quote(key)}: the backend did not answer within ${ms} ms`,
+            ),
+          ),
+      };
+      this.#pending.add(entry);
+      this.#sweeper ??= setInterval(() => this.#sweep(), Math.min(100, Math.ceil(ms / 4)));
+      operation.then((value) => {
+        this.#settle(entry);
+        resolve(value);
+      }, (error) => {
+        this.#settle(entry);
+        reject(error);
+      });
+    });
+  }
+
+  #settle(entry: Pending): void {
+    this.#pending.delete(entry);
+    if (this.#pending.size === 0) this.#stopSweeping();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const entry of this.#pending) {
+      if (entry.deadline > now) break;
+      this.#pending.delete(entry);
+      entry.fail();
+    }
+    if (this.#pending.size === 0) this.#stopSweeping();
+  }
+
+  #stopSweeping(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+}
+
+function quote(key: string): string {
+  return key.length > 64 ? `'${key.slice(0, 64)}…'` : `'${key}'`;
+}
+
+/**
+ * The message of a request refused because the server is busy.
+ *
+ * @param limit The limit in force.
+ * @returns The message, the same on both protocols.
+ */
+function busyMessage(limit: number): string {
+  return `Cannot serve the request: Purple is busy with ${limit} requests (the limit), retry shortly`;
+}
+
+/**
+ * Whether an HTTP request is a health check (`/ping`), which a busy server still answers.
+ *
+ * @param request The request.
+ * @returns `true` for `/ping` with any method and query.
+ *
+ * @example
+ * ```ts
+ * import { isHealthCheck } from "./_limits.ts";
+ *
+ * console.log(isHealthCheck(new Request("http://localhost:8080/ping"))); // true
+ * ```
+ */
+export function isHealthCheck(request: Request): boolean {
+  return rawPath(request.url) === "/ping";
+}
+
+/**
+ * The answer to an HTTP request that would exceed `maxConcurrentRequests`, or `undefined` when
+ * it may run. Call it with the number of requests already running; health checks always run.
+ *
+ * @param request The arriving request.
+ * @param running How many requests the server is already handling.
+ * @param limits The limits in force.
+ * @returns A 503 `{"error": ...}` answer with `Retry-After: 1`, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIMITS } from "@purple/server/backends";
+ * import { refuseWhenBusy } from "./_limits.ts";
+ *
+ * const limits = { ...DEFAULT_LIMITS, maxConcurrentRequests: 1 };
+ * const answer = refuseWhenBusy(new Request("http://localhost/flags/a"), 1, limits);
+ * console.log(answer?.status); // 503
+ * ```
+ */
+export function refuseWhenBusy(
+  request: Request,
+  running: number,
+  limits: Limits,
+): Response | undefined {
+  if (running < limits.maxConcurrentRequests || isHealthCheck(request)) return undefined;
+  return new Response(JSON.stringify({ error: busyMessage(limits.maxConcurrentRequests) }), {
+    status: HTTP_STATUS.UNAVAILABLE,
+    headers: { "content-type": "application/json", "retry-after": "1" },
+  });
+}
+
+/**
+ * Reads the next chunk of a request body, or throws `InvalidArgumentError` once `deadline`
+ * (a `Date.now()` time) has passed; the body is then cancelled, so nothing of it is kept.
+ *
+ * @param reader The body's reader.
+ * @param deadline When the whole body must have arrived.
+ * @param timeoutMs The time limit, for the message.
+ * @param what What the body is, for the message (such as `KV value`).
+ * @returns The next chunk, as `reader.read()` gives it.
+ *
+ * @example
+ * ```ts
+ * import { readBefore } from "./_limits.ts";
+ *
+ * const reader = new Blob(["abc"]).stream().getReader();
+ * const { value } = await readBefore(reader, Date.now() + 1000, 1000, "KV value");
+ * console.log(value?.length); // 3
+ * ```
+ */
+export function readBefore(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  deadline: number,
+  timeoutMs: number,
+  what: string,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  const left = deadline - Date.now();
+  const late = () => {
+    reader.cancel().catch(() => {});
+    return new InvalidArgumentError(
+      `Bad ${what}: the request body did not arrive within ${timeoutMs} ms`,
+    );
+  };
+  if (left <= 0) return Promise.reject(late());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(late()), left);
+    reader.read().then((result) => {
+      clearTimeout(timer);
+      resolve(result);
+    }, (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/** The gRPC methods that are never refused nor timed: health checks. */
+const HEALTH_PREFIX = "/grpc.health.v1.Health/";
+
+/**
+ * A grpc-js server interceptor that enforces, on every call but health checks:
+ * `maxConcurrentRequests` (a call beyond it is refused at once with `UNAVAILABLE`) and
+ * `bodyTimeoutMs` (a call whose request message has not fully arrived that long after its
+ * headers is answered `INVALID_ARGUMENT`, and whatever the client sends later is dropped). A
+ * call counts from its headers until its status is sent or it is cancelled.
+ *
+ * @param limits The limits in force.
+ * @returns The interceptor, for `new grpc.Server({ interceptors: [...] })`. Its count is its
+ * own: give each server its own interceptor.
+ *
+ * @example
+ * ```ts
+ * import * as grpc from "@grpc/grpc-js";
+ * import { DEFAULT_LIMITS } from "@purple/server/backends";
+ * import { grpcLimitsInterceptor } from "./_limits.ts";
+ *
+ * const server = new grpc.Server({ interceptors: [grpcLimitsInterceptor(DEFAULT_LIMITS)] });
+ * server.forceShutdown();
+ * ```
+ */
+export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
+  let running = 0;
+  return (method, call) => {
+    if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
+    let counted = false;
+    let over = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      if (counted) running--;
+      counted = false;
+    };
+    const listener = new grpc.ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        if (running >= limits.maxConcurrentRequests) {
+          over = true;
+          call.sendStatus({
+            code: GRPC_STATUS.UNAVAILABLE,
+            details: busyMessage(limits.maxConcurrentRequests),
+          });
+          return;
+        }
+        running++;
+        counted = true;
+        timer = setTimeout(() => {
+          over = true;
+          finish();
+          call.sendStatus({
+            code: GRPC_STATUS.INVALID_ARGUMENT,
+            details:
+              `Bad request: the request message did not arrive within ${limits.bodyTimeoutMs} ms`,
+          });
+        }, limits.bodyTimeoutMs);
+        next(metadata);
+      })
+      .withOnReceiveMessage((message, next) => {
+        if (!over) next(message);
+      })
+      .withOnReceiveHalfClose((next) => {
+        clearTimeout(timer);
+        if (!over) next();
+      })
+      .withOnCancel(finish)
+      .build();
+    const responder = new grpc.ResponderBuilder()
+      .withStart((next) => next(listener))
+      .withSendStatus((status, next) => {
+        finish();
+        next(status);
+      })
+      .build();
+    return new grpc.ServerInterceptingCall(call, responder);
+  };
+}
