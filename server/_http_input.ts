@@ -100,8 +100,8 @@ export function parseTtl(text: string | undefined): number | undefined {
  * Reads a request body, refusing it with `ValueTooLargeError` as soon as it is known to be
  * over `maxBytes`: from `Content-Length` before reading anything, or while counting a
  * streamed (chunked) body, which is then cancelled rather than read to its end. A body that
- * has not fully arrived `timeoutMs` after reading began is cancelled too, with
- * `InvalidArgumentError`.
+ * has not fully arrived `timeoutMs` after reading began is cancelled too, and one that breaks
+ * off (the client went away) is refused: both with `InvalidArgumentError`.
  */
 export async function readBody(
   request: Request,
@@ -121,9 +121,7 @@ export async function readBody(
   const chunks: Uint8Array[] = [];
   let total = 0;
   while (true) {
-    const { done, value } = timeoutMs === Infinity
-      ? await reader.read()
-      : await readBefore(reader, deadline, timeoutMs, what);
+    const { done, value } = await readBefore(reader, deadline, timeoutMs, what);
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {

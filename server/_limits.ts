@@ -222,7 +222,9 @@ export function refuseWhenBusy(
 
 /**
  * Reads the next chunk of a request body, or throws `InvalidArgumentError` once `deadline`
- * (a `Date.now()` time) has passed; the body is then cancelled, so nothing of it is kept.
+ * (a `Date.now()` time, `Infinity` for none) has passed; the body is then cancelled, so nothing
+ * of it is kept. A body that breaks off (the client went away, or sent a malformed chunked
+ * encoding) is an `InvalidArgumentError` too: it is the client's doing, not an internal error.
  *
  * @param reader The body's reader.
  * @param deadline When the whole body must have arrived.
@@ -245,7 +247,12 @@ export function readBefore(
   timeoutMs: number,
   what: string,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
+  const broken = (error: unknown) =>
+    new InvalidArgumentError(`Bad ${what}: the request body broke off before its end`, {
+      cause: error,
+    });
   const left = deadline - Date.now();
+  if (!(left <= MAX_TIMER_MS)) return reader.read().catch((error) => Promise.reject(broken(error)));
   const late = () => {
     reader.cancel().catch(() => {});
     return new InvalidArgumentError(
@@ -260,10 +267,13 @@ export function readBefore(
       resolve(result);
     }, (error) => {
       clearTimeout(timer);
-      reject(error);
+      reject(broken(error));
     });
   });
 }
+
+/** The longest delay a timer takes (2^31 - 1 ms); longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The gRPC methods that are never refused nor timed: health checks. */
 const HEALTH_PREFIX = "/grpc.health.v1.Health/";
@@ -313,6 +323,7 @@ export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
         }
         running++;
         counted = true;
+        if (limits.bodyTimeoutMs > MAX_TIMER_MS) return next(metadata);
         timer = setTimeout(() => {
           over = true;
           finish();

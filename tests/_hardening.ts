@@ -211,3 +211,31 @@ export function rawGrpc(address: string): RawGrpc {
 /** Sleeps `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How many file descriptors a process holds (Linux: `/proc/<pid>/fd`). */
+export async function openFds(pid: number): Promise<number> {
+  let count = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) count++;
+  return count;
+}
+
+/** A process's resident memory in KiB (Linux: `VmRSS` of `/proc/<pid>/status`). */
+export async function rssKiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]);
+}
+
+/** Waits until `read()` gives at most `target`, polling; returns the last value read. */
+export async function settlesTo(
+  read: () => Promise<number>,
+  target: number,
+  ms = 3000,
+): Promise<number> {
+  const deadline = Date.now() + ms;
+  let value = await read();
+  while (value > target && Date.now() < deadline) {
+    await sleep(50);
+    value = await read();
+  }
+  return value;
+}
