@@ -10,6 +10,7 @@
  * | a backend operation over `backendTimeoutMs` | `UnavailableError` | 503  | `UNAVAILABLE`      |
  * | a request body over `bodyTimeoutMs`     | `InvalidArgumentError` | 400  | `INVALID_ARGUMENT` |
  *
+ * This module holds the HTTP side and what both share; `_grpc_limits.ts` the gRPC interceptor.
  * A busy server refuses at once rather than queueing (a queue only adds latency to a server
  * that is already behind, and hides the overload from the client); health checks (`GET
  * /ping`, `grpc.health.v1.Health`) are never refused, nor counted against the limit by gRPC.
@@ -17,14 +18,8 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
 import type { CounterAmount, KvValue, Operations } from "@purple/client";
-import {
-  GRPC_STATUS,
-  HTTP_STATUS,
-  InvalidArgumentError,
-  UnavailableError,
-} from "@purple/client/errors";
+import { HTTP_STATUS, InvalidArgumentError, UnavailableError } from "@purple/client/errors";
 import type { Limits } from "../backends/limits.ts";
 import { rawPath } from "./_http_input.ts";
 
@@ -167,8 +162,15 @@ function quote(key: string): string {
  *
  * @param limit The limit in force.
  * @returns The message, the same on both protocols.
+ *
+ * @example
+ * ```ts
+ * import { busyMessage } from "./_limits.ts";
+ *
+ * console.log(busyMessage(1024).startsWith("Cannot serve the request")); // true
+ * ```
  */
-function busyMessage(limit: number): string {
+export function busyMessage(limit: number): string {
   return `Cannot serve the request: Purple is busy with ${limit} requests (the limit), retry shortly`;
 }
 
@@ -272,85 +274,14 @@ export function readBefore(
   });
 }
 
-/** The longest delay a timer takes (2^31 - 1 ms); longer ones would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** The gRPC methods that are never refused nor timed: health checks. */
-const HEALTH_PREFIX = "/grpc.health.v1.Health/";
-
 /**
- * A grpc-js server interceptor that enforces, on every call but health checks:
- * `maxConcurrentRequests` (a call beyond it is refused at once with `UNAVAILABLE`) and
- * `bodyTimeoutMs` (a call whose request message has not fully arrived that long after its
- * headers is answered `INVALID_ARGUMENT`, and whatever the client sends later is dropped). A
- * call counts from its headers until its status is sent or it is cancelled.
- *
- * @param limits The limits in force.
- * @returns The interceptor, for `new grpc.Server({ interceptors: [...] })`. Its count is its
- * own: give each server its own interceptor.
+ * The longest delay a timer takes (2^31 - 1 ms, about 24 days); a longer one fires at once.
  *
  * @example
  * ```ts
- * import * as grpc from "@grpc/grpc-js";
- * import { DEFAULT_LIMITS } from "@purple/server/backends";
- * import { grpcLimitsInterceptor } from "./_limits.ts";
+ * import { MAX_TIMER_MS } from "./_limits.ts";
  *
- * const server = new grpc.Server({ interceptors: [grpcLimitsInterceptor(DEFAULT_LIMITS)] });
- * server.forceShutdown();
+ * console.log(MAX_TIMER_MS); // 2147483647
  * ```
  */
-export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
-  let running = 0;
-  return (method, call) => {
-    if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
-    let counted = false;
-    let over = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const finish = () => {
-      clearTimeout(timer);
-      if (counted) running--;
-      counted = false;
-    };
-    const listener = new grpc.ServerListenerBuilder()
-      .withOnReceiveMetadata((metadata, next) => {
-        if (running >= limits.maxConcurrentRequests) {
-          over = true;
-          call.sendStatus({
-            code: GRPC_STATUS.UNAVAILABLE,
-            details: busyMessage(limits.maxConcurrentRequests),
-          });
-          return;
-        }
-        running++;
-        counted = true;
-        if (limits.bodyTimeoutMs > MAX_TIMER_MS) return next(metadata);
-        timer = setTimeout(() => {
-          over = true;
-          finish();
-          call.sendStatus({
-            code: GRPC_STATUS.INVALID_ARGUMENT,
-            details:
-              `Bad request: the request message did not arrive within ${limits.bodyTimeoutMs} ms`,
-          });
-        }, limits.bodyTimeoutMs);
-        next(metadata);
-      })
-      .withOnReceiveMessage((message, next) => {
-        if (!over) next(message);
-      })
-      .withOnReceiveHalfClose((next) => {
-        clearTimeout(timer);
-        if (!over) next();
-      })
-      .withOnCancel(finish)
-      .build();
-    const responder = new grpc.ResponderBuilder()
-      .withStart((next) => next(listener))
-      .withSendStatus((status, next) => {
-        finish();
-        next(status);
-      })
-      .build();
-    return new grpc.ServerInterceptingCall(call, responder);
-  };
-}
+export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -40,7 +40,8 @@ import type { RunningServer, ServeOptions } from "./options.ts";
 import { Health } from "./_grpc_health.ts";
 import { guardSocket } from "./_grpc_goaway_guard.ts";
 import { addReflection } from "./_grpc_reflection.ts";
-import { grpcLimitsInterceptor, withBackendTimeout } from "./_limits.ts";
+import { withBackendTimeout } from "./_limits.ts";
+import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
 import { AccessControl, grpcAccessInterceptor } from "./_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 

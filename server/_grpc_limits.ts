@@ -1,0 +1,92 @@
+/**
+ * The gRPC side of the server limits (see `_limits.ts`): a grpc-js server interceptor that
+ * refuses calls beyond `maxConcurrentRequests` and cuts off calls whose request message does
+ * not arrive within `bodyTimeoutMs`. Kept apart so that the HTTP server never loads grpc-js.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { GRPC_STATUS } from "@purple/client/errors";
+import type { Limits } from "../backends/limits.ts";
+import { busyMessage, MAX_TIMER_MS } from "./_limits.ts";
+
+/** The gRPC methods that are never refused nor timed: health checks. */
+const HEALTH_PREFIX = "/grpc.health.v1.Health/";
+
+/**
+ * A grpc-js server interceptor that enforces, on every call but health checks:
+ * `maxConcurrentRequests` (a call beyond it is refused at once with `UNAVAILABLE`) and
+ * `bodyTimeoutMs` (a call whose request message has not fully arrived that long after its
+ * headers is answered `INVALID_ARGUMENT`, and whatever the client sends later is dropped). A
+ * call counts from its headers until its status is sent or it is cancelled.
+ *
+ * @param limits The limits in force.
+ * @returns The interceptor, for `new grpc.Server({ interceptors: [...] })`. Its count is its
+ * own: give each server its own interceptor.
+ *
+ * @example
+ * ```ts
+ * import * as grpc from "@grpc/grpc-js";
+ * import { DEFAULT_LIMITS } from "@purple/server/backends";
+ * import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
+ *
+ * const server = new grpc.Server({ interceptors: [grpcLimitsInterceptor(DEFAULT_LIMITS)] });
+ * server.forceShutdown();
+ * ```
+ */
+export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
+  let running = 0;
+  return (method, call) => {
+    if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
+    let counted = false;
+    let over = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      if (counted) running--;
+      counted = false;
+    };
+    const listener = new grpc.ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata, next) => {
+        if (running >= limits.maxConcurrentRequests) {
+          over = true;
+          call.sendStatus({
+            code: GRPC_STATUS.UNAVAILABLE,
+            details: busyMessage(limits.maxConcurrentRequests),
+          });
+          return;
+        }
+        running++;
+        counted = true;
+        if (limits.bodyTimeoutMs > MAX_TIMER_MS) return next(metadata);
+        timer = setTimeout(() => {
+          over = true;
+          finish();
+          call.sendStatus({
+            code: GRPC_STATUS.INVALID_ARGUMENT,
+            details:
+              `Bad request: the request message did not arrive within ${limits.bodyTimeoutMs} ms`,
+          });
+        }, limits.bodyTimeoutMs);
+        next(metadata);
+      })
+      .withOnReceiveMessage((message, next) => {
+        if (!over) next(message);
+      })
+      .withOnReceiveHalfClose((next) => {
+        clearTimeout(timer);
+        if (!over) next();
+      })
+      .withOnCancel(finish)
+      .build();
+    const responder = new grpc.ResponderBuilder()
+      .withStart((next) => next(listener))
+      .withSendStatus((status, next) => {
+        finish();
+        next(status);
+      })
+      .build();
+    return new grpc.ServerInterceptingCall(call, responder);
+  };
+}
