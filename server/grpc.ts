@@ -42,6 +42,7 @@ import { guardSocket } from "./_grpc_goaway_guard.ts";
 import { addReflection } from "./_grpc_reflection.ts";
 import { withBackendTimeout } from "./_limits.ts";
 import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
+import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
 import { AccessControl, grpcAccessInterceptor } from "./_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 
@@ -97,6 +98,7 @@ export async function startGrpcServer(
   options: ServeOptions,
 ): Promise<RunningServer> {
   const context: Context = { debug: options.debug ?? false, log: options.log ?? console.log };
+  fixGrpcClientFaults();
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxRequestBytes(options.limits),
     interceptors: [

@@ -198,7 +198,7 @@ export function rawGrpc(address: string): RawGrpc {
         stream.on("response", read);
         stream.on("trailers", read);
         stream.on("data", (chunk: Uint8Array) => parts.push(chunk));
-        stream.on("end", () => finish());
+        stream.on("end", () => setTimeout(() => finish(), 50)); // trailers may follow "end"
         stream.on("close", () => finish(sessionError));
         stream.on("error", (error) => finish(String(error)));
         for (const chunk of chunks) stream.write(chunk);
