@@ -3,9 +3,12 @@
 
 import assert from "node:assert/strict";
 import type http2 from "node:http2";
+import { gzipSync } from "node:zlib";
 import { LOCATION } from "../client/_grpc_messages.ts";
 import { openBackend } from "../backends/mod.ts";
 import { grpcFrame, grpcTest, type RawGrpc, rawGrpc, serveBoth } from "./_hardening.ts";
+
+const encoder = new TextEncoder();
 
 async function withGrpc(fn: (raw: RawGrpc) => Promise<void>): Promise<void> {
   const ops = await openBackend({ kind: "memory" });
@@ -26,6 +29,58 @@ const KV_GET = {
   "content-type": "application/grpc",
   "te": "trailers",
 };
+
+grpcTest("gRPC: a malformed grpc-timeout header is INVALID_ARGUMENT, not INTERNAL", async () => {
+  await withGrpc(async (raw) => {
+    for (const timeout of ["1Z", "", "1", "abc", "S"]) {
+      const answer = await raw.call({ ...KV_GET, "grpc-timeout": timeout }, [
+        grpcFrame(LOCATION.encode({ key: "a" })),
+      ]);
+      assert.equal(answer.grpcStatus, 3, `${timeout}: ${JSON.stringify(answer)}`);
+      assert.equal(
+        answer.grpcMessage,
+        `Bad grpc-timeout header: expected 1 to 8 digits and a unit (H, M, S, m, u or n), found '${timeout}'`,
+      );
+    }
+  });
+});
+
+grpcTest("gRPC: a message that does not decompress is INVALID_ARGUMENT, not INTERNAL", async () => {
+  await withGrpc(async (raw) => {
+    for (const encoding of ["gzip", "deflate"]) {
+      const answer = await raw.call({ ...KV_GET, "grpc-encoding": encoding }, [
+        grpcFrame(encoder.encode("not compressed at all"), true),
+      ]);
+      assert.equal(answer.grpcStatus, 3, `${encoding}: ${JSON.stringify(answer)}`);
+      assert.equal(
+        answer.grpcMessage,
+        "Bad request message: it does not decompress with its grpc-encoding",
+      );
+    }
+    // A message that does decompress is served.
+    const answer = await raw.call({ ...KV_GET, "grpc-encoding": "gzip" }, [
+      grpcFrame(gzipSync(LOCATION.encode({ key: "a" })), true),
+    ]);
+    assert.equal(answer.grpcStatus, 5, JSON.stringify(answer));
+  });
+});
+
+grpcTest(
+  "gRPC: a reflection request that does not parse is INVALID_ARGUMENT, not INTERNAL",
+  async () => {
+    await withGrpc(async (raw) => {
+      const answer = await raw.call({
+        ...KV_GET,
+        ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      }, [grpcFrame(Uint8Array.from([0x12, 0x61, 0x53, 0x8c, 0x24, 0x04]))]);
+      assert.equal(answer.grpcStatus, 3, JSON.stringify(answer));
+      assert.equal(
+        answer.grpcMessage,
+        "Bad request message: it is not a valid protobuf message of its method",
+      );
+    });
+  },
+);
 
 grpcTest("gRPC: a request that is not application/grpc is answered HTTP 415, not 200", async () => {
   await withGrpc(async (raw) => {
