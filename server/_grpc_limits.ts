@@ -17,7 +17,7 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
 /**
  * A grpc-js server interceptor that enforces, on every call but health checks:
  * `maxConcurrentRequests` (a call beyond it is refused at once with `UNAVAILABLE`) and
- * `bodyTimeoutMs` (a call whose request message has not fully arrived that long after its
+ * `bodyTimeoutMs` (a unary call whose request message has not fully arrived that long after its
  * headers is answered `INVALID_ARGUMENT`, and whatever the client sends later is dropped). A
  * call counts from its headers until its status is sent or it is cancelled.
  *
@@ -59,7 +59,8 @@ export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
         }
         running++;
         counted = true;
-        if (limits.bodyTimeoutMs > MAX_TIMER_MS) return next(metadata);
+        // A client stream (reflection) sends messages for as long as it lasts: not timed.
+        if (method.requestStream || limits.bodyTimeoutMs > MAX_TIMER_MS) return next(metadata);
         timer = setTimeout(() => {
           over = true;
           finish();

@@ -3,6 +3,7 @@
 // time a backend operation may take. Each breach is a clear status with a message.
 
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import type { Operations } from "@purple/client";
 import {
   InvalidArgumentError,
@@ -22,6 +23,7 @@ import {
   runs,
   serveBoth,
   type Served,
+  sleep,
 } from "./_hardening.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -459,3 +461,41 @@ Deno.test("a set add over the limit is refused by the backend itself, not only b
     await ops.close();
   }
 });
+
+grpcTest(
+  "bodyTimeoutMs cuts off unary calls only: a reflection stream may stay open longer",
+  async () => {
+    const limits = { bodyTimeoutMs: 200 };
+    const ops = await openBackend({ kind: "memory", limits });
+    const served = await serveBoth(ops, limits);
+    const session = http2.connect(`http://${served.address}`);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "content-type": "application/grpc",
+        "te": "trailers",
+      });
+      const answer = new Promise<{ status?: string; bytes: number }>((resolve) => {
+        let bytes = 0;
+        let status: string | undefined;
+        stream.on("data", (chunk: Uint8Array) => bytes += chunk.length);
+        stream.on("trailers", (trailers) => status = String(trailers["grpc-status"]));
+        stream.on("close", () => resolve({ status, bytes }));
+      });
+      const listServices = grpcFrame(Uint8Array.from([0x3a, 0x00])); // list_services: ""
+      stream.write(listServices);
+      await sleep(400); // twice the body timeout, the stream still open
+      stream.write(listServices);
+      stream.end();
+      const { status, bytes } = await answer;
+      assert.equal(status, "0", "the stream ends OK");
+      assert.ok(bytes > 100, `both requests answered (${bytes} bytes)`);
+    } finally {
+      session.destroy();
+      await served.close();
+      await ops.close();
+    }
+  },
+);
