@@ -1,6 +1,7 @@
 /**
  * Access control for both servers: which tokens Purple accepts, what each may do, and the
- * guards that check them (a Hono middleware for HTTP, a grpc-js server interceptor for gRPC).
+ * guards that check them (a Hono middleware for HTTP here; the grpc-js server interceptor for gRPC
+ * in `_grpc_auth.ts`, so that the HTTP server never loads grpc-js).
  *
  * A token is either full-access or read-only; a read-only token may call the get operations
  * only ({@linkcode READ_OPERATIONS}). Clients send `Authorization: Bearer <token>` (HTTP) or
@@ -18,10 +19,8 @@
  */
 
 import { createHash } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
 import type { MiddlewareHandler } from "hono";
 import {
-  GRPC_STATUS,
   HTTP_STATUS,
   PermissionDeniedError,
   type PurpleError,
@@ -51,27 +50,6 @@ export const READ_OPERATIONS: ReadonlySet<string> = new Set([
 
 /** The shortest token accepted, in characters. */
 export const MIN_TOKEN_LENGTH = 16;
-
-/** The gRPC service that stays open without a token. */
-const OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/";
-
-/** The operation of each gRPC method (by method name; the services do not repeat names). */
-const GRPC_OPERATIONS: Readonly<Record<string, string>> = {
-  CacheGet: "cacheGet",
-  CacheSet: "cacheSet",
-  CounterGet: "counterGet",
-  GetCounter: "counterGet",
-  CounterIncrement: "counterIncrement",
-  IncrementCounter: "counterIncrement",
-  FlagGet: "flagGet",
-  FlagSet: "flagSet",
-  KVGet: "kvGet",
-  KVPut: "kvPut",
-  KVDelete: "kvDelete",
-  SetGet: "setGet",
-  SetAdd: "setAdd",
-  SetRemove: "setRemove",
-};
 
 /** The operation of each HTTP route (method and first path segment). */
 const HTTP_OPERATIONS: Readonly<Record<string, string>> = {
@@ -231,45 +209,6 @@ export function httpAccessGuard(access: AccessControl): MiddlewareHandler {
       });
     }
     await next();
-  };
-}
-
-/**
- * The gRPC guard, a grpc-js server interceptor: `grpc.health.v1.Health` passes, every other
- * call needs a token in its `authorization` metadata, and a read-only token may only call the
- * get methods (and reflection). A refused call ends with `UNAUTHENTICATED` or
- * `PERMISSION_DENIED`; with `log`, one line says so (method, status, duration), as `--debug`
- * does for the calls that run.
- */
-export function grpcAccessInterceptor(
-  access: AccessControl,
-  log?: (line: string) => void,
-): grpc.ServerInterceptor {
-  return (method, call) => {
-    const path = method.path;
-    if (path.startsWith(OPEN_GRPC_PREFIX)) return new grpc.ServerInterceptingCall(call);
-    const operation = GRPC_OPERATIONS[path.slice(path.lastIndexOf("/") + 1)];
-    const write = !path.startsWith("/grpc.reflection.");
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) => {
-        const start = performance.now();
-        next({
-          onReceiveMetadata: (metadata, pass) => {
-            const value = metadata.get("authorization")[0];
-            try {
-              access.authorize(typeof value === "string" ? value : undefined, operation, write);
-            } catch (error) {
-              const refusal = error as PurpleError;
-              const code: grpc.status = GRPC_STATUS[refusal.code];
-              log?.(`${path} ${grpc.status[code]} ${(performance.now() - start).toFixed(1)}ms`);
-              call.sendStatus({ code, details: refusal.message });
-              return;
-            }
-            pass(metadata);
-          },
-        });
-      },
-    });
   };
 }
 

@@ -43,7 +43,8 @@ import { addReflection } from "./_grpc_reflection.ts";
 import { withBackendTimeout } from "./_limits.ts";
 import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
 import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
-import { AccessControl, grpcAccessInterceptor } from "./_auth.ts";
+import { AccessControl } from "./_auth.ts";
+import { grpcAccessInterceptor } from "./_grpc_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */

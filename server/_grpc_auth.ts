@@ -1,0 +1,66 @@
+// The gRPC side of access control: a grpc-js server interceptor over `AccessControl`. Kept apart
+// from `_auth.ts` so that the HTTP server (which imports that) never loads grpc-js.
+
+import * as grpc from "@grpc/grpc-js";
+import { GRPC_STATUS, type PurpleError } from "@purple/client/errors";
+import type { AccessControl } from "./_auth.ts";
+
+/** The gRPC service that stays open without a token. */
+const OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/";
+
+/** The operation of each gRPC method (by method name; the services do not repeat names). */
+const GRPC_OPERATIONS: Readonly<Record<string, string>> = {
+  CacheGet: "cacheGet",
+  CacheSet: "cacheSet",
+  CounterGet: "counterGet",
+  GetCounter: "counterGet",
+  CounterIncrement: "counterIncrement",
+  IncrementCounter: "counterIncrement",
+  FlagGet: "flagGet",
+  FlagSet: "flagSet",
+  KVGet: "kvGet",
+  KVPut: "kvPut",
+  KVDelete: "kvDelete",
+  SetGet: "setGet",
+  SetAdd: "setAdd",
+  SetRemove: "setRemove",
+};
+
+/**
+ * The gRPC guard, a grpc-js server interceptor: `grpc.health.v1.Health` passes, every other
+ * call needs a token in its `authorization` metadata, and a read-only token may only call the
+ * get methods (and reflection). A refused call ends with `UNAUTHENTICATED` or
+ * `PERMISSION_DENIED`; with `log`, one line says so (method, status, duration), as `--debug`
+ * does for the calls that run.
+ */
+export function grpcAccessInterceptor(
+  access: AccessControl,
+  log?: (line: string) => void,
+): grpc.ServerInterceptor {
+  return (method, call) => {
+    const path = method.path;
+    if (path.startsWith(OPEN_GRPC_PREFIX)) return new grpc.ServerInterceptingCall(call);
+    const operation = GRPC_OPERATIONS[path.slice(path.lastIndexOf("/") + 1)];
+    const write = !path.startsWith("/grpc.reflection.");
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        const start = performance.now();
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const value = metadata.get("authorization")[0];
+            try {
+              access.authorize(typeof value === "string" ? value : undefined, operation, write);
+            } catch (error) {
+              const refusal = error as PurpleError;
+              const code: grpc.status = GRPC_STATUS[refusal.code];
+              log?.(`${path} ${grpc.status[code]} ${(performance.now() - start).toFixed(1)}ms`);
+              call.sendStatus({ code, details: refusal.message });
+              return;
+            }
+            pass(metadata);
+          },
+        });
+      },
+    });
+  };
+}
