@@ -219,7 +219,7 @@ export function evaluateTargets(rows: Row[], extras: Extra[], failures: string[]
       met: found.value <= 500,
     });
   }
-  const memory = extra("memory/kv-1m");
+  const memory = extra("rss/kv-1m");
   if (memory !== undefined) {
     targets.push({
       what: memory.what,
