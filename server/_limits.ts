@@ -121,7 +121,7 @@ class TimedOperations implements Operations {
           ),
       };
       this.#pending.add(entry);
-      this.#sweeper ??= setInterval(() => this.#sweep(), Math.min(100, Math.ceil(ms / 4)));
+      this.#sweeper ??= backgroundInterval(() => this.#sweep(), Math.min(100, Math.ceil(ms / 4)));
       operation.then((value) => {
         this.#settle(entry);
         resolve(value);
@@ -132,9 +132,14 @@ class TimedOperations implements Operations {
     });
   }
 
+  /**
+   * The sweep, not the settling, stops the timer once nothing is in flight: under load,
+   * operations that settle at once would otherwise start and stop a timer each (a quarter of
+   * the cost of a memory-backend request). The timer does not hold the process open; a
+   * server's listener does.
+   */
   #settle(entry: Pending): void {
     this.#pending.delete(entry);
-    if (this.#pending.size === 0) this.#stopSweeping();
   }
 
   #sweep(): void {
@@ -151,6 +156,14 @@ class TimedOperations implements Operations {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }
+}
+
+/** An interval that does not keep the process alive (Deno and Node). */
+function backgroundInterval(fn: () => void, ms: number): ReturnType<typeof setInterval> {
+  const timer = setInterval(fn, ms);
+  if (typeof timer === "number") Deno.unrefTimer(timer);
+  else (timer as { unref?: () => void }).unref?.();
+  return timer;
 }
 
 function quote(key: string): string {
