@@ -16,6 +16,8 @@
 
 import assert from "node:assert/strict";
 import type { Operations } from "@purple/client";
+import { openBackend } from "../backends/mod.ts";
+import { REDIS_MISSING, startRedis } from "./_redis.ts";
 import {
   InvalidArgumentError,
   NotFoundError,
@@ -376,4 +378,76 @@ export function conformance(
       }
     },
   });
+}
+
+/** A client connected to a server that serves some operations. */
+export interface Served {
+  /** The client under test. */
+  client: Operations;
+  /** Closes the client and shuts the server down (not the backend). */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Registers the suite through one transport against each backend: `<transport> → memory`,
+ * `→ disk` and `→ redis`. For disk and redis, `reopen` restarts the server and the backend on the
+ * same store; redis gets its own `redis-server`.
+ *
+ * @param transport The transport's name, such as `http`.
+ * @param serve Serves `ops` and returns a client connected to it.
+ */
+export function conformanceThrough(
+  transport: string,
+  serve: (ops: Operations) => Promise<Served>,
+): void {
+  async function restartable(open: () => Promise<Operations>, cleanup: () => Promise<void>) {
+    let ops = await open();
+    let served = await serve(ops);
+    const stop = async () => {
+      await served.stop();
+      await ops.close();
+    };
+    return {
+      ops: served.client,
+      reopen: async () => {
+        await stop();
+        ops = await open();
+        served = await serve(ops);
+        return served.client;
+      },
+      close: async () => {
+        await stop();
+        await cleanup();
+      },
+    };
+  }
+
+  conformance(`${transport} → memory`, async () => {
+    const ops = await openBackend({ kind: "memory" });
+    const served = await serve(ops);
+    return {
+      ops: served.client,
+      close: async () => {
+        await served.stop();
+        await ops.close();
+      },
+    };
+  });
+  conformance(`${transport} → disk`, async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: `purple-${transport}-disk-` });
+    return await restartable(
+      () => openBackend({ kind: "disk", dataDir }),
+      () => Deno.remove(dataDir, { recursive: true }),
+    );
+  });
+  if (REDIS_MISSING !== undefined) {
+    console.error(`!!! SKIPPING ${transport} → redis: ${REDIS_MISSING} !!!`);
+  }
+  conformance(`${transport} → redis`, async () => {
+    const redis = await startRedis();
+    return await restartable(
+      () => openBackend({ kind: "redis", redisUrl: redis.url }),
+      () => redis.stop(),
+    );
+  }, { ignore: REDIS_MISSING !== undefined });
 }

@@ -19,8 +19,7 @@ import { PURPLE_PROTO } from "../server/_grpc_protos.ts";
 import { GoawayFilter } from "../server/_grpc_goaway_guard.ts";
 import * as messages from "../client/_grpc_messages.ts";
 import { Reader } from "../client/_proto.ts";
-import { conformance } from "./conformance.ts";
-import { REDIS_MISSING, startRedis } from "./_redis.ts";
+import { conformanceThrough } from "./conformance.ts";
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
@@ -49,62 +48,16 @@ function test(name: string, fn: () => Promise<void>): void {
 // ---------------------------------------------------------------------------------------------
 // The conformance suite through GrpcClient → gRPC server → each backend.
 
-conformance("grpc → memory", async () => {
-  const ops = await openBackend({ kind: "memory" });
+conformanceThrough("grpc", async (ops) => {
   const { server, client } = await serve(ops);
   return {
-    ops: client,
-    close: async () => {
+    client,
+    stop: async () => {
       await client.close();
       await server.shutdown();
-      await ops.close();
     },
   };
 });
-
-/** A target whose `reopen` restarts the server (and the backend) on the same store. */
-async function restartable(
-  open: () => Promise<Operations>,
-  cleanup: () => Promise<void>,
-): Promise<{ ops: Operations; reopen: () => Promise<Operations>; close: () => Promise<void> }> {
-  let ops = await open();
-  let running = await serve(ops);
-  const stop = async () => {
-    await running.client.close();
-    await running.server.shutdown();
-    await ops.close();
-  };
-  return {
-    ops: running.client,
-    reopen: async () => {
-      await stop();
-      ops = await open();
-      running = await serve(ops);
-      return running.client;
-    },
-    close: async () => {
-      await stop();
-      await cleanup();
-    },
-  };
-}
-
-conformance("grpc → disk", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "purple-grpc-disk-" });
-  return await restartable(
-    () => openBackend({ kind: "disk", dataDir }),
-    () => Deno.remove(dataDir, { recursive: true }),
-  );
-});
-
-if (REDIS_MISSING !== undefined) console.error(`!!! SKIPPING grpc → redis: ${REDIS_MISSING} !!!`);
-conformance("grpc → redis", async () => {
-  const redis = await startRedis();
-  return await restartable(
-    () => openBackend({ kind: "redis", redisUrl: redis.url }),
-    () => redis.stop(),
-  );
-}, { ignore: REDIS_MISSING !== undefined });
 
 // ---------------------------------------------------------------------------------------------
 // The hand-written codecs against protobufjs (what @grpc/proto-loader uses) on proto/purple.proto.

@@ -11,8 +11,8 @@ import {
 import { DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
 import { createHttpApp, jsonBodyLimit, startHttpServer } from "../server/http.ts";
 import type { RunningServer } from "../server/options.ts";
-import { conformance } from "./conformance.ts";
-import { freePort, REDIS_MISSING, startRedis } from "./_redis.ts";
+import { conformanceThrough } from "./conformance.ts";
+import { freePort } from "./_redis.ts";
 
 const quiet = () => {};
 
@@ -29,59 +29,16 @@ async function serve(ops: Operations): Promise<{ server: RunningServer; client: 
 // ---------------------------------------------------------------------------------------------
 // The conformance suite through HttpClient → HTTP server → each backend.
 
-conformance("http → memory", async () => {
-  const ops = await openBackend({ kind: "memory" });
+conformanceThrough("http", async (ops) => {
   const { server, client } = await serve(ops);
   return {
-    ops: client,
-    close: async () => {
+    client,
+    stop: async () => {
       await client.close();
       await server.shutdown();
-      await ops.close();
     },
   };
 });
-
-/** A target whose `reopen` restarts the server (and the backend) on the same store. */
-async function restartable(open: () => Promise<Operations>, cleanup: () => Promise<void>) {
-  let ops = await open();
-  let running = await serve(ops);
-  const stop = async () => {
-    await running.client.close();
-    await running.server.shutdown();
-    await ops.close();
-  };
-  return {
-    ops: running.client as Operations,
-    reopen: async () => {
-      await stop();
-      ops = await open();
-      running = await serve(ops);
-      return running.client;
-    },
-    close: async () => {
-      await stop();
-      await cleanup();
-    },
-  };
-}
-
-conformance("http → disk", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "purple_http_disk_" });
-  return await restartable(
-    () => openBackend({ kind: "disk", dataDir }),
-    () => Deno.remove(dataDir, { recursive: true }),
-  );
-});
-
-if (REDIS_MISSING !== undefined) console.error(`!!! SKIPPING http → redis: ${REDIS_MISSING} !!!`);
-conformance("http → redis", async () => {
-  const redis = await startRedis();
-  return await restartable(
-    () => openBackend({ kind: "redis", redisUrl: redis.url }),
-    () => redis.stop(),
-  );
-}, { ignore: REDIS_MISSING !== undefined });
 
 // ---------------------------------------------------------------------------------------------
 // Routes, through app.request() (no socket).
