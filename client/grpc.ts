@@ -406,7 +406,7 @@ export class GrpcClient implements Operations {
       );
     }
     const code = codeFromGrpcStatus(error.code);
-    if (code === "UNAVAILABLE") {
+    if (code === "UNAVAILABLE" || cutOff(error)) {
       return new UnavailableError(`Cannot call '${path}' at '${this.#address}': ${details}`, {
         cause: error,
       });
@@ -419,6 +419,18 @@ export class GrpcClient implements Operations {
       { cause: error },
     );
   }
+}
+
+/**
+ * Whether grpc-js ended the call itself because its stream or connection went away (a server
+ * shutting down mid-call): CANCELLED that the caller did not ask for (its own aborts are handled
+ * before), or INTERNAL for a stream reset. Such a call may be retried: it is unavailability.
+ */
+function cutOff(error: grpc.ServiceError): boolean {
+  if (error.code === grpc.status.CANCELLED) return true;
+  return error.code === grpc.status.INTERNAL && /RST_STREAM|stream (was )?(closed|reset)/i.test(
+    error.details ?? "",
+  );
 }
 
 function kvBytes(value: KvValue): Uint8Array {

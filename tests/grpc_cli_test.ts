@@ -124,32 +124,71 @@ Deno.test("purple grpc --port 0 serves gRPC alone and exits 0 on SIGTERM", async
   }
 });
 
+/**
+ * The client side of the burst test, in its own process: Deno 2.9's node:http2 client can abort
+ * its whole process on the server's GOAWAY with streams in flight (an nghttp2 assertion,
+ * denoland/deno#36788), which must not take the test runner down with it. It makes 300 calls,
+ * prints "go", sends 50 more at once and prints the outcome of each as JSON.
+ */
+const BURST_CLIENT = `
+  import { GrpcClient } from "@purple/client/grpc";
+  const client = new GrpcClient(Deno.args[0]);
+  for (let i = 0; i < 300; i++) await client.counterIncrement("before", 1);
+  const batch = Array.from({ length: 50 }, () =>
+    client.counterIncrement("during", 1).then(() => "ok", (error) => error.name));
+  console.log("go");
+  console.log(JSON.stringify(await Promise.all(batch)));
+  await client.close();
+`;
+
 Deno.test("purple: SIGTERM amid a burst of gRPC calls exits 0; each call succeeds or is unavailable", async () => {
-  const purple = spawnPurple(["grpc", "--backend", "memory", "--port", "0"]);
-  const client = new GrpcClient(
-    `127.0.0.1:${(await purple.line(/^Starting up the gRPC server on port (\d+)$/))[1]}`,
-  );
-  try {
-    // 300 calls, then SIGTERM while a batch is in flight: each call succeeds or is refused
-    // as unavailable, none is cut off with another error, and the process exits cleanly.
-    for (let i = 0; i < 300; i++) await client.counterIncrement("before", 1);
-    const batch = Array.from({ length: 50 }, () =>
-      client.counterIncrement("during", 1).then(
-        () => "ok",
-        (error) => error.name,
-      ));
-    purple.child.kill("SIGTERM");
-    const outcomes = new Set(await Promise.all(batch));
-    outcomes.delete("ok");
-    outcomes.delete("UnavailableError");
-    assert.deepEqual([...outcomes], []);
-    const { code } = await purple.child.status;
-    assert.equal(code, 0);
-  } finally {
-    await client.close();
+  for (let attempt = 1;; attempt++) {
+    const purple = spawnPurple(["grpc", "--backend", "memory", "--port", "0"]);
     try {
-      purple.child.kill("SIGKILL");
-    } catch { /* already stopped */ }
-    await purple.child.status;
+      const port = (await purple.line(/^Starting up the gRPC server on port (\d+)$/))[1];
+      const config = new URL("../deno.json", import.meta.url).pathname;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--config", config, BURST_CLIENT, `127.0.0.1:${port}`],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stderrText = new Response(child.stderr).text();
+      // SIGTERM once the batch is being sent: "go" is printed right after the 50 calls start.
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes("go\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      purple.child.kill("SIGTERM");
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      const childCode = (await child.status).code;
+      const errors = await stderrText;
+      if (childCode === 134 && /nghttp2.*Assertion/.test(errors) && attempt < 3) {
+        console.error(
+          `!!! attempt ${attempt}: Deno's node:http2 client aborted on the server's GOAWAY ` +
+            "(denoland/deno#36788), not a Purple failure: trying again !!!",
+        );
+        continue;
+      }
+      assert.equal(childCode, 0, `the client process failed: ${errors}`);
+      const outcomes = new Set(JSON.parse(text.split("\n")[1]) as string[]);
+      outcomes.delete("ok");
+      outcomes.delete("UnavailableError");
+      assert.deepEqual([...outcomes], []);
+      const { code } = await purple.child.status;
+      assert.equal(code, 0);
+      return;
+    } finally {
+      try {
+        purple.child.kill("SIGKILL");
+      } catch { /* already stopped */ }
+      await purple.child.status;
+    }
   }
 });
