@@ -8,6 +8,7 @@
 import type { CounterAmount, KvValue, Operations } from "@purple/client";
 import type { Backend } from "./backend.ts";
 import type { Limits } from "./limits.ts";
+import { MemoryBackend } from "./memory.ts";
 import {
   assertCacheValue,
   assertFlag,
@@ -38,13 +39,34 @@ export function checked(backend: Backend, limits: Limits): Operations {
   return new CheckedOperations(backend, limits);
 }
 
+/**
+ * Whether every operation of `ops` settles before it returns: the memory backend behind the
+ * checks, which does no I/O. Such an operation cannot outlast a time limit (a timer runs only
+ * once it has settled), so the servers do not wrap it in one.
+ *
+ * @param ops Operations from `checked()` (anything else, a wrapper of them included, answers
+ * `false`).
+ * @returns Whether they are the checked memory backend itself.
+ */
+export function settlesAtOnce(ops: Operations): boolean {
+  return CheckedOperations.settlesAtOnce(ops);
+}
+
 class CheckedOperations implements Operations {
   #backend: Backend;
   #limits: Limits;
+  /** The memory backend itself (not a subclass): see {@linkcode settlesAtOnce}. */
+  #atOnce: boolean;
 
   constructor(backend: Backend, limits: Limits) {
     this.#backend = backend;
     this.#limits = limits;
+    this.#atOnce = backend.constructor === MemoryBackend;
+  }
+
+  /** A brand check, which a wrapper (such as a Proxy that delays calls) does not pass. */
+  static settlesAtOnce(ops: Operations): boolean {
+    return #atOnce in ops && ops.#atOnce;
   }
 
   async cacheGet(key: string): Promise<string> {

@@ -21,12 +21,14 @@
 import type { CounterAmount, KvValue, Operations } from "@purple/client";
 import { HTTP_STATUS, InvalidArgumentError, UnavailableError } from "@purple/client/errors";
 import type { Limits } from "../backends/limits.ts";
+import { settlesAtOnce } from "../backends/checked.ts";
 import { rawPath } from "./_http_input.ts";
 
 /**
  * Wraps operations so that each one that takes longer than `timeoutMs` rejects with
  * `UnavailableError`. The operation itself is not cancelled (no backend can take back a write
  * in flight): a write that times out may still be applied. Its late result or error is dropped.
+ * The checked memory backend is returned as it is: its operations settle before any timer runs.
  *
  * @param ops The operations (a checked backend).
  * @param timeoutMs The longest an operation may take, in milliseconds.
@@ -43,6 +45,8 @@ import { rawPath } from "./_http_input.ts";
  * ```
  */
 export function withBackendTimeout(ops: Operations, timeoutMs: number): Operations {
+  // The memory backend's operations settle before the timer could run: nothing to limit.
+  if (settlesAtOnce(ops)) return ops;
   return new TimedOperations(ops, timeoutMs);
 }
 
