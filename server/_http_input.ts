@@ -14,8 +14,10 @@ export function clip(text: string, max = 64): string {
 export function rawPath(url: string): string {
   const start = url.indexOf("/", url.indexOf("://") + 3);
   if (start < 0) return "/";
-  const end = url.slice(start).search(/[?#]/);
-  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+  let end = url.indexOf("?", start);
+  const hash = url.indexOf("#", start);
+  if (hash >= 0 && (end < 0 || hash < end)) end = hash;
+  return end < 0 ? url.slice(start) : url.slice(start, end);
 }
 
 /** The query string of a request URL as sent, without the `?`. */
@@ -58,7 +60,11 @@ export function queryParam(url: string, name: string): string | undefined {
   for (const pair of rawQuery(url).split("&")) {
     const equals = pair.indexOf("=");
     const rawName = equals < 0 ? pair : pair.slice(0, equals);
-    if (decode("query parameter name", rawName.replaceAll("+", " ")) !== name) continue;
+    // A name without % decodes to itself: only compared, it need not be copied.
+    const spaced = rawName.replaceAll("+", " ");
+    if ((rawName.includes("%") ? decode("query parameter name", spaced) : spaced) !== name) {
+      continue;
+    }
     const value = equals < 0 ? "" : decode(name, pair.slice(equals + 1).replaceAll("+", " "));
     return value === "" ? undefined : value;
   }
