@@ -109,6 +109,12 @@ export function guardSocket(socket: Socket): Duplex {
 class GuardedSocket extends Duplex {
   #socket: Socket;
   #filter = new GoawayFilter();
+  /** Chunks written and not yet handed to the socket (see `_write`). */
+  #gathered: Buffer[] = [];
+  /** Whether the socket is past its buffer limit, waiting for 'drain'. */
+  #draining = false;
+  /** The callback of a chunk written while draining, called on 'drain'. */
+  #held: ((error?: Error | null) => void) | undefined;
 
   constructor(socket: Socket) {
     super();
@@ -156,19 +162,38 @@ class GuardedSocket extends Duplex {
     this.#socket.resume();
   }
 
+  /**
+   * Writes are gathered until the end of the current turn of the event loop (setImmediate)
+   * and go to the socket as one write: the HTTP/2 session hands over the frames of an answer
+   * (headers, data, trailers) one by one, and a socket write each was the largest single cost
+   * of a call (3 writes a call before, 2 now).
+   */
   override _write(chunk: Buffer, _encoding: string, callback: (error?: Error | null) => void) {
-    this.#socket.write(chunk, callback);
-  }
-
-  override _writev(
-    chunks: Array<{ chunk: Buffer }>,
-    callback: (error?: Error | null) => void,
-  ): void {
-    this.#socket.write(Buffer.concat(chunks.map(({ chunk }) => chunk)), callback);
+    this.#gathered.push(chunk);
+    if (this.#gathered.length === 1) setImmediate(() => this.#flush());
+    // Past the socket's buffer limit, hold the next chunk until the socket drains.
+    if (this.#draining) this.#held = callback;
+    else callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    this.#flush();
     this.#socket.end(callback);
+  }
+
+  #flush(): void {
+    const chunks = this.#gathered;
+    if (chunks.length === 0 || this.destroyed) return;
+    this.#gathered = [];
+    const ok = this.#socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    if (ok || this.#draining) return;
+    this.#draining = true;
+    this.#socket.once("drain", () => {
+      this.#draining = false;
+      const held = this.#held;
+      this.#held = undefined;
+      held?.();
+    });
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
