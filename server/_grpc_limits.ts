@@ -9,7 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { GRPC_STATUS } from "@purple/client/errors";
 import type { Limits } from "../backends/limits.ts";
-import { busyMessage, MAX_TIMER_MS } from "./_limits.ts";
+import { busyMessage, Deadlines, MAX_TIMER_MS, type Wait } from "./_limits.ts";
 
 /** The gRPC methods that are never refused nor timed: health checks. */
 const HEALTH_PREFIX = "/grpc.health.v1.Health/";
@@ -37,13 +37,14 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  */
 export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
   let running = 0;
+  const deadlines = new Deadlines(Math.min(100, Math.ceil(limits.bodyTimeoutMs / 4)));
   return (method, call) => {
     if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
     let counted = false;
     let over = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let wait: Wait | undefined;
     const finish = () => {
-      clearTimeout(timer);
+      deadlines.clear(wait);
       if (counted) running--;
       counted = false;
     };
@@ -61,7 +62,7 @@ export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
         counted = true;
         // A client stream (reflection) sends messages for as long as it lasts: not timed.
         if (method.requestStream || limits.bodyTimeoutMs > MAX_TIMER_MS) return next(metadata);
-        timer = setTimeout(() => {
+        wait = deadlines.add(Date.now() + limits.bodyTimeoutMs, () => {
           over = true;
           finish();
           call.sendStatus({
@@ -69,14 +70,14 @@ export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
             details:
               `Bad request: the request message did not arrive within ${limits.bodyTimeoutMs} ms`,
           });
-        }, limits.bodyTimeoutMs);
+        });
         next(metadata);
       })
       .withOnReceiveMessage((message, next) => {
         if (!over) next(message);
       })
       .withOnReceiveHalfClose((next) => {
-        clearTimeout(timer);
+        deadlines.clear(wait);
         if (!over) next();
       })
       .withOnCancel(finish)
