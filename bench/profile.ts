@@ -1,7 +1,8 @@
 /**
  * Summarizes a V8 CPU profile (`deno run --cpu-prof`, or Node's `--cpu-prof`): the functions
  * with the most self time, and the time spent under each source file (inclusive, each sample
- * counted once per file). How the bench's profiling was done, see bench/README.md.
+ * counted once per file), and the self time by file. How the bench's profiling was done, see
+ * bench/README.md.
  *
  * ```sh
  * deno run --cpu-prof --cpu-prof-dir=prof -A --unstable-kv mod.ts http --backend memory --port 8080
@@ -55,11 +56,13 @@ export function summarize(profile: Profile, top: number): string {
     total += delta;
   });
   const selfByFunction = new Map<string, number>();
+  const selfByFile = new Map<string, number>();
   const inclusiveByFile = new Map<string, number>();
   for (const [id, time] of self) {
     const node = byId.get(id)!;
     const name = `${node.callFrame.functionName || "(anonymous)"} ${place(node)}`;
     selfByFunction.set(name, (selfByFunction.get(name) ?? 0) + time);
+    selfByFile.set(file(node), (selfByFile.get(file(node)) ?? 0) + time);
     const files = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
       files.add(file(byId.get(at)!));
@@ -69,6 +72,10 @@ export function summarize(profile: Profile, top: number): string {
   const percent = (time: number) => `${((100 * time) / total).toFixed(1).padStart(5)}%`;
   const lines = [`Total ${(total / 1000).toFixed(0)} ms sampled`, "", "Self time, by function:"];
   for (const [name, time] of [...selfByFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    lines.push(`  ${percent(time)}  ${name}`);
+  }
+  lines.push("", "Self time, by file:");
+  for (const [name, time] of [...selfByFile].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     lines.push(`  ${percent(time)}  ${name}`);
   }
   lines.push("", "Inclusive time, by file:");
