@@ -10,9 +10,10 @@ WORKDIR /app
 RUN chown deno:deno /app
 USER deno
 
-# The dependencies in a layer of their own: rebuilt only when these three files change.
+# The dependencies in a layer of their own: rebuilt only when these four files change.
 COPY --chown=deno:deno deno.json deno.lock ./
 COPY --chown=deno:deno client/deno.json client/
+COPY --chown=deno:deno protocol/deno.json protocol/
 RUN deno install --frozen
 
 # The code, and every module it loads (the gRPC server, the backends, the TODO example).

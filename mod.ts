@@ -40,6 +40,7 @@
 import { main } from "./server/cli.ts";
 import { relaunchWithKv } from "./server/_relaunch.ts";
 
+export { main } from "./server/cli.ts";
 export {
   type CliCommand,
   type CliConfig,
@@ -47,19 +48,20 @@ export {
   DEFAULT_HOST,
   DEFAULT_HTTP_PORT,
   HELP,
-  main,
   parseCli,
   UsageError,
   VERSION,
-} from "./server/cli.ts";
+} from "./server/config.ts";
 export {
   createHttpApp,
   HTTP_SHUTDOWN_GRACE_MS,
+  type HttpApp,
   type HttpAppOptions,
   jsonBodyLimit,
   startHttpServer,
 } from "./server/http.ts";
 export { startGrpcServer } from "./server/grpc.ts";
-export type { RunningServer, ServeOptions } from "./server/options.ts";
+export type { AccessTokens, RunningServer, ServeOptions } from "./server/options.ts";
+export type { Operations } from "@purple/protocol";
 
 if (import.meta.main) Deno.exit(await relaunchWithKv(Deno.args) ?? await main(Deno.args));

@@ -4,7 +4,7 @@
 // the same moment, Deno KV can fail the call with "database is locked" instead of waiting.
 // Nothing was written then, so the call is simply made again after a short random pause.
 
-import { UnavailableError } from "@purple/client/errors";
+import { UnavailableError } from "@purple/protocol/errors";
 
 /** How long a call keeps retrying before it reports the database unavailable. */
 const MAX_WAIT_MS = 10_000;

@@ -12,7 +12,8 @@
 //                                      set: its versionstamp makes a check-then-add atomic
 //   ["chunk", service, key, gen, i]    chunk i of a large cache or KV value of generation gen
 
-import { InvalidArgumentError } from "@purple/client/errors";
+import { InvalidArgumentError } from "@purple/protocol/errors";
+import { utf8Length } from "@purple/protocol/text";
 import type { Limits } from "./limits.ts";
 
 /** The services whose values may be split into chunks. */
@@ -69,18 +70,9 @@ export function setGuardKey(name: string): Deno.KvKey {
 
 /** The encoded size of a string's UTF-8 bytes, a NUL taking two (Deno KV escapes it). */
 function stringPartBytes(value: string): number {
-  let bytes = 0;
-  for (let i = 0; i < value.length; i++) {
-    const unit = value.charCodeAt(i);
-    if (unit === 0) bytes += 2;
-    else if (unit < 0x80) bytes += 1;
-    else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
+  let nuls = 0;
+  for (let i = value.indexOf("\0"); i >= 0; i = value.indexOf("\0", i + 1)) nuls++;
+  return utf8Length(value) + nuls;
 }
 
 /**

@@ -6,9 +6,9 @@ import {
   InvalidArgumentError,
   PurpleError,
   UnavailableError,
-} from "@purple/client/errors";
-import { INT64_MAX, INT64_MIN } from "@purple/client/validate";
-import { quote } from "./_util.ts";
+} from "@purple/protocol/errors";
+import { INT64_MAX, INT64_MIN } from "@purple/protocol/validate";
+import { parseGoBool, quote } from "@purple/protocol/text";
 
 /** Where and how to connect, read from a `redis://` or `rediss://` URL. */
 export interface RedisEndpoint {
@@ -58,14 +58,11 @@ function hidePassword(url: string): string {
   return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
 }
 
-const TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
-const FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
-
 /** Reads a stored flag as Go's `strconv.ParseBool` does; absent is false. */
 export function parseFlag(key: string, raw: string | null): boolean {
   if (raw === null) return false;
-  if (TRUE.has(raw)) return true;
-  if (FALSE.has(raw)) return false;
+  const value = parseGoBool(raw);
+  if (value !== undefined) return value;
   throw new InvalidArgumentError(
     `Cannot get flag ${quote(key)}: the stored value ${quote(raw)} is not a boolean`,
   );

@@ -1,12 +1,11 @@
 // Small helpers shared by the backends. Private to this folder.
 
-import { InvalidArgumentError, NotFoundError, ValueTooLargeError } from "@purple/client/errors";
-import { INT64_MAX, INT64_MIN } from "@purple/client/validate";
+import { InvalidArgumentError, NotFoundError, ValueTooLargeError } from "@purple/protocol/errors";
+import { INT64_MAX, INT64_MIN } from "@purple/protocol/validate";
 
-/** Quotes a key for a message, cut to a readable length. */
-export function quote(key: string): string {
-  return key.length > 64 ? `'${key.slice(0, 64)}…'` : `'${key}'`;
-}
+import { quote } from "@purple/protocol/text";
+
+export { quote };
 
 /** The error for a cache or KV key that is not there. */
 export function notFound(service: "cache" | "kv", key: string): NotFoundError {

@@ -24,6 +24,12 @@
  * ```
  */
 export interface Backend {
+  /**
+   * Whether every operation settles before it returns: the backend does no I/O (the memory
+   * backend). Such an operation cannot outlast a time limit (a timer runs only once it has
+   * settled), so the servers do not time it. Absent means false.
+   */
+  readonly settlesAtOnce?: boolean;
   /** Returns the value, or throws `NotFoundError` when absent or expired. */
   cacheGet(key: string): Promise<string>;
   /** Stores the value for `ttlSeconds` (a whole number, at least 1). */

@@ -5,10 +5,9 @@
  * @module
  */
 
-import type { CounterAmount, KvValue, Operations } from "@purple/client";
+import type { CounterAmount, KvValue, Operations } from "@purple/protocol";
 import type { Backend } from "./backend.ts";
 import type { Limits } from "./limits.ts";
-import { MemoryBackend } from "./memory.ts";
 import {
   assertCacheValue,
   assertFlag,
@@ -18,6 +17,27 @@ import {
   normalizeKvValue,
   normalizeTtl,
 } from "./validate.ts";
+
+/**
+ * The operations of a backend behind the input checks, and what the servers need to know about
+ * the backend.
+ *
+ * @example
+ * ```ts
+ * import { type CheckedOperations, openBackend } from "@purple/server/backends";
+ *
+ * const ops: CheckedOperations = await openBackend({ kind: "memory" });
+ * console.log(ops.settlesAtOnce); // true: the memory backend does no I/O
+ * await ops.close();
+ * ```
+ */
+export interface CheckedOperations extends Operations {
+  /**
+   * Whether every operation settles before it returns (see `Backend.settlesAtOnce`): the
+   * servers then give it no time limit, which it could not outlast.
+   */
+  readonly settlesAtOnce: boolean;
+}
 
 /**
  * Wraps a backend so that every input is validated against `limits` before it reaches it.
@@ -35,38 +55,19 @@ import {
  * await ops.close();
  * ```
  */
-export function checked(backend: Backend, limits: Limits): Operations {
-  return new CheckedOperations(backend, limits);
+export function checked(backend: Backend, limits: Limits): CheckedOperations {
+  return new CheckedBackend(backend, limits);
 }
 
-/**
- * Whether every operation of `ops` settles before it returns: the memory backend behind the
- * checks, which does no I/O. Such an operation cannot outlast a time limit (a timer runs only
- * once it has settled), so the servers do not wrap it in one.
- *
- * @param ops Operations from `checked()` (anything else, a wrapper of them included, answers
- * `false`).
- * @returns Whether they are the checked memory backend itself.
- */
-export function settlesAtOnce(ops: Operations): boolean {
-  return CheckedOperations.settlesAtOnce(ops);
-}
-
-class CheckedOperations implements Operations {
+class CheckedBackend implements CheckedOperations {
+  readonly settlesAtOnce: boolean;
   #backend: Backend;
   #limits: Limits;
-  /** The memory backend itself (not a subclass): see {@linkcode settlesAtOnce}. */
-  #atOnce: boolean;
 
   constructor(backend: Backend, limits: Limits) {
     this.#backend = backend;
     this.#limits = limits;
-    this.#atOnce = backend.constructor === MemoryBackend;
-  }
-
-  /** A brand check, which a wrapper (such as a Proxy that delays calls) does not pass. */
-  static settlesAtOnce(ops: Operations): boolean {
-    return #atOnce in ops && ops.#atOnce;
+    this.settlesAtOnce = backend.settlesAtOnce === true;
   }
 
   async cacheGet(key: string): Promise<string> {

@@ -22,7 +22,7 @@
 
 import type { Backend } from "./backend.ts";
 import type { Limits } from "./limits.ts";
-import { UnavailableError } from "@purple/client/errors";
+import { UnavailableError } from "@purple/protocol/errors";
 import { notFound, quote, setFull, sortItems } from "./_util.ts";
 import { KeyedLock } from "./_keyed_lock.ts";
 import {

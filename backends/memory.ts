@@ -70,6 +70,8 @@ function unpack(packed: string): Uint8Array {
  * ```
  */
 export class MemoryBackend implements Backend {
+  /** Always true: every operation settles before it returns (no I/O). */
+  readonly settlesAtOnce = true;
   #cache = new Map<string, CacheEntry>();
   #counters = new Map<string, bigint>();
   #flags = new Map<string, boolean>();

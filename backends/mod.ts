@@ -1,6 +1,6 @@
 /**
  * Purple's backends behind one entry point: {@linkcode openBackend} picks the implementation
- * (memory, disk or redis) and returns the checked {@linkcode Operations} every server uses.
+ * (memory, disk or redis) and returns the checked operations every server uses.
  *
  * @example Opening the memory backend
  * ```ts
@@ -15,14 +15,14 @@
  * @module
  */
 
-import type { Operations } from "@purple/client";
 import type { Backend } from "./backend.ts";
-import { checked } from "./checked.ts";
+import { checked, type CheckedOperations } from "./checked.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
 
 export type { Backend } from "./backend.ts";
-export { checked } from "./checked.ts";
+export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
+export { checked, type CheckedOperations } from "./checked.ts";
 export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
 export { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from "./validate.ts";
@@ -120,7 +120,7 @@ export const DEFAULT_DATA_DIR = "./data";
  * await ops.close();
  * ```
  */
-export async function openBackend(options: BackendOptions): Promise<Operations> {
+export async function openBackend(options: BackendOptions): Promise<CheckedOperations> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   return checked(await openRaw(options, limits), limits);
 }

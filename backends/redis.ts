@@ -33,7 +33,7 @@
 
 import { Buffer } from "node:buffer";
 import type { Redis } from "ioredis";
-import { InternalError, InvalidArgumentError, UnavailableError } from "@purple/client/errors";
+import { InternalError, InvalidArgumentError, UnavailableError } from "@purple/protocol/errors";
 import type { Backend } from "./backend.ts";
 import { backgroundInterval, notFound, quote, setFull, sortItems } from "./_util.ts";
 import { RedisLink } from "./_redis_link.ts";

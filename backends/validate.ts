@@ -1,15 +1,16 @@
 /**
  * Input checks against the configured limits: with the shape checks of
- * `@purple/client/validate` (re-exported here), the one place where keys, values, TTLs and
+ * `@purple/protocol/validate` (re-exported here), the one place where keys, values, TTLs and
  * amounts are validated. Each check throws `InvalidArgumentError` (or `ValueTooLargeError` for
  * value sizes) with a message that names the input and what was wrong.
  *
  * @module
  */
 
-import type { KvValue } from "@purple/client";
-import { InvalidArgumentError, ValueTooLargeError } from "@purple/client/errors";
-import { assertName, describe } from "@purple/client/validate";
+import type { KvValue } from "@purple/protocol";
+import { InvalidArgumentError, ValueTooLargeError } from "@purple/protocol/errors";
+import { utf8Length } from "@purple/protocol/text";
+import { assertName, describe } from "@purple/protocol/validate";
 import type { Limits } from "./limits.ts";
 
 export {
@@ -18,24 +19,9 @@ export {
   MAX_TTL_SECONDS,
   normalizeAmount,
   normalizeTtl,
-} from "@purple/client/validate";
+} from "@purple/protocol/validate";
 
 const encoder = new TextEncoder();
-
-/** Counts the UTF-8 bytes of a well-formed string without encoding it. */
-function utf8Length(value: string): number {
-  let bytes = 0;
-  for (let i = 0; i < value.length; i++) {
-    const unit = value.charCodeAt(i);
-    if (unit < 0x80) bytes += 1;
-    else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
-}
 
 function assertText(
   name: string,

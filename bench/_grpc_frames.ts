@@ -1,20 +1,14 @@
 // The gRPC request frames h2load sends (its -d file is the whole request body): a
 // length-prefixed message (a 0 byte for "not compressed", the length as 4 bytes big-endian,
-// then the message) encoded with Purple's own codecs. The files live in bench/grpc/; run this
+// then the message) encoded with Purple's codecs (generated from proto/purple.proto). The files live in bench/grpc/; run this
 // module to write them again after a change:
 //
 //   deno run --allow-write bench/_grpc_frames.ts
 //
 // Every bench run checks the files against these encodings first. Private to the bench.
 
-import {
-  CACHE_GET_REQUEST,
-  GET_COUNTER_REQUEST,
-  INCREMENT_COUNTER_REQUEST,
-  LOCATION,
-  MODIFY_SET_REQUEST,
-  PUT_REQUEST,
-} from "../client/_grpc_messages.ts";
+import type { OperationName } from "@purple/protocol";
+import { type Arguments, GRPC_BINDINGS, grpcMethod } from "@purple/protocol/wire";
 import { DATA } from "./_scenarios.ts";
 
 /** The folder of the frame files. */
@@ -28,19 +22,21 @@ export function frame(message: Uint8Array): Uint8Array {
   return bytes;
 }
 
+/** The request message of an operation's call, as GrpcClient encodes it. */
+function request<Op extends OperationName>(operation: Op, ...args: Arguments<Op>): Uint8Array {
+  const binding = GRPC_BINDINGS[operation] as { request(...args: unknown[]): unknown };
+  return grpcMethod(operation).requestSerialize(binding.request(...args) as never);
+}
+
 /** Each frame file's name and content. */
 export function frames(): Record<string, Uint8Array> {
   return {
-    "counter_increment.bin": frame(
-      INCREMENT_COUNTER_REQUEST.encode({ key: DATA.counterKey, amount: 1n }),
-    ),
-    "counter_get.bin": frame(GET_COUNTER_REQUEST.encode({ key: DATA.counterKey })),
-    "kv_put.bin": frame(
-      PUT_REQUEST.encode({ location: { key: DATA.kvKey }, value: { content: DATA.kvValue } }),
-    ),
-    "kv_get.bin": frame(LOCATION.encode({ key: DATA.kvKey })),
-    "set_add.bin": frame(MODIFY_SET_REQUEST.encode({ set: DATA.setName, item: DATA.setItem })),
-    "cache_get.bin": frame(CACHE_GET_REQUEST.encode({ key: DATA.cacheKey })),
+    "counter_increment.bin": frame(request("counterIncrement", DATA.counterKey, 1n)),
+    "counter_get.bin": frame(request("counterGet", DATA.counterKey)),
+    "kv_put.bin": frame(request("kvPut", DATA.kvKey, DATA.kvValue)),
+    "kv_get.bin": frame(request("kvGet", DATA.kvKey)),
+    "set_add.bin": frame(request("setAdd", DATA.setName, DATA.setItem)),
+    "cache_get.bin": frame(request("cacheGet", DATA.cacheKey)),
   };
 }
 

@@ -2,6 +2,8 @@
 // lines are read for their ports, and one-shot tools (wrk, h2load, redis-benchmark) whose output
 // is parsed. Private to the bench.
 
+import { start } from "../tests/_process.ts";
+
 /** A server running in another process. */
 export interface Server {
   /** The process id. */
@@ -18,94 +20,26 @@ export interface Server {
   stop(graceMs?: number): Promise<Deno.CommandStatus>;
 }
 
-/** Starts a server process whose output is collected line by line. */
+/**
+ * Starts a server process whose output is collected line by line, with the one spawner of the
+ * tests and the bench (`tests/_process.ts`).
+ */
 export function spawnServer(
   name: string,
   command: string,
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Server {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    env: options.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const waiters = new Set<() => void>();
-  let ended = false;
-  const wake = () => waiters.forEach((fn) => fn());
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let rest = "";
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + text).split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-      wake();
-    }
-    if (rest) lines.push(rest);
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const status = child.status.then(async (status) => {
-    await pumps;
-    ended = true;
-    wake();
-    return status;
-  });
-  const line = async (pattern: RegExp, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      for (const text of lines) {
-        const match = text.match(pattern);
-        if (match) return match;
-      }
-      if (ended || Date.now() > deadline) {
-        const why = ended ? "it exited" : `nothing within ${timeoutMs} ms`;
-        throw new Error(
-          `Cannot start ${name}: expected a line matching ${pattern}, ${why}; it printed:\n${
-            lines.join("\n")
-          }`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          waiters.delete(done);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(done, 50);
-        waiters.add(done);
-      });
-    }
-  };
+  const program = start(command, args, { ...options, name });
   let stopping: Promise<Deno.CommandStatus> | undefined;
-  const stop = (graceMs = 10_000) =>
-    stopping ??= (async () => {
-      if (!ended) {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* already gone */ }
-      }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already gone */ }
-      }, graceMs);
-      try {
-        return await status;
-      } finally {
-        clearTimeout(timer);
-      }
-    })();
   return {
-    pid: child.pid,
+    pid: program.child.pid,
     name,
-    line,
-    output: () => lines.join("\n"),
-    exited: () => ended,
-    stop,
+    line: (pattern, timeoutMs = 30_000) => program.line(pattern, { timeoutMs }),
+    output: program.output,
+    exited: program.ended,
+    stop: (graceMs = 10_000) =>
+      stopping ??= program.stop("SIGTERM", graceMs).then(() => program.child.status),
   };
 }
 

@@ -4,14 +4,8 @@
 // The gRPC request frames are files in bench/grpc/, built from Purple's own codecs by
 // `deno run bench/_grpc_frames.ts` (and checked against them on every run).
 
-import type { Operations } from "@purple/client";
-import {
-  CACHE_GET_RESPONSE,
-  EMPTY,
-  GET_COUNTER_RESPONSE,
-  GET_RESPONSE,
-  SET_RESPONSE,
-} from "../client/_grpc_messages.ts";
+import type { OperationName, Operations } from "@purple/protocol";
+import { GRPC_BINDINGS, grpcMethod, type Result } from "@purple/protocol/wire";
 import type { HttpRequest } from "./_wrk.ts";
 
 /** The keys and values the scenarios use. */
@@ -77,6 +71,12 @@ export interface Scenario {
 }
 
 /** The bytes of a gRPC reply carrying `message`: a 5-byte prefix and the message. */
+/** The response message of an operation's result, as the server encodes it. */
+function reply<Op extends OperationName>(operation: Op, result: Result<Op>): Uint8Array {
+  const binding = GRPC_BINDINGS[operation] as { response(result: unknown): unknown };
+  return grpcMethod(operation).responseSerialize(binding.response(result) as never);
+}
+
 function frameBytes(message: Uint8Array): number {
   return 5 + message.length;
 }
@@ -89,7 +89,7 @@ export function incrementReplyBytes(n: number, start: bigint): number {
   let remaining = BigInt(n);
   while (remaining > 0n) {
     const next = value + 1n;
-    const size = frameBytes(GET_COUNTER_RESPONSE.encode({ value: next }));
+    const size = frameBytes(reply("counterIncrement", next));
     // The largest value with the same varint size as `next` (for positive values).
     let limit = next;
     if (next > 0n) {
@@ -141,8 +141,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     async prepare(ops) {
       if (await readCounter(ops) === 0n) await ops.counterIncrement(DATA.counterKey, 1);
     },
-    replyBytes: (n, before) =>
-      n * frameBytes(GET_COUNTER_RESPONSE.encode({ value: before.counter })),
+    replyBytes: (n, before) => n * frameBytes(reply("counterGet", before.counter)),
     async check(ops, before) {
       const after = await readCounter(ops);
       return after === before.counter
@@ -161,7 +160,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     },
     grpc: { path: "/proto.KV/KVPut", frame: "kv_put.bin" },
     prepare: () => Promise.resolve(),
-    replyBytes: (n) => n * frameBytes(EMPTY.encode({})),
+    replyBytes: (n) => n * frameBytes(reply("kvPut", undefined)),
     async check(ops) {
       const value = await ops.kvGet(DATA.kvKey);
       return sameBytes(value, DATA.kvValue) ? undefined : `the KV value read back differs`;
@@ -179,7 +178,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     async prepare(ops) {
       await ops.kvPut(DATA.kvKey, DATA.kvValue);
     },
-    replyBytes: (n) => n * frameBytes(GET_RESPONSE.encode({ value: { content: DATA.kvValue } })),
+    replyBytes: (n) => n * frameBytes(reply("kvGet", DATA.kvValue)),
     check: () => Promise.resolve(undefined),
   },
   "set-add": {
@@ -188,7 +187,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     http: { method: "PUT", path: `/sets/${DATA.setName}?item=${DATA.setItem}` },
     grpc: { path: "/proto.Set/SetAdd", frame: "set_add.bin" },
     prepare: () => Promise.resolve(),
-    replyBytes: (n) => n * frameBytes(SET_RESPONSE.encode({ items: [DATA.setItem] })),
+    replyBytes: (n) => n * frameBytes(reply("setAdd", [DATA.setItem])),
     async check(ops) {
       const items = await ops.setGet(DATA.setName);
       return items.length === 1 && items[0] === DATA.setItem
@@ -204,7 +203,7 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     async prepare(ops) {
       await ops.cacheSet(DATA.cacheKey, DATA.cacheValue, DATA.cacheTtlSeconds);
     },
-    replyBytes: (n) => n * frameBytes(CACHE_GET_RESPONSE.encode({ value: DATA.cacheValue })),
+    replyBytes: (n) => n * frameBytes(reply("cacheGet", DATA.cacheValue)),
     check: () => Promise.resolve(undefined),
   },
 };

@@ -599,9 +599,9 @@ const node = (file: string, ...extra: string[]) => async () => ({
 /** The descriptor of proto/purple.proto, written once for the connect-node servers. */
 async function descriptorFile(): Promise<string> {
   const path = `${SCRATCH}purple.binpb`;
-  const { describe } = await import("../server/_grpc_reflection.ts");
+  const { fileDescriptorSet } = await import("@purple/protocol/wire");
   await Deno.mkdir(SCRATCH, { recursive: true });
-  await Deno.writeFile(path, describe().fileDescriptorSet);
+  await Deno.writeFile(path, fileDescriptorSet());
   return path;
 }
 

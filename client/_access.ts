@@ -1,8 +1,8 @@
 // Access tokens and custom CA certificates for the clients: the `Authorization` value of a
 // token, and (Deno only) a fetch that trusts extra CA certificates. Private to the clients.
 
-import { InvalidArgumentError } from "./errors.ts";
-import { describe } from "./validate.ts";
+import { InvalidArgumentError } from "@purple/protocol/errors";
+import { describe } from "@purple/protocol/validate";
 
 /**
  * The `authorization` value (`Bearer <token>`) of an access token, checked first: a token is

@@ -3,8 +3,8 @@
 
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { InvalidArgumentError } from "./errors.ts";
-import { describe } from "./validate.ts";
+import { InvalidArgumentError } from "@purple/protocol/errors";
+import { describe } from "@purple/protocol/validate";
 import { bearer } from "./_access.ts";
 
 /**

@@ -8,8 +8,9 @@
  * the gRPC status code; a server that cannot be reached, or does not answer within the
  * deadline, is an `UnavailableError`.
  *
- * The entry point also exports {@linkcode GRPC_SERVICES}, Purple's services as grpc-js service
- * definitions with hand-written codecs, and the TypeScript types of their messages.
+ * The messages are those of `proto/purple.proto`, encoded by the codecs generated from it
+ * (`@purple/protocol/wire`); to call Purple from another language, generate a client from the
+ * same file.
  *
  * @example Using Purple over gRPC
  * ```ts ignore
@@ -31,46 +32,25 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import type { CounterAmount, KvValue, Operations } from "./operations.ts";
+import type { CounterAmount, KvValue, OperationName, Operations } from "@purple/protocol";
 import {
   codeFromGrpcStatus,
   errorFromCode,
   InternalError,
   InvalidArgumentError,
   UnavailableError,
-} from "./errors.ts";
-import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
-import { GRPC_SERVICES, type MethodDefinition } from "./_grpc_services.ts";
+} from "@purple/protocol/errors";
+import {
+  assertFlag,
+  assertName,
+  describe,
+  normalizeAmount,
+  normalizeTtl,
+} from "@purple/protocol/validate";
+import { type Arguments, GRPC_BINDINGS, grpcMethod, type Result } from "@purple/protocol/wire";
 import { channelSecurity, type GrpcTls, tokenMetadata } from "./_grpc_access.ts";
 
 export type { GrpcTls } from "./_grpc_access.ts";
-
-export {
-  GRPC_SERVICES,
-  type GrpcServices,
-  type MethodDefinition,
-  PROTO_PACKAGE,
-} from "./_grpc_services.ts";
-export type {
-  CacheGetRequest,
-  CacheGetResponse,
-  CacheItem,
-  CacheSetRequest,
-  Empty,
-  FlagGetRequest,
-  FlagResponse,
-  FlagSetRequest,
-  GetCounterRequest,
-  GetCounterResponse,
-  GetResponse,
-  GetSetRequest,
-  IncrementCounterRequest,
-  Location,
-  ModifySetRequest,
-  PutRequest,
-  SetResponse,
-  Value,
-} from "./_grpc_messages.ts";
 
 /**
  * The default deadline of a call, in milliseconds.
@@ -191,8 +171,7 @@ export class GrpcClient implements Operations {
    */
   async cacheGet(key: string, options?: GrpcCallOptions): Promise<string> {
     assertName("key", key);
-    const reply = await this.#call(GRPC_SERVICES.Cache.CacheGet, { key }, options);
-    return reply.value;
+    return await this.#call("cacheGet", [key], options);
   }
 
   /**
@@ -211,8 +190,7 @@ export class GrpcClient implements Operations {
     assertName("key", key);
     assertName("cache value", value);
     normalizeTtl(ttl); // Only checks: 0 travels as 0, the server applies the default.
-    const item = { value, ttl: ttl ?? 0 };
-    await this.#call(GRPC_SERVICES.Cache.CacheSet, { key, item }, options);
+    await this.#call("cacheSet", [key, value, ttl], options);
   }
 
   /**
@@ -228,9 +206,7 @@ export class GrpcClient implements Operations {
     options?: GrpcCallOptions,
   ): Promise<bigint> {
     assertName("key", key);
-    const request = { key, amount: normalizeAmount(amount) };
-    const reply = await this.#call(GRPC_SERVICES.Counter.CounterIncrement, request, options);
-    return reply.value;
+    return await this.#call("counterIncrement", [key, normalizeAmount(amount)], options);
   }
 
   /**
@@ -241,8 +217,7 @@ export class GrpcClient implements Operations {
    */
   async counterGet(key: string, options?: GrpcCallOptions): Promise<bigint> {
     assertName("key", key);
-    const reply = await this.#call(GRPC_SERVICES.Counter.CounterGet, { key }, options);
-    return reply.value;
+    return await this.#call("counterGet", [key], options);
   }
 
   /**
@@ -253,8 +228,7 @@ export class GrpcClient implements Operations {
    */
   async flagGet(key: string, options?: GrpcCallOptions): Promise<boolean> {
     assertName("key", key);
-    const reply = await this.#call(GRPC_SERVICES.Flag.FlagGet, { key }, options);
-    return reply.value;
+    return await this.#call("flagGet", [key], options);
   }
 
   /**
@@ -266,7 +240,7 @@ export class GrpcClient implements Operations {
   async flagSet(key: string, value: boolean, options?: GrpcCallOptions): Promise<void> {
     assertName("key", key);
     assertFlag(value);
-    await this.#call(GRPC_SERVICES.Flag.FlagSet, { key, value }, options);
+    await this.#call("flagSet", [key, value], options);
   }
 
   /**
@@ -278,8 +252,7 @@ export class GrpcClient implements Operations {
    */
   async kvGet(key: string, options?: GrpcCallOptions): Promise<Uint8Array> {
     assertName("key", key);
-    const reply = await this.#call(GRPC_SERVICES.KV.KVGet, { key }, options);
-    return reply.value === undefined ? new Uint8Array(0) : reply.value.content.slice();
+    return await this.#call("kvGet", [key], options);
   }
 
   /**
@@ -291,9 +264,7 @@ export class GrpcClient implements Operations {
    */
   async kvPut(key: string, value: KvValue, options?: GrpcCallOptions): Promise<void> {
     assertName("key", key);
-    const content = kvBytes(value);
-    const request = { location: { key }, value: { content } };
-    await this.#call(GRPC_SERVICES.KV.KVPut, request, options);
+    await this.#call("kvPut", [key, kvBytes(value)], options);
   }
 
   /**
@@ -304,7 +275,7 @@ export class GrpcClient implements Operations {
    */
   async kvDelete(key: string, options?: GrpcCallOptions): Promise<void> {
     assertName("key", key);
-    await this.#call(GRPC_SERVICES.KV.KVDelete, { key }, options);
+    await this.#call("kvDelete", [key], options);
   }
 
   /**
@@ -315,8 +286,7 @@ export class GrpcClient implements Operations {
    */
   async setGet(set: string, options?: GrpcCallOptions): Promise<string[]> {
     assertName("set name", set);
-    const reply = await this.#call(GRPC_SERVICES.Set.SetGet, { set }, options);
-    return reply.items;
+    return await this.#call("setGet", [set], options);
   }
 
   /**
@@ -329,8 +299,7 @@ export class GrpcClient implements Operations {
   async setAdd(set: string, item: string, options?: GrpcCallOptions): Promise<string[]> {
     assertName("set name", set);
     assertName("set item", item);
-    const reply = await this.#call(GRPC_SERVICES.Set.SetAdd, { set, item }, options);
-    return reply.items;
+    return await this.#call("setAdd", [set, item], options);
   }
 
   /**
@@ -343,8 +312,7 @@ export class GrpcClient implements Operations {
   async setRemove(set: string, item: string, options?: GrpcCallOptions): Promise<string[]> {
     assertName("set name", set);
     assertName("set item", item);
-    const reply = await this.#call(GRPC_SERVICES.Set.SetRemove, { set, item }, options);
-    return reply.items;
+    return await this.#call("setRemove", [set, item], options);
   }
 
   /**
@@ -360,11 +328,14 @@ export class GrpcClient implements Operations {
     return Promise.resolve();
   }
 
-  #call<Request, Response>(
-    method: MethodDefinition<Request, Response>,
-    request: Request,
+  /** Calls an operation's method with the request message of its (checked) arguments. */
+  #call<Op extends OperationName>(
+    operation: Op,
+    args: Arguments<Op>,
     options: GrpcCallOptions = {},
-  ): Promise<Response> {
+  ): Promise<Result<Op>> {
+    const method = grpcMethod(operation);
+    const binding = GRPC_BINDINGS[operation];
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#closed) {
@@ -381,12 +352,12 @@ export class GrpcClient implements Operations {
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
-        request,
+        binding.request(...args),
         this.#metadata?.clone() ?? new grpc.Metadata(),
         callOptions,
         (error, reply) => {
           signal?.removeEventListener("abort", cancel);
-          if (error === null && reply !== undefined) resolve(reply);
+          if (error === null && reply !== undefined) resolve(binding.result(reply));
           else if (signal?.aborted) reject(signal.reason);
           else reject(this.#error(method.path, deadlineMs, error));
         },

@@ -23,9 +23,22 @@ import {
   PurpleError,
   UnavailableError,
   ValueTooLargeError,
-} from "./errors.ts";
-import type { CounterAmount, KvValue, Operations } from "./operations.ts";
-import { assertFlag, assertName, describe, normalizeAmount, normalizeTtl } from "./validate.ts";
+} from "@purple/protocol/errors";
+import {
+  type CounterAmount,
+  type KvValue,
+  type OperationName,
+  OPERATIONS,
+  type Operations,
+} from "@purple/protocol";
+import {
+  assertFlag,
+  assertName,
+  describe,
+  normalizeAmount,
+  normalizeTtl,
+} from "@purple/protocol/validate";
+import { clip } from "@purple/protocol/text";
 import { fetchTrusting, headersWithToken } from "./_access.ts";
 
 /**
@@ -145,10 +158,6 @@ interface CallRequest {
 /** Reads a successful answer; throws `InternalError` when it is not of the expected shape. */
 type Reader<T> = (response: Response) => Promise<T>;
 
-function clip(text: string, max = MAX_MESSAGE_BODY): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
-
 function assertKey(key: unknown): asserts key is string {
   assertName("key", key);
   if (key === "." || key === "..") {
@@ -238,7 +247,9 @@ export class HttpClient implements Operations {
     try {
       url = new URL(baseUrl);
     } catch {
-      throw new InvalidArgumentError(`Bad base URL: cannot parse '${clip(String(baseUrl))}'`);
+      throw new InvalidArgumentError(
+        `Bad base URL: cannot parse '${clip(String(baseUrl), MAX_MESSAGE_BODY)}'`,
+      );
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new InvalidArgumentError(
@@ -275,7 +286,7 @@ export class HttpClient implements Operations {
    */
   async cacheGet(key: string, options?: CallOptions): Promise<string> {
     assertKey(key);
-    return await this.#call("cacheGet", "GET", "cache", key, {}, options, readString);
+    return await this.#call("cacheGet", key, {}, options, readString);
   }
 
   /**
@@ -294,7 +305,7 @@ export class HttpClient implements Operations {
     const request: CallRequest = value.length <= MAX_QUERY_VALUE_LENGTH
       ? { query: { value, ttl: ttlText } }
       : { query: { ttl: ttlText }, body: encoder.encode(value), contentType: "text/plain" };
-    await this.#call("cacheSet", "PUT", "cache", key, request, options, noContent);
+    await this.#call("cacheSet", key, request, options, noContent);
   }
 
   /**
@@ -313,8 +324,6 @@ export class HttpClient implements Operations {
     const increment = String(normalizeAmount(amount));
     return await this.#call(
       "counterIncrement",
-      "PUT",
-      "counters",
       key,
       { query: { increment } },
       options,
@@ -330,7 +339,7 @@ export class HttpClient implements Operations {
    */
   async counterGet(key: string, options?: CallOptions): Promise<bigint> {
     assertKey(key);
-    return await this.#call("counterGet", "GET", "counters", key, {}, options, readCounter);
+    return await this.#call("counterGet", key, {}, options, readCounter);
   }
 
   /**
@@ -341,7 +350,7 @@ export class HttpClient implements Operations {
    */
   async flagGet(key: string, options?: CallOptions): Promise<boolean> {
     assertKey(key);
-    return await this.#call("flagGet", "GET", "flags", key, {}, options, async (response) => {
+    return await this.#call("flagGet", key, {}, options, async (response) => {
       const text = await response.text();
       const value = (parseJson(text) as { value?: unknown } | null)?.value;
       if (typeof value !== "boolean") throw unexpected('{"value": boolean}', text);
@@ -358,15 +367,7 @@ export class HttpClient implements Operations {
   async flagSet(key: string, value: boolean, options?: CallOptions): Promise<void> {
     assertKey(key);
     assertFlag(value);
-    await this.#call(
-      "flagSet",
-      "PUT",
-      "flags",
-      key,
-      { query: { value: String(value) } },
-      options,
-      noContent,
-    );
+    await this.#call("flagSet", key, { query: { value: String(value) } }, options, noContent);
   }
 
   /**
@@ -380,8 +381,6 @@ export class HttpClient implements Operations {
     assertKey(key);
     return await this.#call(
       "kvGet",
-      "GET",
-      "kv",
       key,
       { accept: "application/octet-stream" },
       options,
@@ -408,8 +407,6 @@ export class HttpClient implements Operations {
     if (body.byteLength === 0) throw new InvalidArgumentError("Bad KV value: it is empty");
     await this.#call(
       "kvPut",
-      "PUT",
-      "kv",
       key,
       { body, contentType: "application/octet-stream" },
       options,
@@ -425,7 +422,7 @@ export class HttpClient implements Operations {
    */
   async kvDelete(key: string, options?: CallOptions): Promise<void> {
     assertKey(key);
-    await this.#call("kvDelete", "DELETE", "kv", key, {}, options, noContent);
+    await this.#call("kvDelete", key, {}, options, noContent);
   }
 
   /**
@@ -436,7 +433,7 @@ export class HttpClient implements Operations {
    */
   async setGet(set: string, options?: CallOptions): Promise<string[]> {
     assertKey(set);
-    return await this.#call("setGet", "GET", "sets", set, {}, options, readItems);
+    return await this.#call("setGet", set, {}, options, readItems);
   }
 
   /**
@@ -449,7 +446,7 @@ export class HttpClient implements Operations {
   async setAdd(set: string, item: string, options?: CallOptions): Promise<string[]> {
     assertKey(set);
     assertName("set item", item);
-    return await this.#call("setAdd", "PUT", "sets", set, { query: { item } }, options, readItems);
+    return await this.#call("setAdd", set, { query: { item } }, options, readItems);
   }
 
   /**
@@ -462,15 +459,7 @@ export class HttpClient implements Operations {
   async setRemove(set: string, item: string, options?: CallOptions): Promise<string[]> {
     assertKey(set);
     assertName("set item", item);
-    return await this.#call(
-      "setRemove",
-      "DELETE",
-      "sets",
-      set,
-      { query: { item } },
-      options,
-      readItems,
-    );
+    return await this.#call("setRemove", set, { query: { item } }, options, readItems);
   }
 
   /**
@@ -486,9 +475,7 @@ export class HttpClient implements Operations {
   }
 
   async #call<T>(
-    op: string,
-    method: string,
-    service: string,
+    op: OperationName,
     key: string,
     request: CallRequest,
     options: CallOptions | undefined,
@@ -496,7 +483,8 @@ export class HttpClient implements Operations {
   ): Promise<T> {
     if (this.#closed) throw new UnavailableError(`Cannot call ${op}: the HttpClient is closed`);
     const timeoutMs = HttpClient.#checkTimeout(options?.timeoutMs ?? this.#timeoutMs);
-    let url = `${this.#base}/${service}/${encodeURIComponent(key)}`;
+    const { method, path } = OPERATIONS[op].http;
+    let url = `${this.#base}${path.replace(":key", () => encodeURIComponent(key))}`;
     if (request.query) {
       url += "?" + Object.entries(request.query)
         .map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join("&");
@@ -532,7 +520,7 @@ export class HttpClient implements Operations {
       }
       const reason = error instanceof Error ? error.message : String(error);
       return new UnavailableError(
-        `Cannot call ${op} at ${this.#base}: network error: ${clip(reason)}`,
+        `Cannot call ${op} at ${this.#base}: network error: ${clip(reason, MAX_MESSAGE_BODY)}`,
         { cause: error },
       );
     };
@@ -569,7 +557,9 @@ async function noContent(response: Response): Promise<void> {
 
 function unexpected(expected: string, text: string): InternalError {
   return new InternalError(
-    `Cannot read the server's answer: expected ${expected}, found '${clip(text)}'`,
+    `Cannot read the server's answer: expected ${expected}, found '${
+      clip(text, MAX_MESSAGE_BODY)
+    }'`,
   );
 }
 
@@ -622,6 +612,7 @@ async function errorFromResponse(op: string, response: Response): Promise<Purple
     (status === 502 || status === 504 ? "UNAVAILABLE" : "INTERNAL");
   return errorFromCode(
     code,
-    message ?? `Cannot call ${op}: HTTP ${status}${text ? `: ${clip(text)}` : ""}`,
+    message ??
+      `Cannot call ${op}: HTTP ${status}${text ? `: ${clip(text, MAX_MESSAGE_BODY)}` : ""}`,
   );
 }

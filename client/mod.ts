@@ -23,7 +23,7 @@
  * @module
  */
 
-export type { CounterAmount, KvValue, Operations } from "./operations.ts";
+export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
 export * from "./errors.ts";
 export {
   type CallOptions,

@@ -16,7 +16,8 @@
  * @module
  */
 
-import { main, parseCli } from "../server/cli.ts";
+import { main } from "../server/cli.ts";
+import { parseCli } from "../server/config.ts";
 import { createHttpApp } from "../server/http.ts";
 import { openBackend } from "../backends/mod.ts";
 

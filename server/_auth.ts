@@ -3,8 +3,8 @@
  * guards that check them (a Hono middleware for HTTP here; the grpc-js server interceptor for gRPC
  * in `_grpc_auth.ts`, so that the HTTP server never loads grpc-js).
  *
- * A token is either full-access or read-only; a read-only token may call the get operations
- * only ({@linkcode READ_OPERATIONS}). Clients send `Authorization: Bearer <token>` (HTTP) or
+ * A token is either full-access or read-only; a read-only token may call the operations that
+ * the operation table marks `read` only. Clients send `Authorization: Bearer <token>` (HTTP) or
  * the `authorization` metadata with the same value (gRPC). A missing or unknown token is an
  * `UnauthenticatedError` (401, `UNAUTHENTICATED`), a read-only token writing a
  * `PermissionDeniedError` (403, `PERMISSION_DENIED`). `GET /ping` and `grpc.health.v1.Health`
@@ -18,54 +18,33 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { isRead, OPERATION_NAMES, type OperationName, OPERATIONS } from "@purple/protocol";
 import {
   HTTP_STATUS,
   PermissionDeniedError,
   type PurpleError,
   UnauthenticatedError,
-} from "@purple/client/errors";
+} from "@purple/protocol/errors";
 import { rawPath } from "./_http_input.ts";
+import type { AccessTokens } from "./options.ts";
 
-/** The tokens a server accepts. */
-export interface AccessTokens {
-  /** Tokens that may call every operation. */
-  full: readonly string[];
-  /** Tokens that may call only the get operations. */
-  read: readonly string[];
-}
+export type { AccessTokens } from "./options.ts";
 
 /** What a valid token may do. */
 export type Access = "full" | "read";
 
-/** The operations a read-only token may call. */
-export const READ_OPERATIONS: ReadonlySet<string> = new Set([
-  "cacheGet",
-  "counterGet",
-  "flagGet",
-  "kvGet",
-  "setGet",
-]);
-
 /** The shortest token accepted, in characters. */
 export const MIN_TOKEN_LENGTH = 16;
 
-/** The operation of each HTTP route (method and first path segment). */
-const HTTP_OPERATIONS: Readonly<Record<string, string>> = {
-  "GET cache": "cacheGet",
-  "PUT cache": "cacheSet",
-  "GET counters": "counterGet",
-  "PUT counters": "counterIncrement",
-  "GET flags": "flagGet",
-  "PUT flags": "flagSet",
-  "GET kv": "kvGet",
-  "PUT kv": "kvPut",
-  "DELETE kv": "kvDelete",
-  "GET sets": "setGet",
-  "PUT sets": "setAdd",
-  "DELETE sets": "setRemove",
-};
+/** The operation of each HTTP method and first path segment (`GET cache`), from the table. */
+const HTTP_OPERATIONS: ReadonlyMap<string, OperationName> = new Map(
+  OPERATION_NAMES.map((name) => {
+    const { method, path } = OPERATIONS[name].http;
+    return [`${method} ${path.split("/")[1]}`, name];
+  }),
+);
 
 /**
  * Why a token cannot be used, or `undefined` when it can. The reason never quotes the token.
@@ -84,15 +63,12 @@ export function tokenProblem(token: string): string | undefined {
 }
 
 /**
- * Whether two byte arrays are equal, looking at every byte whatever the differences (no early
- * exit), so that the time taken says nothing about where they differ. Arrays of different
- * lengths are unequal (the digests compared here always have the same length).
+ * Whether two byte arrays are equal, in a time that says nothing about where they differ
+ * (`node:crypto`'s `timingSafeEqual`). Arrays of different lengths are unequal (the digests
+ * compared here always have the same length).
  */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
-  return difference === 0;
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function sha256(text: string): Uint8Array {
@@ -158,16 +134,16 @@ export class AccessControl {
    * of Purple's operations: a get (reflection, an unknown path read) when `write` is false.
    * @param write Whether an unknown operation writes.
    * @throws {UnauthenticatedError} See {@linkcode AccessControl.authenticate}.
-   * @throws {PermissionDeniedError} When a read-only token calls anything but a get.
+   * @throws {PermissionDeniedError} When a read-only token calls anything but a read.
    */
   authorize(
     authorization: string | null | undefined,
-    operation: string | undefined,
+    operation: OperationName | undefined,
     write: boolean,
   ): void {
     const access = this.authenticate(authorization);
     if (access === "full") return;
-    const reads = operation === undefined ? !write : READ_OPERATIONS.has(operation);
+    const reads = operation === undefined ? !write : isRead(operation);
     if (!reads) {
       throw new PermissionDeniedError(
         `Cannot call ${operation ?? "this"}: the access token is read-only (it may only get)`,
@@ -194,7 +170,7 @@ export function httpAccessGuard(access: AccessControl): MiddlewareHandler {
     const path = rawPath(c.req.url);
     if (path === "/ping") return await next();
     const method = c.req.method === "HEAD" ? "GET" : c.req.method;
-    const operation = HTTP_OPERATIONS[`${method} ${path.split("/")[1]}`];
+    const operation = HTTP_OPERATIONS.get(`${method} ${path.split("/")[1]}`);
     const authorization = c.req.header("authorization");
     try {
       access.authorize(authorization, operation, method !== "GET");

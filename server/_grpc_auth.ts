@@ -2,29 +2,22 @@
 // from `_auth.ts` so that the HTTP server (which imports that) never loads grpc-js.
 
 import * as grpc from "@grpc/grpc-js";
-import { GRPC_STATUS, type PurpleError } from "@purple/client/errors";
+import type { OperationName } from "@purple/protocol";
+import { GRPC_STATUS, type PurpleError } from "@purple/protocol/errors";
+import { grpcServices } from "@purple/protocol/wire";
 import type { AccessControl } from "./_auth.ts";
 
 /** The gRPC service that stays open without a token. */
 const OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/";
 
-/** The operation of each gRPC method (by method name; the services do not repeat names). */
-const GRPC_OPERATIONS: Readonly<Record<string, string>> = {
-  CacheGet: "cacheGet",
-  CacheSet: "cacheSet",
-  CounterGet: "counterGet",
-  GetCounter: "counterGet",
-  CounterIncrement: "counterIncrement",
-  IncrementCounter: "counterIncrement",
-  FlagGet: "flagGet",
-  FlagSet: "flagSet",
-  KVGet: "kvGet",
-  KVPut: "kvPut",
-  KVDelete: "kvDelete",
-  SetGet: "setGet",
-  SetAdd: "setAdd",
-  SetRemove: "setRemove",
-};
+/** The operation of each method path of Purple's services, from the operation table. */
+function operationsByPath(): ReadonlyMap<string, OperationName> {
+  const operations = new Map<string, OperationName>();
+  for (const methods of Object.values(grpcServices())) {
+    for (const method of Object.values(methods)) operations.set(method.path, method.operation);
+  }
+  return operations;
+}
 
 /**
  * The gRPC guard, a grpc-js server interceptor: `grpc.health.v1.Health` passes, every other
@@ -37,10 +30,11 @@ export function grpcAccessInterceptor(
   access: AccessControl,
   log?: (line: string) => void,
 ): grpc.ServerInterceptor {
+  const operations = operationsByPath();
   return (method, call) => {
     const path = method.path;
     if (path.startsWith(OPEN_GRPC_PREFIX)) return new grpc.ServerInterceptingCall(call);
-    const operation = GRPC_OPERATIONS[path.slice(path.lastIndexOf("/") + 1)];
+    const operation = operations.get(path);
     const write = !path.startsWith("/grpc.reflection.");
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {

@@ -21,7 +21,7 @@
 import http2 from "node:http2";
 import { BaseServerInterceptingCall } from "@grpc/grpc-js/build/src/server-interceptors.js";
 import type { PartialStatusObject } from "@grpc/grpc-js/build/src/call-interface.js";
-import { GRPC_STATUS } from "@purple/client/errors";
+import { GRPC_STATUS } from "@purple/protocol/errors";
 
 /** grpc-js's own INTERNAL details for faults of the client, and what Purple says instead. */
 const CLIENT_FAULTS: ReadonlyArray<[RegExp, (match: RegExpExecArray) => string]> = [

@@ -3,50 +3,38 @@
  * `grpc_health_probe` call it: `Check` and `Watch` report SERVING for the server as a whole
  * (service "") and for each Purple service, NOT_SERVING once shutdown has begun. An unknown
  * service is NOT_FOUND for `Check` and SERVICE_UNKNOWN for `Watch`, as the protocol says.
- * Messages are encoded with the protobufjs types parsed for reflection (not a hot path).
+ * Messages use the codecs generated from `proto/grpc/health/v1/health.proto`, the same
+ * descriptors that reflection serves.
  *
  * @module
  */
 
 import * as grpc from "@grpc/grpc-js";
-import { Buffer } from "node:buffer";
-import { describe } from "./_grpc_reflection.ts";
+import { HEALTH_STATUS as SERVING_STATUS, healthCodecs } from "@purple/protocol/wire";
 
-/** `HealthCheckResponse.ServingStatus`. */
-export const SERVING_STATUS = Object.freeze({
-  UNKNOWN: 0,
-  SERVING: 1,
-  NOT_SERVING: 2,
-  SERVICE_UNKNOWN: 3,
-});
-
-/** The full name of the health service. */
-export const HEALTH_SERVICE = "grpc.health.v1.Health";
-
+/** What a client asks: the status of a service. */
 interface HealthCheckRequest {
   service: string;
 }
 
+/** What the server answers: a serving status. */
 interface HealthCheckResponse {
   status: number;
 }
 
+/** The full name of the health service. */
+export const HEALTH_SERVICE = "grpc.health.v1.Health";
+
 function definition(): grpc.ServiceDefinition {
-  const { root } = describe();
-  const request = root.lookupType(`grpc.health.v1.HealthCheckRequest`);
-  const response = root.lookupType(`grpc.health.v1.HealthCheckResponse`);
+  const { request, response } = healthCodecs();
   const method = (name: string, responseStream: boolean) => ({
     path: `/${HEALTH_SERVICE}/${name}`,
     requestStream: false,
     responseStream,
-    requestSerialize: (message: HealthCheckRequest) =>
-      Buffer.from(request.encode(request.fromObject(message)).finish()),
-    requestDeserialize: (bytes: Uint8Array): HealthCheckRequest =>
-      request.toObject(request.decode(bytes), { defaults: true }) as HealthCheckRequest,
-    responseSerialize: (message: HealthCheckResponse) =>
-      Buffer.from(response.encode(response.fromObject(message)).finish()),
-    responseDeserialize: (bytes: Uint8Array): HealthCheckResponse =>
-      response.toObject(response.decode(bytes), { defaults: true }) as HealthCheckResponse,
+    requestSerialize: request.encode,
+    requestDeserialize: request.decode,
+    responseSerialize: response.encode,
+    responseDeserialize: response.decode,
   });
   return { Check: method("Check", false), Watch: method("Watch", true) };
 }

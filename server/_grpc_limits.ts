@@ -7,9 +7,10 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import { GRPC_STATUS } from "@purple/client/errors";
+import { GRPC_STATUS } from "@purple/protocol/errors";
 import type { Limits } from "../backends/limits.ts";
-import { busyMessage, Deadlines, MAX_TIMER_MS, type Wait } from "./_limits.ts";
+import { busyMessage } from "./_limits.ts";
+import { type Deadlines, MAX_TIMER_MS, type Wait } from "./_deadlines.ts";
 
 /** The gRPC methods that are never refused nor timed: health checks. */
 const HEALTH_PREFIX = "/grpc.health.v1.Health/";
@@ -22,6 +23,7 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  * call counts from its headers until its status is sent or it is cancelled.
  *
  * @param limits The limits in force.
+ * @param deadlines The server's deadlines, which keep the body time limit.
  * @returns The interceptor, for `new grpc.Server({ interceptors: [...] })`. Its count is its
  * own: give each server its own interceptor.
  *
@@ -29,15 +31,19 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  * ```ts
  * import * as grpc from "@grpc/grpc-js";
  * import { DEFAULT_LIMITS } from "@purple/server/backends";
+ * import { serverDeadlines } from "./_deadlines.ts";
  * import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
  *
- * const server = new grpc.Server({ interceptors: [grpcLimitsInterceptor(DEFAULT_LIMITS)] });
+ * const interceptor = grpcLimitsInterceptor(DEFAULT_LIMITS, serverDeadlines(DEFAULT_LIMITS));
+ * const server = new grpc.Server({ interceptors: [interceptor] });
  * server.forceShutdown();
  * ```
  */
-export function grpcLimitsInterceptor(limits: Limits): grpc.ServerInterceptor {
+export function grpcLimitsInterceptor(
+  limits: Limits,
+  deadlines: Deadlines,
+): grpc.ServerInterceptor {
   let running = 0;
-  const deadlines = new Deadlines(Math.min(100, Math.ceil(limits.bodyTimeoutMs / 4)));
   return (method, call) => {
     if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
     let counted = false;

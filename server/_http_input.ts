@@ -1,14 +1,9 @@
-// Reading the parts of an HTTP request: keys from the path, values from the query string, and
-// request bodies under a byte cap. Private to the HTTP server. Every helper throws a typed error
-// (InvalidArgumentError, ValueTooLargeError), which the server's one error handler answers.
+// Reading the parts of an HTTP request: keys from the path, values from the query string and
+// headers. Private to the HTTP server. Every helper throws InvalidArgumentError, which the
+// server's one error handler answers (request bodies: _http_body.ts).
 
-import { InvalidArgumentError, ValueTooLargeError } from "@purple/client/errors";
-import { readBefore } from "./_limits.ts";
-
-/** Shortens untrusted text for an error message. */
-export function clip(text: string, max = 64): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
+import { InvalidArgumentError } from "@purple/protocol/errors";
+import { clip, GO_BOOLEANS, parseGoBool } from "@purple/protocol/text";
 
 /** The path of a request URL exactly as sent (still percent-encoded), without the query. */
 export function rawPath(url: string): string {
@@ -71,17 +66,12 @@ export function queryParam(url: string, name: string): string | undefined {
   return undefined;
 }
 
-const TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
-const FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
-
 /** Parses a flag value with the set Go's `strconv.ParseBool` accepts. */
 export function parseBool(text: string): boolean {
-  if (TRUE.has(text)) return true;
-  if (FALSE.has(text)) return false;
+  const value = parseGoBool(text);
+  if (value !== undefined) return value;
   throw new InvalidArgumentError(
-    `Bad flag value: expected one of 1 t T TRUE true True 0 f F FALSE false False, found '${
-      clip(text)
-    }'`,
+    `Bad flag value: expected one of ${GO_BOOLEANS.join(" ")}, found '${clip(text)}'`,
   );
 }
 
@@ -100,52 +90,6 @@ export function parseTtl(text: string | undefined): number | undefined {
     throw new InvalidArgumentError(`Bad ttl: expected whole seconds, found '${clip(text)}'`);
   }
   return Number(text);
-}
-
-/**
- * Reads a request body, refusing it with `ValueTooLargeError` as soon as it is known to be
- * over `maxBytes`: from `Content-Length` before reading anything, or while counting a
- * streamed (chunked) body, which is then cancelled rather than read to its end. A body that
- * has not fully arrived `timeoutMs` after reading began is cancelled too, and one that breaks
- * off (the client went away) is refused: both with `InvalidArgumentError`.
- */
-export async function readBody(
-  request: Request,
-  maxBytes: number,
-  what: string,
-  timeoutMs = Infinity,
-): Promise<Uint8Array> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) {
-    throw new ValueTooLargeError(
-      `Bad ${what}: the body is ${declared} bytes, the limit is ${maxBytes}`,
-    );
-  }
-  if (request.body === null) return new Uint8Array();
-  const reader = request.body.getReader();
-  const deadline = Date.now() + timeoutMs;
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await readBefore(reader, deadline, timeoutMs, what);
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      reader.cancel().catch(() => {});
-      throw new ValueTooLargeError(
-        `Bad ${what}: the body is over the limit of ${maxBytes} bytes`,
-      );
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
 }
 
 /** Whether an `Accept` header asks for raw bytes (`application/octet-stream`, q above 0). */

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { parseCli } from "./cli.ts";
+import { parseCli } from "./config.ts";
 
 /** Set in the second process, so that it never starts a third. */
 export const RELAUNCHED_VARIABLE = "PURPLE_RELAUNCHED_WITH_KV";

@@ -7,9 +7,10 @@
  * operations (the checked backend), errors become status codes through `GRPC_STATUS` (not
  * found `NOT_FOUND`, bad input `INVALID_ARGUMENT`, too large `RESOURCE_EXHAUSTED`, backend down
  * `UNAVAILABLE`; anything else `INTERNAL` with a generic message, the details going to the
- * log). Messages use the hand-written codecs of `@purple/client/grpc`: int64 fields travel as
- * `bigint`, exactly. Connections reach grpc-js through a guard against a crash of Deno's
- * `node:http2` (see `_grpc_goaway_guard.ts`).
+ * log). The services, their methods and the operation each calls come from the operation table,
+ * the messages from the codecs generated from `proto/purple.proto` (`@purple/protocol/wire`):
+ * int64 fields travel as `bigint`, exactly. Connections reach grpc-js through a guard against a
+ * crash of Deno's `node:http2` (see `_grpc_goaway_guard.ts`).
  *
  * @example Serving the memory backend on a free port
  * ```ts
@@ -32,15 +33,21 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
-import type { Operations } from "@purple/client";
-import { GRPC_STATUS, PurpleError } from "@purple/client/errors";
-import { GRPC_SERVICES, PROTO_PACKAGE } from "@purple/client/grpc";
+import type { Operations } from "@purple/protocol";
+import { GRPC_STATUS, PurpleError } from "@purple/protocol/errors";
+import {
+  GRPC_BINDINGS,
+  grpcServiceNames,
+  grpcServices,
+  type ServedMethod,
+} from "@purple/protocol/wire";
 import type { Limits } from "../backends/limits.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
 import { Health } from "./_grpc_health.ts";
 import { guardSocket } from "./_grpc_goaway_guard.ts";
 import { addReflection } from "./_grpc_reflection.ts";
 import { withBackendTimeout } from "./_limits.ts";
+import { serverDeadlines } from "./_deadlines.ts";
 import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
 import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
 import { AccessControl } from "./_auth.ts";
@@ -51,7 +58,7 @@ import { createGrpcListener } from "./_tls.ts";
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
 
 /** What a handler of one method does: turn a request into a reply through the operations. */
-type Handler<Request, Response> = (request: Request) => Promise<Response>;
+type Handler = (request: unknown) => Promise<unknown>;
 
 /** A request that could not be decoded; its handler answers with the decoder's error. */
 class BadRequest {
@@ -100,6 +107,7 @@ export async function startGrpcServer(
 ): Promise<RunningServer> {
   const context: Context = { debug: options.debug ?? false, log: options.log ?? console.log };
   fixGrpcClientFaults();
+  const deadlines = serverDeadlines(options.limits);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxRequestBytes(options.limits),
     interceptors: [
@@ -109,11 +117,15 @@ export async function startGrpcServer(
           context.debug ? context.log : undefined,
         ),
       ]),
-      grpcLimitsInterceptor(options.limits),
+      grpcLimitsInterceptor(options.limits, deadlines),
     ],
   });
-  registerPurple(server, withBackendTimeout(ops, options.limits.backendTimeoutMs), context);
-  const health = new Health(Object.keys(GRPC_SERVICES).map((name) => `${PROTO_PACKAGE}.${name}`));
+  registerPurple(
+    server,
+    withBackendTimeout(ops, options.limits.backendTimeoutMs, deadlines),
+    context,
+  );
+  const health = new Health(grpcServiceNames());
   health.addTo(server);
   addReflection(server);
   const listener = await listen(server, options, serverCredentials());
@@ -200,66 +212,35 @@ function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise
   });
 }
 
+/**
+ * Registers every service of the operation table: each method decodes its request, calls its
+ * operation with the arguments its binding reads from the request, and encodes the result (an
+ * earlier method name that answers `Empty` drops it).
+ */
 function registerPurple(server: grpc.Server, ops: Operations, context: Context): void {
-  const noBytes = new Uint8Array(0);
-  const add = <S extends grpc.ServiceDefinition>(
-    service: S,
-    handlers: { [M in keyof S]: Handler<RequestOf<S[M]>, ResponseOf<S[M]>> },
-  ) => {
+  for (const methods of Object.values(grpcServices())) {
     const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const name of Object.keys(service)) {
-      tolerant[name] = tolerate(service[name]);
-      implementation[name] = unary(service[name].path, handlers[name], context);
+    for (const [name, method] of Object.entries(methods)) {
+      tolerant[name] = tolerate(method);
+      implementation[name] = unary(method.path, handler(method, ops), context);
     }
     server.addService(tolerant, implementation);
-  };
-
-  add(GRPC_SERVICES.Cache, {
-    CacheGet: async ({ key }) => ({ value: await ops.cacheGet(key) }),
-    CacheSet: async ({ key, item }) => {
-      await ops.cacheSet(key, item?.value ?? "", item?.ttl ?? 0);
-      return {};
-    },
-  });
-  add(GRPC_SERVICES.Counter, {
-    CounterGet: async ({ key }) => ({ value: await ops.counterGet(key) }),
-    CounterIncrement: async ({ key, amount }) => ({
-      value: await ops.counterIncrement(key, amount),
-    }),
-    IncrementCounter: async ({ key, amount }) => {
-      await ops.counterIncrement(key, amount);
-      return {};
-    },
-    GetCounter: async ({ key }) => ({ value: await ops.counterGet(key) }),
-  });
-  add(GRPC_SERVICES.Flag, {
-    FlagGet: async ({ key }) => ({ value: await ops.flagGet(key) }),
-    FlagSet: async ({ key, value }) => {
-      await ops.flagSet(key, value);
-      return {};
-    },
-  });
-  add(GRPC_SERVICES.KV, {
-    KVGet: async ({ key }) => ({ value: { content: await ops.kvGet(key) } }),
-    KVPut: async ({ location, value }) => {
-      await ops.kvPut(location?.key ?? "", value?.content ?? noBytes);
-      return {};
-    },
-    KVDelete: async ({ key }) => {
-      await ops.kvDelete(key);
-      return {};
-    },
-  });
-  add(GRPC_SERVICES.Set, {
-    SetGet: async ({ set }) => ({ items: await ops.setGet(set) }),
-    SetAdd: async ({ set, item }) => ({ items: await ops.setAdd(set, item) }),
-    SetRemove: async ({ set, item }) => ({ items: await ops.setRemove(set, item) }),
-  });
+  }
 }
 
-type RequestOf<M> = M extends grpc.MethodDefinition<infer Request, infer _> ? Request : never;
-type ResponseOf<M> = M extends grpc.MethodDefinition<infer _, infer Response> ? Response : never;
+/** The handler of a method: the operation it serves, through the operation's binding. */
+function handler(method: ServedMethod, ops: Operations): Handler {
+  const binding = GRPC_BINDINGS[method.operation] as {
+    args(request: unknown): unknown[];
+    response(result: unknown): unknown;
+  };
+  const operation = ops[method.operation] as (...args: unknown[]) => Promise<unknown>;
+  return async (request) => {
+    const result = await operation.apply(ops, binding.args(request));
+    return method.dropsResult ? {} : binding.response(result);
+  };
+}
 
 /** The method, with a request decoder that hands a malformed request to the handler. */
 function tolerate<Request, Response>(
@@ -285,11 +266,11 @@ function tolerate<Request, Response>(
   };
 }
 
-function unary<Request, Response>(
+function unary(
   path: string,
-  handler: Handler<Request, Response>,
+  handler: Handler,
   context: Context,
-): grpc.handleUnaryCall<Request | BadRequest, Response> {
+): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const start = context.debug ? performance.now() : 0;
     const request = call.request;

@@ -28,24 +28,26 @@
  */
 
 import { type Context, Hono } from "hono";
-import type { Operations } from "@purple/client";
-import { HTTP_STATUS, InvalidArgumentError, PurpleError } from "@purple/client/errors";
+import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
+import { HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
+import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
-import type { RunningServer, ServeOptions } from "./options.ts";
+import type { AccessTokens, RunningServer, ServeOptions } from "./options.ts";
+import { rawPath } from "./_http_input.ts";
 import {
-  acceptsBytes,
-  clip,
-  isBytes,
-  keyFromPath,
-  parseBool,
-  parseInteger,
-  parseTtl,
-  queryParam,
-  rawPath,
-  readBody,
-} from "./_http_input.ts";
+  allowedMethodsOf,
+  errorBody,
+  HTTP_HANDLERS,
+  json,
+  keyOf,
+  type RouteContext,
+  routePrefix,
+} from "./_http_routes.ts";
 import { refuseWhenBusy, withBackendTimeout } from "./_limits.ts";
+import { serverDeadlines } from "./_deadlines.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
+
+export { jsonBodyLimit } from "./_http_routes.ts";
 
 /**
  * How to build the HTTP app.
@@ -70,115 +72,39 @@ export interface HttpAppOptions {
   /** Where log lines go (the debug lines, and the details of 5xx answers). Default `console.log`. */
   log?: (line: string) => void;
   /** Require an access token on every route but `/ping` (see `ServeOptions.auth`). */
-  auth?: { full: readonly string[]; read: readonly string[] };
-}
-
-/** Each route prefix and the methods it answers (HEAD comes with GET). */
-const ROUTES: ReadonlyArray<readonly [prefix: string, methods: readonly string[]]> = [
-  ["/cache/", ["GET", "PUT"]],
-  ["/counters/", ["GET", "PUT"]],
-  ["/flags/", ["GET", "PUT"]],
-  ["/kv/", ["GET", "PUT", "DELETE"]],
-  ["/sets/", ["GET", "PUT", "DELETE"]],
-];
-
-/**
- * The methods a path answers, for a 405's `Allow` (with HEAD, which comes with GET), or
- * `undefined` when no route serves the path (a 404). The app answers 405 from its not-found
- * handler rather than from catch-all routes, which would match every request beside its own
- * route and take it off Hono's one-handler fast path.
- */
-function allowedMethods(path: string): string | undefined {
-  if (path === "/ping") return "GET, HEAD";
-  for (const [prefix, methods] of ROUTES) {
-    if (path.startsWith(prefix) || path === prefix.slice(0, -1)) {
-      return [...methods, "HEAD"].join(", ");
-    }
-  }
-  return undefined;
+  auth?: AccessTokens;
 }
 
 /**
- * The largest JSON body `PUT /kv/:key` reads: room for a value of `maxValueBytes` bytes whose
- * every byte JSON escapes as `\u00XX` (6 bytes), plus the envelope and whitespace. The decoded
- * content is then held to `maxValueBytes` itself.
- *
- * @param maxValueBytes The value size limit.
- * @returns The body size limit, in bytes.
+ * The HTTP app: a handler of web-standard requests (Hono's app, typed by what Purple promises of
+ * it).
  *
  * @example
  * ```ts
- * import { jsonBodyLimit } from "@purple/server";
+ * import { createHttpApp, type HttpApp } from "@purple/server";
+ * import { DEFAULT_LIMITS, openBackend } from "@purple/server/backends";
  *
- * console.log(jsonBodyLimit(1024)); // 7168
+ * const ops = await openBackend({ kind: "memory" });
+ * const app: HttpApp = createHttpApp(ops, { limits: DEFAULT_LIMITS });
+ * console.log((await app.fetch(new Request("http://localhost/ping"))).status); // 200
+ * await ops.close();
  * ```
  */
-export function jsonBodyLimit(maxValueBytes: number): number {
-  return 6 * maxValueBytes + 1024;
+export interface HttpApp {
+  /** Answers a request: hand it to `Deno.serve` (or any server of web-standard requests). */
+  readonly fetch: (request: Request) => Response | Promise<Response>;
+  /** Answers a request given as a path (`/ping`) or URL, without a socket: for tests. */
+  readonly request: (
+    input: string | URL | Request,
+    init?: RequestInit,
+  ) => Response | Promise<Response>;
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
-const decoder = new TextDecoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+/** Every operation's route, from the operation table. */
+const ROUTES = OPERATION_NAMES.map((name) => ({ name, ...OPERATIONS[name].http }));
 
-function json(text: string, status = 200, headers: HeadersInit = JSON_HEADERS): Response {
-  return new Response(text, { status, headers });
-}
-
-function errorBody(message: string): string {
-  return JSON.stringify({ error: message });
-}
-
-/** A counter answer, written by hand: a bigint has no JSON form, a number would round. */
-function counterBody(key: string, value: bigint): string {
-  return `{"counter":${JSON.stringify(key)},"value":${value}}`;
-}
-
-function setBody(set: string, items: string[]): string {
-  return JSON.stringify({ set, items });
-}
-
-function required(value: string | undefined, message: string): string {
-  if (value === undefined) throw new InvalidArgumentError(message);
-  return value;
-}
-
-/**
- * The cache value of a `PUT /cache/:key` without `?value=` (**ext**): a `text/plain` body, so
- * that values too long for a URL can travel. Without such a body: the original's 400.
- */
-async function cacheValueFromBody(request: Request, limits: Limits): Promise<string> {
-  const type = request.headers.get("content-type")?.split(";")[0].trim().toLowerCase();
-  if (type !== "text/plain" || request.body === null) {
-    throw new InvalidArgumentError("no cache value provided");
-  }
-  const body = await readBody(
-    request,
-    limits.maxValueBytes,
-    "cache value",
-    limits.bodyTimeoutMs,
-  );
-  try {
-    return strictDecoder.decode(body);
-  } catch {
-    throw new InvalidArgumentError("Bad cache value: the body is not UTF-8");
-  }
-}
-
-function contentFromJson(body: Uint8Array): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(strictDecoder.decode(body));
-  } catch (error) {
-    const reason = error instanceof SyntaxError ? error.message : "it is not UTF-8";
-    throw new InvalidArgumentError(`Bad JSON body: ${clip(reason, 200)}`);
-  }
-  const content = (parsed as { content?: unknown } | null)?.content;
-  if (typeof content !== "string") {
-    throw new InvalidArgumentError(`Bad JSON body: expected {"content": "..."}`);
-  }
-  return content;
-}
+/** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
+const allowedMethods = allowedMethodsOf(ROUTES);
 
 function describeRequest(c: Context): string {
   return `${c.req.method} ${clip(rawPath(c.req.url), 200)}`;
@@ -205,9 +131,14 @@ function describeRequest(c: Context): string {
  * await ops.close();
  * ```
  */
-export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
+export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp {
   const { limits } = options;
-  ops = withBackendTimeout(ops, limits.backendTimeoutMs);
+  const deadlines = serverDeadlines(limits);
+  const route: RouteContext = {
+    ops: withBackendTimeout(ops, limits.backendTimeoutMs, deadlines),
+    limits,
+    deadlines,
+  };
   const log = options.log ?? console.log;
   const app = new Hono();
 
@@ -239,99 +170,43 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): Hono {
     return json(
       errorBody(`Cannot ${describeRequest(c)}: method not allowed (allowed: ${allow})`),
       405,
-      { ...JSON_HEADERS, "allow": allow },
+      { "content-type": "application/json", "allow": allow },
     );
   });
 
-  const key = (c: Context, prefix: string) => keyFromPath(c.req.url, prefix);
-  const query = (c: Context, name: string) => queryParam(c.req.url, name);
-
   app.get("/ping", () => new Response(null, { status: 200 }));
+  for (const { name, method, path } of ROUTES) {
+    const prefix = routePrefix(path);
+    const handle = HTTP_HANDLERS[name];
+    app.on(method, `${prefix}*`, (c) => handle(c, keyOf(c, prefix), route));
+  }
+  return {
+    fetch: (request) => app.fetch(withPath(request)),
+    request: (input, init) => app.request(input, init),
+  };
+}
 
-  app.get("/cache/*", async (c) => {
-    return json(JSON.stringify({ value: await ops.cacheGet(key(c, "/cache/")) }));
-  });
-  app.put("/cache/*", async (c) => {
-    const k = key(c, "/cache/");
-    const value = query(c, "value") ?? await cacheValueFromBody(c.req.raw, limits);
-    await ops.cacheSet(k, value, parseTtl(query(c, "ttl")));
-    return new Response(null, { status: 204 });
-  });
-
-  app.get("/counters/*", async (c) => {
-    const k = key(c, "/counters/");
-    return json(counterBody(k, await ops.counterGet(k)));
-  });
-  app.put("/counters/*", async (c) => {
-    const k = key(c, "/counters/");
-    const text = required(query(c, "increment"), "no increment specified");
-    return json(counterBody(k, await ops.counterIncrement(k, parseInteger("increment", text))));
-  });
-
-  app.get("/flags/*", async (c) => {
-    return json(JSON.stringify({ value: await ops.flagGet(key(c, "/flags/")) }));
-  });
-  app.put("/flags/*", async (c) => {
-    const k = key(c, "/flags/");
-    const value = parseBool(required(query(c, "value"), "no flag value specified"));
-    await ops.flagSet(k, value);
-    return new Response(null, { status: 204 });
-  });
-
-  app.get("/kv/*", async (c) => {
-    const bytes = await ops.kvGet(key(c, "/kv/"));
-    if (acceptsBytes(c.req.header("accept") ?? null)) {
-      return new Response(bytes as Uint8Array<ArrayBuffer>, {
-        headers: { "content-type": "application/octet-stream", "vary": "Accept" },
-      });
-    }
-    return json(JSON.stringify({ value: decoder.decode(bytes) }), 200, {
-      ...JSON_HEADERS,
-      "vary": "Accept",
-    });
-  });
-  app.put("/kv/*", async (c) => {
-    const k = key(c, "/kv/");
-    if (isBytes(c.req.header("content-type") ?? null)) {
-      const bytes = await readBody(
-        c.req.raw,
-        limits.maxValueBytes,
-        "KV value",
-        limits.bodyTimeoutMs,
-      );
-      await ops.kvPut(k, bytes);
-    } else {
-      const body = await readBody(
-        c.req.raw,
-        jsonBodyLimit(limits.maxValueBytes),
-        "JSON body",
-        limits.bodyTimeoutMs,
-      );
-      await ops.kvPut(k, contentFromJson(body));
-    }
-    return new Response(null, { status: 204 });
-  });
-  app.delete("/kv/*", async (c) => {
-    await ops.kvDelete(key(c, "/kv/"));
-    return new Response(null, { status: 204 });
-  });
-
-  app.get("/sets/*", async (c) => {
-    const set = key(c, "/sets/");
-    return json(setBody(set, await ops.setGet(set)));
-  });
-  app.put("/sets/*", async (c) => {
-    const set = key(c, "/sets/");
-    const item = required(query(c, "item"), "no item supplied");
-    return json(setBody(set, await ops.setAdd(set, item)));
-  });
-  app.delete("/sets/*", async (c) => {
-    const set = key(c, "/sets/");
-    const item = required(query(c, "item"), "no item supplied");
-    return json(setBody(set, await ops.setRemove(set, item)));
-  });
-
-  return app;
+/**
+ * The request itself, or, when its URL has no path (an absolute-form target such as
+ * `OPTIONS http://host?a=1`, which `Deno.serve` passes on as sent), the same request with the
+ * path `/` that the URL standard gives it: Hono finds the path by position and fails without
+ * one (a 500 for methods no route serves).
+ */
+function withPath(request: Request): Request {
+  const url = request.url;
+  let end = url.indexOf("://") + 3;
+  for (; end < url.length; end++) {
+    const char = url.charCodeAt(end);
+    if (char === 0x2f /* / */) return request;
+    if (char === 0x3f /* ? */ || char === 0x23 /* # */) break;
+  }
+  // Not `new Request(url, request)`: that reads `request.signal`, which Deno warns about.
+  return new Request(`${url.slice(0, end)}/${url.slice(end)}`, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    duplex: "half",
+  } as RequestInit);
 }
 
 /**
@@ -385,7 +260,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
   const handle = async (request: Request): Promise<Response> => {
     if (draining) {
       return json(errorBody("Purple is shutting down: retry the request"), 503, {
-        ...JSON_HEADERS,
+        "content-type": "application/json",
         "connection": "close",
       });
     }

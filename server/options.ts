@@ -7,6 +7,25 @@
 import type { Limits } from "../backends/limits.ts";
 
 /**
+ * The access tokens a server accepts: `full` tokens may call every operation, `read` tokens only
+ * the operations that read. Each token is 16 or more visible ASCII characters, without `,`.
+ *
+ * @example
+ * ```ts
+ * import type { AccessTokens } from "@purple/server";
+ *
+ * const tokens: AccessTokens = { full: [Deno.env.get("PURPLE_TOKEN") ?? ""], read: [] };
+ * console.log(tokens.read.length); // 0
+ * ```
+ */
+export interface AccessTokens {
+  /** Tokens that may call every operation. */
+  readonly full: readonly string[];
+  /** Tokens that may call only the operations that read. */
+  readonly read: readonly string[];
+}
+
+/**
  * How to start a server.
  *
  * @example
@@ -34,11 +53,10 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /**
    * Require an access token (`Authorization: Bearer <token>`, or the gRPC `authorization`
-   * metadata): `full` tokens may call every operation, `read` tokens only the get operations.
-   * Each token is 16 or more visible ASCII characters, without `,`. Absent: no token needed.
-   * `/ping` and `grpc.health.v1.Health` never need one.
+   * metadata) of these. Absent: no token needed. `/ping` and `grpc.health.v1.Health` never need
+   * one.
    */
-  auth?: { full: readonly string[]; read: readonly string[] };
+  auth?: AccessTokens;
   /** Serve over TLS: the certificate (and chain) and its unencrypted private key, PEM text. */
   tls?: { cert: string; key: string };
 }

@@ -11,15 +11,30 @@ export interface Program {
   child: Deno.ChildProcess;
   /** Every line printed so far, stdout and stderr interleaved as they arrived. */
   lines: string[];
+  /** The lines printed on stdout so far. */
+  stdout: string[];
+  /** The lines printed on stderr so far. */
+  stderr: string[];
   /**
-   * Waits for a line matching `pattern` (already printed or to come) and returns its match.
-   * Throws, with everything printed, when the program ends or 30 s pass without one.
+   * Waits for a line matching `pattern` (already printed or to come; among the stdout lines only
+   * with `stream: "stdout"`) and returns its match. Throws, with everything printed, when the
+   * program ends or `timeoutMs` (default 30 s) pass without one.
    */
-  line(pattern: RegExp): Promise<RegExpMatchArray>;
-  /** Sends `signal` (SIGTERM by default) and returns the exit code once all output is read. */
-  stop(signal?: Deno.Signal): Promise<number>;
+  line(
+    pattern: RegExp,
+    options?: { timeoutMs?: number; stream?: "stdout" | "stderr" },
+  ): Promise<RegExpMatchArray>;
+  /**
+   * Sends `signal` (SIGTERM by default), then SIGKILL if it has not ended after `graceMs`
+   * (default: never), and returns the exit code once all output is read.
+   */
+  stop(signal?: Deno.Signal, graceMs?: number): Promise<number>;
   /** Waits for the program to end by itself and returns its exit code. */
   exit(): Promise<number>;
+  /** Whether it has ended (and all its output is read). */
+  ended(): boolean;
+  /** Everything printed so far, for failure messages. */
+  output(): string;
 }
 
 /** Options of {@linkcode start}. */
@@ -30,10 +45,16 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Start from an empty environment (PATH and HOME are kept). */
   clearEnv?: boolean;
+  /** What the program is, for messages. Default: the command. */
+  name?: string;
 }
 
-/** Starts `command` with `args`, reading its stdout and stderr line by line. */
+/**
+ * Starts `command` with `args`, reading its stdout and stderr line by line: the one spawner of
+ * the tests and the bench (`tests/_purple.ts` and `bench/_process.ts` build on it).
+ */
 export function start(command: string, args: string[], options: StartOptions = {}): Program {
+  const name = options.name ?? command;
   const env = options.clearEnv
     ? { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "", ...options.env }
     : options.env;
@@ -47,34 +68,44 @@ export function start(command: string, args: string[], options: StartOptions = {
     stderr: "piped",
   }).spawn();
   const lines: string[] = [];
+  const streams = { stdout: [] as string[], stderr: [] as string[] };
   let ended = false;
   const waiters = new Set<() => void>();
   const wakeAll = () => waiters.forEach((wake) => wake());
-  const read = async (stream: ReadableStream<Uint8Array>) => {
+  const read = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
     let rest = "";
+    const add = (line: string) => {
+      lines.push(line);
+      into.push(line);
+    };
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       const parts = (rest + text).split("\n");
       rest = parts.pop()!;
-      lines.push(...parts);
+      parts.forEach(add);
       wakeAll();
     }
-    if (rest !== "") lines.push(rest);
+    if (rest !== "") add(rest);
   };
-  const done = Promise.all([read(child.stdout), read(child.stderr)]).then(() => {
-    ended = true;
-    wakeAll();
-  });
+  const done = Promise.all([read(child.stdout, streams.stdout), read(child.stderr, streams.stderr)])
+    .then(() => {
+      ended = true;
+      wakeAll();
+    });
 
-  const line = async (pattern: RegExp) => {
-    const deadline = Date.now() + 30_000;
+  const line = async (
+    pattern: RegExp,
+    { timeoutMs = 30_000, stream }: { timeoutMs?: number; stream?: "stdout" | "stderr" } = {},
+  ) => {
+    const deadline = Date.now() + timeoutMs;
     while (true) {
-      for (const text of lines) {
+      for (const text of stream === undefined ? lines : streams[stream]) {
         const match = text.match(pattern);
         if (match) return match;
       }
       if (ended || Date.now() > deadline) {
+        const why = ended ? "it ended" : `nothing within ${timeoutMs} ms`;
         throw new Error(
-          `${command} never printed ${pattern}; it printed:\n${lines.join("\n")}`,
+          `${name} never printed ${pattern} (${why}); it printed:\n${lines.join("\n")}`,
         );
       }
       await new Promise<void>((resolve) => {
@@ -93,15 +124,33 @@ export function start(command: string, args: string[], options: StartOptions = {
     await done;
     return code;
   };
-  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+  const kill = (signal: Deno.Signal) => {
     try {
       child.kill(signal);
     } catch {
       // It already ended; its exit code tells how.
     }
-    return await exit();
   };
-  return { child, lines, line, stop, exit };
+  const stop = async (signal: Deno.Signal = "SIGTERM", graceMs?: number) => {
+    kill(signal);
+    const timer = graceMs === undefined ? undefined : setTimeout(() => kill("SIGKILL"), graceMs);
+    try {
+      return await exit();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return {
+    child,
+    lines,
+    stdout: streams.stdout,
+    stderr: streams.stderr,
+    line,
+    stop,
+    exit,
+    ended: () => ended,
+    output: () => lines.join("\n"),
+  };
 }
 
 /** The repository's root directory, as a path. */

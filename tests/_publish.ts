@@ -1,5 +1,5 @@
 /**
- * Test harness for the two JSR packages: `deno publish --dry-run` and the files it would
+ * Test harness for the three JSR packages: `deno publish --dry-run` and the files it would
  * upload.
  *
  * @module
@@ -7,8 +7,12 @@
 
 import { ROOT, run } from "./_process.ts";
 
-/** The two packages: where their `deno.json` is, relative to the repository root. */
-export const PACKAGES = { "@purple/server": ".", "@purple/client": "client" } as const;
+/** The three packages: where their `deno.json` is, relative to the repository root. */
+export const PACKAGES = {
+  "@purple/server": ".",
+  "@purple/client": "client",
+  "@purple/protocol": "protocol",
+} as const;
 
 /** What `deno publish --dry-run` said about one package. */
 export interface DryRun {

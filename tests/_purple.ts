@@ -1,16 +1,20 @@
 /**
  * Test harness: runs the real `purple` process (`deno run -A --unstable-kv mod.ts ...`) from the
- * repository root, learns its ports from the start-up lines, and stops it with a signal.
+ * repository root with the one spawner of `_process.ts`, learns its ports from the start-up
+ * lines, and stops it with a signal.
  *
  * @module
  */
 
-const ROOT = new URL("..", import.meta.url).pathname;
+import { type Program, ROOT, start } from "./_process.ts";
+
 const decoder = new TextDecoder();
 
 /** A running `purple` process. */
 export interface Purple {
   child: Deno.ChildProcess;
+  /** The process, as the harness runs it. */
+  program: Program;
   /** Every stdout line so far. */
   lines: string[];
   httpPort?: number;
@@ -23,21 +27,19 @@ export interface Purple {
   exited(): Promise<{ code: number; stderr: string }>;
 }
 
-/** Spawns purple with piped stdout and stderr. */
-export function spawnPurple(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", "mod.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+/** The arguments of `deno` that run purple with `args`. */
+export function purpleArgs(args: string[]): string[] {
+  return ["run", "-A", "--unstable-kv", `${ROOT}/mod.ts`, ...args];
 }
 
 /** Runs purple to its end (for the commands that do not serve). */
 export async function runPurple(args: string[], env: Record<string, string> = {}) {
-  const { code, stdout, stderr } = await spawnPurple(args, env).output();
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: purpleArgs(args),
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+  }).output();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
@@ -46,66 +48,28 @@ export async function startPurple(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Purple> {
-  const child = spawnPurple(args, env);
-  const lines: string[] = [];
-  const waiters = new Set<() => void>();
-  const stderr = new Response(child.stderr).text();
-  (async () => {
-    let rest = "";
-    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + text).split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-      waiters.forEach((wake) => wake());
-    }
-  })();
-  let exited = false;
-  child.status.then(() => {
-    exited = true;
-    waiters.forEach((wake) => wake());
+  const program = start(Deno.execPath(), purpleArgs(args), {
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    name: "purple",
   });
-  const waitFor = async (pattern: RegExp, ms = 15_000) => {
-    const deadline = Date.now() + ms;
-    while (true) {
-      const line = lines.find((line) => pattern.test(line));
-      if (line !== undefined) return line;
-      if (exited) {
-        throw new Error(`purple exited before ${pattern}: ${lines.join("\n")} ${await stderr}`);
-      }
-      if (Date.now() > deadline) throw new Error(`no line ${pattern} in ${lines.join("\n")}`);
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          waiters.delete(wake);
-          resolve();
-        };
-        waiters.add(wake);
-        setTimeout(wake, 50);
-      });
-    }
-  };
+  const stderr = () => program.stderr.map((line) => `${line}\n`).join("");
   const purple: Purple = {
-    child,
-    lines,
-    waitFor,
-    async stop(signal: Deno.Signal = "SIGTERM") {
-      try {
-        child.kill(signal);
-      } catch { /* already gone */ }
-      const { code } = await child.status;
-      return { code, stderr: await stderr };
-    },
-    async exited() {
-      const { code } = await child.status;
-      return { code, stderr: await stderr };
-    },
+    child: program.child,
+    program,
+    lines: program.stdout,
+    waitFor: async (pattern, ms = 15_000) =>
+      (await program.line(pattern, { timeoutMs: ms, stream: "stdout" }))[0],
+    stop: async (signal = "SIGTERM") => ({ code: await program.stop(signal), stderr: stderr() }),
+    exited: async () => ({ code: await program.exit(), stderr: stderr() }),
   };
   const port = (line: string) => Number(/on port (\d+)$/.exec(line)![1]);
   try {
     if (args[0] !== "grpc") {
-      purple.httpPort = port(await waitFor(/^Starting up the HTTP server on port \d+$/));
+      purple.httpPort = port(await purple.waitFor(/^Starting up the HTTP server on port \d+$/));
     }
     if (args[0] !== "http") {
-      purple.grpcPort = port(await waitFor(/^Starting up the gRPC server on port \d+$/));
+      purple.grpcPort = port(await purple.waitFor(/^Starting up the gRPC server on port \d+$/));
     }
   } catch (error) {
     await purple.stop("SIGKILL");

@@ -12,9 +12,18 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
 } from "@purple/client/errors";
-import { GRPC_SERVICES, GrpcClient, type MethodDefinition } from "@purple/client/grpc";
+import { GrpcClient } from "@purple/client/grpc";
+import { isRead, OPERATION_NAMES, type OperationName, OPERATIONS } from "@purple/protocol";
+import {
+  type Arguments,
+  GRPC_BINDINGS,
+  grpcMethod,
+  grpcServices,
+  type MethodDefinition,
+  type ServedMethod,
+} from "@purple/protocol/wire";
 import { DEFAULT_LIMITS, openBackend } from "../backends/mod.ts";
-import { type CliConfig, parseCli, UsageError } from "../server/cli.ts";
+import { type CliConfig, parseCli, UsageError } from "../server/config.ts";
 import { createHttpApp, startHttpServer } from "../server/http.ts";
 import { startGrpcServer } from "../server/grpc.ts";
 import type { RunningServer } from "../server/options.ts";
@@ -23,7 +32,6 @@ import {
   accessLines,
   constantTimeEqual,
   isLoopback,
-  READ_OPERATIONS,
   tokenProblem,
 } from "../server/_auth.ts";
 import { runPurple, startPurple } from "./_purple.ts";
@@ -66,22 +74,6 @@ test("constantTimeEqual() is true for equal bytes and false for any difference",
   assert.equal(constantTimeEqual(a.subarray(0, 31), a), false, "a longer array");
 });
 
-test("constantTimeEqual() reads every byte, even after a difference (no early exit)", () => {
-  const read: number[] = [];
-  const watched = (bytes: Uint8Array) =>
-    new Proxy(bytes, {
-      get(target, property) {
-        if (typeof property === "string" && /^\d+$/.test(property)) read.push(Number(property));
-        const value = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  const a = new Uint8Array(32);
-  const b = new Uint8Array(32).fill(0xff);
-  assert.equal(constantTimeEqual(watched(a), b), false);
-  assert.deepEqual(read, [...Array(32).keys()], "every index of the first array, in order");
-});
-
 test("AccessControl keeps digests only, not the tokens", () => {
   const access = new AccessControl(AUTH);
   const seen = Deno.inspect(access, { depth: 10, showHidden: true }) + JSON.stringify(access);
@@ -116,15 +108,21 @@ test("AccessControl.authenticate() tells full from read-only and refuses the res
   }
 });
 
-test("AccessControl.authorize() lets a read-only token call the get operations only", () => {
+/** The operations a read-only token may call, and the others, from the operation table. */
+const READS = OPERATION_NAMES.filter(isRead);
+const WRITES = OPERATION_NAMES.filter((name) => !isRead(name));
+
+test("the operations that read are the ones served on GET, and nothing else", () => {
+  assert.ok(READS.length > 0 && WRITES.length > 0);
+  for (const name of OPERATION_NAMES) {
+    assert.equal(OPERATIONS[name].http.method === "GET", isRead(name), name);
+  }
+});
+
+test("AccessControl.authorize() lets a read-only token call the read operations only", () => {
   const access = new AccessControl(AUTH);
-  assert.deepEqual(
-    [...READ_OPERATIONS].sort(),
-    ["cacheGet", "counterGet", "flagGet", "kvGet", "setGet"],
-  );
-  for (const operation of READ_OPERATIONS) access.authorize(`Bearer ${READ}`, operation, true);
-  const writes = ["cacheSet", "counterIncrement", "flagSet", "kvPut", "kvDelete", "setAdd"];
-  for (const operation of [...writes, "setRemove"]) {
+  for (const operation of READS) access.authorize(`Bearer ${READ}`, operation, true);
+  for (const operation of WRITES) {
     access.authorize(`Bearer ${FULL}`, operation, true);
     assert.throws(
       () => access.authorize(`Bearer ${READ}`, operation, false),
@@ -193,26 +191,46 @@ interface Route {
   body?: string;
 }
 
-const HTTP_WRITES: Route[] = [
-  { method: "PUT", path: "/cache/k?value=v&ttl=60" },
-  { method: "PUT", path: "/counters/c?increment=1" },
-  { method: "PUT", path: "/flags/f?value=true" },
-  { method: "PUT", path: "/kv/k", body: "v" },
-  { method: "PUT", path: "/sets/s?item=a" },
-  { method: "PUT", path: "/sets/s?item=b" },
-];
-const HTTP_READS: Route[] = [
-  { method: "GET", path: "/cache/k" },
-  { method: "HEAD", path: "/cache/k" },
-  { method: "GET", path: "/counters/c" },
-  { method: "GET", path: "/flags/f" },
-  { method: "GET", path: "/kv/k" },
-  { method: "GET", path: "/sets/s" },
-];
-const HTTP_DELETES: Route[] = [
-  { method: "DELETE", path: "/sets/s?item=b" },
-  { method: "DELETE", path: "/kv/k" },
-];
+/** The key each service's samples use. */
+const SAMPLE_KEY = { cache: "k", counters: "c", flags: "f", kv: "k", sets: "s" } as const;
+
+/**
+ * The requests each operation is tried with (its query and body; its method and route come from
+ * the operation table): the writes leave data every read finds (a 200 each).
+ */
+const HTTP_SAMPLES: { [Op in OperationName]: Array<{ query?: string; body?: string }> } = {
+  cacheGet: [{}],
+  cacheSet: [{ query: "?value=v&ttl=60" }],
+  counterIncrement: [{ query: "?increment=1" }],
+  counterGet: [{}],
+  flagGet: [{}],
+  flagSet: [{ query: "?value=true" }],
+  kvGet: [{}],
+  kvPut: [{ body: "v" }],
+  kvDelete: [{}],
+  setGet: [{}],
+  setAdd: [{ query: "?item=a" }, { query: "?item=b" }],
+  setRemove: [{ query: "?item=b" }],
+};
+
+function samplesOf(names: readonly OperationName[]): Route[] {
+  return names.flatMap((name) => {
+    const { method, path } = OPERATIONS[name].http;
+    const service = path.split("/")[1] as keyof typeof SAMPLE_KEY;
+    const target = path.replace(":key", SAMPLE_KEY[service]);
+    return HTTP_SAMPLES[name].map(({ query = "", body }) => ({
+      method,
+      path: target + query,
+      body,
+    }));
+  });
+}
+
+/** Writes that leave data, then reads (and a HEAD), then the writes that delete it. */
+const HTTP_WRITES = samplesOf(WRITES.filter((name) => OPERATIONS[name].http.method !== "DELETE"));
+const HTTP_READS = samplesOf(READS);
+HTTP_READS.push({ method: "HEAD", path: "/cache/k" });
+const HTTP_DELETES = samplesOf(WRITES.filter((name) => OPERATIONS[name].http.method === "DELETE"));
 const HTTP_ROUTES = [...HTTP_WRITES, ...HTTP_READS, ...HTTP_DELETES];
 
 function send(
@@ -398,35 +416,48 @@ test("HttpClient sends its token and maps 401 and 403 to the typed errors", asyn
 // ---------------------------------------------------------------------------------------------
 // gRPC: every method, with a raw grpc-js client and with GrpcClient.
 
-const GRPC_READS = new Set(["CacheGet", "CounterGet", "GetCounter", "FlagGet", "KVGet", "SetGet"]);
-const GRPC_SAMPLES: Record<string, unknown> = {
-  CacheSet: { key: "k", item: { value: "v", ttl: 60 } },
-  CounterIncrement: { key: "c", amount: 1n },
-  IncrementCounter: { key: "c", amount: 1n },
-  FlagSet: { key: "f", value: true },
-  KVPut: { location: { key: "k" }, value: { content: new TextEncoder().encode("v") } },
-  SetAdd: { set: "s", item: "a" },
-  SetRemove: { set: "s", item: "b" },
-  CacheGet: { key: "k" },
-  CounterGet: { key: "c" },
-  GetCounter: { key: "c" },
-  FlagGet: { key: "f" },
-  KVGet: { key: "k" },
-  SetGet: { set: "s" },
-  KVDelete: { key: "k" },
+/** The arguments each operation is called with over gRPC (as in the HTTP samples). */
+const GRPC_SAMPLES: { [Op in OperationName]: Arguments<Op> } = {
+  cacheGet: ["k"],
+  cacheSet: ["k", "v", 60],
+  counterIncrement: ["c", 1n],
+  counterGet: ["c"],
+  flagGet: ["f"],
+  flagSet: ["f", true],
+  kvGet: ["k"],
+  kvPut: ["k", new TextEncoder().encode("v")],
+  kvDelete: ["k"],
+  setGet: ["s"],
+  setAdd: ["s", "a"],
+  setRemove: ["s", "a"],
 };
 
-/** Every method of Purple's services, in the order of GRPC_SAMPLES (writes, reads, delete). */
-function grpcMethods(): Array<[string, MethodDefinition<unknown, unknown>]> {
-  const all = new Map<string, MethodDefinition<unknown, unknown>>();
-  for (const service of Object.values(GRPC_SERVICES)) {
-    for (const [name, method] of Object.entries(service)) {
-      all.set(name, method as MethodDefinition<unknown, unknown>);
+/** A method of Purple's services, and the request it is tried with. */
+interface GrpcSample {
+  name: string;
+  method: ServedMethod;
+  request: unknown;
+}
+
+/**
+ * Every method of Purple's services (earlier names too), from the operation table: the writes
+ * that leave data, then the reads, then the writes that delete it (as the HTTP samples).
+ */
+function grpcMethods(): GrpcSample[] {
+  const samples: GrpcSample[] = [];
+  for (const methods of Object.values(grpcServices())) {
+    for (const [name, method] of Object.entries(methods)) {
+      const binding = GRPC_BINDINGS[method.operation] as { request(...args: unknown[]): unknown };
+      samples.push({ name, method, request: binding.request(...GRPC_SAMPLES[method.operation]) });
     }
   }
-  assert.deepEqual([...all.keys()].sort(), Object.keys(GRPC_SAMPLES).sort(), "a sample each");
-  return Object.keys(GRPC_SAMPLES).map((name) => [name, all.get(name)!]);
+  const rank = ({ method }: GrpcSample) =>
+    isRead(method.operation) ? 1 : OPERATIONS[method.operation].http.method === "DELETE" ? 2 : 0;
+  return samples.sort((a, b) => rank(a) - rank(b));
 }
+
+/** Whether a sample deletes data (the table serves its operation on HTTP DELETE). */
+const deletes = ({ method }: GrpcSample) => OPERATIONS[method.operation].http.method === "DELETE";
 
 function rawCall(
   client: grpc.Client,
@@ -453,9 +484,9 @@ test("gRPC: every method is UNAUTHENTICATED without a valid token", async () => 
   const both = await serveBoth();
   const client = new grpc.Client(`127.0.0.1:${both.grpc.port}`, grpc.credentials.createInsecure());
   try {
-    for (const [name, method] of grpcMethods()) {
+    for (const { name, method, request } of grpcMethods()) {
       for (const authorization of [undefined, `Bearer ${WRONG}`, FULL, `Bearer ${READ}x`]) {
-        const code = await rawCall(client, method, GRPC_SAMPLES[name], authorization);
+        const code = await rawCall(client, method, request, authorization);
         assert.equal(
           code,
           grpc.status.UNAUTHENTICATED,
@@ -463,7 +494,7 @@ test("gRPC: every method is UNAUTHENTICATED without a valid token", async () => 
         );
       }
     }
-    const counter = GRPC_SERVICES.Counter.CounterGet;
+    const counter = grpcMethod("counterGet");
     const value = await new Promise((resolve) => {
       const metadata = new grpc.Metadata();
       metadata.set("authorization", `Bearer ${FULL}`);
@@ -488,22 +519,28 @@ test("gRPC: a read-only token calls every get and is PERMISSION_DENIED on every 
   const client = new grpc.Client(`127.0.0.1:${both.grpc.port}`, grpc.credentials.createInsecure());
   try {
     const methods = grpcMethods();
-    for (const [name, method] of methods) {
-      if (GRPC_READS.has(name) || name === "KVDelete") continue;
-      const code = await rawCall(client, method, GRPC_SAMPLES[name], `Bearer ${FULL}`);
-      assert.equal(code, grpc.status.OK, `${name} with the full token`);
+    for (const sample of methods) {
+      if (isRead(sample.method.operation) || deletes(sample)) continue;
+      const code = await rawCall(client, sample.method, sample.request, `Bearer ${FULL}`);
+      assert.equal(code, grpc.status.OK, `${sample.name} with the full token`);
     }
-    for (const [name, method] of methods) {
-      const code = await rawCall(client, method, GRPC_SAMPLES[name], `Bearer ${READ}`);
-      const expected = GRPC_READS.has(name) ? grpc.status.OK : grpc.status.PERMISSION_DENIED;
-      assert.equal(code, expected, `${name} with the read-only token`);
+    for (const { name, method, request } of methods) {
+      const code = await rawCall(client, method, request, `Bearer ${READ}`);
+      const read = isRead(method.operation);
+      assert.equal(
+        code,
+        read ? grpc.status.OK : grpc.status.PERMISSION_DENIED,
+        `${name} (read-only)`,
+      );
     }
     const purple = new GrpcClient(`127.0.0.1:${both.grpc.port}`, { token: READ });
     assert.equal(await purple.counterGet("c"), 2n, "the refused increments did not happen");
     assert.deepEqual(await purple.kvGet("k"), new TextEncoder().encode("v"));
     await purple.close();
-    const code = await rawCall(client, methods.at(-1)![1], { key: "k" }, `Bearer ${FULL_2}`);
-    assert.equal(code, grpc.status.OK, "KVDelete with the second full token");
+    for (const sample of methods.filter(deletes)) {
+      const code = await rawCall(client, sample.method, sample.request, `Bearer ${FULL_2}`);
+      assert.equal(code, grpc.status.OK, `${sample.name} with the second full token`);
+    }
   } finally {
     client.close();
     await both.close();

@@ -1,10 +1,10 @@
 // Bad input that tests/fuzz_test.ts found answered as a server fault, kept as plain
 // regression tests: each answer must blame the client (4xx, INVALID_ARGUMENT), never the server.
 
+import { messageCodecOf } from "@purple/protocol/wire";
 import assert from "node:assert/strict";
 import type http2 from "node:http2";
 import { gzipSync } from "node:zlib";
-import { LOCATION } from "../client/_grpc_messages.ts";
 import { openBackend } from "../backends/mod.ts";
 import { grpcFrame, grpcTest, type RawGrpc, rawGrpc, serveBoth } from "./_hardening.ts";
 
@@ -34,7 +34,7 @@ grpcTest("gRPC: a malformed grpc-timeout header is INVALID_ARGUMENT, not INTERNA
   await withGrpc(async (raw) => {
     for (const timeout of ["1Z", "", "1", "abc", "S"]) {
       const answer = await raw.call({ ...KV_GET, "grpc-timeout": timeout }, [
-        grpcFrame(LOCATION.encode({ key: "a" })),
+        grpcFrame(messageCodecOf("Location").encode({ key: "a" })),
       ]);
       assert.equal(answer.grpcStatus, 3, `${timeout}: ${JSON.stringify(answer)}`);
       assert.equal(
@@ -59,7 +59,7 @@ grpcTest("gRPC: a message that does not decompress is INVALID_ARGUMENT, not INTE
     }
     // A message that does decompress is served.
     const answer = await raw.call({ ...KV_GET, "grpc-encoding": "gzip" }, [
-      grpcFrame(gzipSync(LOCATION.encode({ key: "a" })), true),
+      grpcFrame(gzipSync(messageCodecOf("Location").encode({ key: "a" })), true),
     ]);
     assert.equal(answer.grpcStatus, 5, JSON.stringify(answer));
   });
@@ -88,8 +88,59 @@ grpcTest("gRPC: a request that is not application/grpc is answered HTTP 415, not
       const headers: http2.OutgoingHttpHeaders = { ...KV_GET };
       if (type === undefined) delete headers["content-type"];
       else headers["content-type"] = type;
-      const answer = await raw.call(headers, [grpcFrame(LOCATION.encode({ key: "a" }))]);
+      const answer = await raw.call(headers, [
+        grpcFrame(messageCodecOf("Location").encode({ key: "a" })),
+      ]);
       assert.equal(answer.httpStatus, 415, `${type}: ${JSON.stringify(answer)}`);
     }
   });
+});
+
+/** Sends one raw HTTP/1.1 request and returns the status line and the body. */
+async function rawHttp(port: number, head: string): Promise<{ status: string; body: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(encoder.encode(head));
+    let text = "";
+    const buffer = new Uint8Array(4096);
+    for (let n; (n = await conn.read(buffer)) !== null;) {
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return { status: text.split("\r\n")[0], body: text.split("\r\n\r\n")[1] ?? "" };
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("HTTP: an absolute-form target without a path (OPTIONS http://host?a=1) is a 404, not a 500", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const served = await serveBoth(ops);
+  try {
+    const targets = [
+      "http://127.0.0.1?a=1",
+      "http://127.0.0.1*?item=%2B;ttl=%2B&&value=%00",
+      "http://127.0.0.1?",
+      "http://127.0.0.1:1234?x",
+      "HTTP://a@127.0.0.1?x",
+      "http://[::1]?x",
+      "http://127.0.0.1#x",
+      "http://127.0.0.1",
+    ];
+    for (const target of targets) {
+      for (const method of ["OPTIONS", "POST", "PATCH", "GET", "HEAD", "PUT", "DELETE"]) {
+        const { status, body } = await rawHttp(
+          served.http.port,
+          `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n` +
+            "Content-Length: 0\r\n\r\n",
+        );
+        const what = `${method} ${target}`;
+        assert.match(status, /^HTTP\/1\.1 404 /, what);
+        if (method !== "HEAD") assert.match(JSON.parse(body).error, /no such route/, what);
+      }
+    }
+    assert.deepEqual(served.lines.filter((line) => /Internal error/.test(line)), []);
+  } finally {
+    await served.close();
+    await ops.close();
+  }
 });

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { Operations } from "@purple/client";
-import { GET_COUNTER_RESPONSE } from "../client/_grpc_messages.ts";
+import { messageCodecOf } from "@purple/protocol/wire";
 import { staleFrames } from "../bench/_grpc_frames.ts";
 import { incrementReplyBytes, SCENARIOS } from "../bench/_scenarios.ts";
 import type { Report } from "../bench/_report.ts";
@@ -40,7 +40,7 @@ Deno.test("bench: incrementReplyBytes() counts the replies of increments exactly
   for (const [start, n] of [[0n, 300], [100n, 20_000], [2_097_100n, 200]] as const) {
     let expected = 0;
     for (let value = start + 1n; value <= start + BigInt(n); value++) {
-      expected += 5 + GET_COUNTER_RESPONSE.encode({ value }).length;
+      expected += 5 + messageCodecOf("GetCounterResponse").encode({ value }).length;
     }
     assert.equal(incrementReplyBytes(n, start), expected, `from ${start}, ${n} increments`);
   }

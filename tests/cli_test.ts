@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { HttpClient } from "@purple/client";
 import { GrpcClient } from "@purple/client/grpc";
 import { DEFAULT_LIMITS } from "../backends/mod.ts";
-import { type CliConfig, HELP, parseCli, UsageError, VERSION } from "../server/cli.ts";
+import { type CliConfig, HELP, parseCli, UsageError, VERSION } from "../server/config.ts";
 import { freePort } from "./_redis.ts";
 import { runPurple, startPurple } from "./_purple.ts";
 

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { parse, parseAllDocuments } from "yaml";
-import { type CliConfig, parseCli } from "../server/cli.ts";
+import { type CliConfig, parseCli } from "../server/config.ts";
 import { ROOT, run, start } from "./_process.ts";
 import { readConfig } from "./_publish.ts";
 
@@ -111,6 +111,7 @@ Deno.test("Dockerfile: the dependencies get a layer of their own, before the cod
     "RUN chown deno:deno /app",
     "COPY deno.json deno.lock ./",
     "COPY client/deno.json client/",
+    "COPY protocol/deno.json protocol/",
     "RUN deno install --frozen",
   ]);
   assert.match(steps[code + 1], /^RUN deno cache --frozen mod\.ts examples\/todo\/main\.ts$/);
@@ -228,12 +229,18 @@ Deno.test({
       const code = dockerfile.findIndex((i) => i.keyword === "COPY" && /\. \.$/.test(i.args));
       if (
         !await t.step(
-          "the dependency layer installs from deno.json, deno.lock and client/deno.json",
+          "the dependency layer installs from deno.json, deno.lock and the members' deno.json",
           async () => {
             for (const instruction of dockerfile.slice(0, code)) await replay(instruction);
             const copied = [];
             for await (const entry of Deno.readDir(app)) copied.push(entry.name);
-            assert.deepEqual(copied.sort(), ["client", "deno.json", "deno.lock", "node_modules"]);
+            assert.deepEqual(copied.sort(), [
+              "client",
+              "deno.json",
+              "deno.lock",
+              "node_modules",
+              "protocol",
+            ]);
             await Deno.stat(`${app}/node_modules/hono/package.json`);
             await Deno.stat(`${app}/node_modules/@grpc/grpc-js/package.json`);
           },

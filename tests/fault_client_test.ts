@@ -12,7 +12,7 @@ import { GrpcClient } from "@purple/client/grpc";
 import { HttpClient } from "@purple/client";
 import { startPurple } from "./_purple.ts";
 import { grpcFrame, grpcTest, openFds, rawGrpc, rssKiB, settlesTo, sleep } from "./_hardening.ts";
-import { PUT_REQUEST } from "../client/_grpc_messages.ts";
+import { messageCodecOf } from "@purple/protocol/wire";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -177,7 +177,10 @@ grpcTest(
       await canceller.close();
       // 40 raw streams: headers and half a message, then RST_STREAM (CANCEL).
       const raw = rawGrpc(address);
-      const message = PUT_REQUEST.encode({ location: { key: "reset" }, value: { content: big } });
+      const message = messageCodecOf("PutRequest").encode({
+        location: { key: "reset" },
+        value: { content: big },
+      });
       const frame = grpcFrame(message);
       await Promise.all(Array.from({ length: 40 }, async () => {
         const session = http2.connect(`http://${address}`);
@@ -256,7 +259,7 @@ grpcTest("a client that never finishes its body is cut off after --body-timeout-
 
     // gRPC: four calls whose message stops halfway hold the four slots...
     const raw = rawGrpc(address);
-    const message = PUT_REQUEST.encode({
+    const message = messageCodecOf("PutRequest").encode({
       location: { key: "slow" },
       value: { content: new Uint8Array(1000) },
     });

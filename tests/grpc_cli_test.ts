@@ -5,64 +5,12 @@
 
 import assert from "node:assert/strict";
 import { GrpcClient } from "@purple/client/grpc";
+import { type Program, ROOT, start } from "./_process.ts";
+import { purpleArgs } from "./_purple.ts";
 
-const MOD = new URL("../mod.ts", import.meta.url);
-
-/** A `purple` process and the lines it prints. */
-interface Purple {
-  child: Deno.ChildProcess;
-  /** Waits for a line matching `pattern` (already printed or to come) and returns its match. */
-  line(pattern: RegExp): Promise<RegExpMatchArray>;
-  /** Sends SIGTERM and returns the exit code. */
-  stop(): Promise<number>;
-}
-
-function spawnPurple(args: string[]): Purple {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", MOD.pathname, ...args],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const waiters = new Set<() => void>();
-  let ended = false;
-  (async () => {
-    let rest = "";
-    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + text).split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-      waiters.forEach((wake) => wake());
-    }
-    ended = true;
-    waiters.forEach((wake) => wake());
-  })();
-  const line = async (pattern: RegExp) => {
-    const deadline = Date.now() + 20_000;
-    while (true) {
-      const match = lines.map((text) => text.match(pattern)).find((found) => found !== null);
-      if (match) return match;
-      if (ended || Date.now() > deadline) {
-        throw new Error(`purple never printed ${pattern}; it printed:\n${lines.join("\n")}`);
-      }
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          waiters.delete(wake);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(wake, 100);
-        waiters.add(wake);
-      });
-    }
-  };
-  const stop = async () => {
-    child.kill("SIGTERM");
-    const { code } = await child.status;
-    await line(/^Stopped$/).catch(() => {});
-    return code;
-  };
-  return { child, line, stop };
+/** Starts `purple` with `args`: the tests' one spawner, running `mod.ts`. */
+function spawnPurple(args: string[]): Program {
+  return start(Deno.execPath(), purpleArgs(args), { cwd: ROOT, name: "purple" });
 }
 
 Deno.test("purple: 100 increments over HTTP and 100 over gRPC, concurrently, read 200 on both", async () => {
@@ -132,6 +80,8 @@ Deno.test("purple grpc --port 0 serves gRPC alone and exits 0 on SIGTERM", async
  */
 const BURST_CLIENT = `
   import { GrpcClient } from "@purple/client/grpc";
+import { type Program, ROOT, start } from "./_process.ts";
+import { purpleArgs } from "./_purple.ts";
   const client = new GrpcClient(Deno.args[0]);
   for (let i = 0; i < 300; i++) await client.counterIncrement("before", 1);
   const batch = Array.from({ length: 50 }, () =>

@@ -12,7 +12,7 @@ import {
   ValueTooLargeError,
 } from "@purple/client/errors";
 import { DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
-import { type CliConfig, HELP, parseCli, UsageError } from "../server/cli.ts";
+import { type CliConfig, HELP, parseCli, UsageError } from "../server/config.ts";
 import { jsonBodyLimit } from "../server/http.ts";
 import {
   grpcFrame,
@@ -309,14 +309,18 @@ class Stalled {
   #releases: Array<() => void> = [];
   started = 0;
 
-  /** `ops` where kvGet and cacheGet wait for `release()` (or forever). */
+  /**
+   * `ops` where kvGet and cacheGet wait for `release()` (or forever). Unlike the memory
+   * backend it wraps, it does not settle at once (`settlesAtOnce` false), so the servers time it.
+   */
   wrap(ops: Operations): Operations {
     const wait = <T>(call: () => Promise<T>) => {
       this.started++;
       return new Promise<void>((resolve) => this.#releases.push(resolve)).then(call);
     };
     return new Proxy(ops, {
-      get: (target, name: keyof Operations) => {
+      get: (target, name: keyof Operations | "settlesAtOnce") => {
+        if (name === "settlesAtOnce") return false;
         if (name === "kvGet" || name === "cacheGet") {
           const call = target[name].bind(target) as (key: string) => Promise<unknown>;
           return (key: string) => wait(() => call(key));

@@ -1,7 +1,8 @@
 /**
- * The two JSR packages, @purple/server (the repository root) and @purple/client (client/):
- * `deno publish --dry-run` passes, they upload what they should and nothing else, the client
- * holds no server code and its main entry no dependency, and their docs pass `deno doc --lint`.
+ * The three JSR packages, @purple/server (the repository root), @purple/client (client/) and
+ * @purple/protocol (protocol/, what both share): `deno publish --dry-run` passes, they upload what
+ * they should and nothing else, the client holds no server code and its main entry no
+ * dependency, and their docs pass `deno doc --lint`.
  */
 
 import assert from "node:assert/strict";
@@ -34,17 +35,16 @@ function forbidden(files: string[]): string[] {
   return files.filter((file) => NEVER.some((pattern) => pattern.test(file)));
 }
 
-Deno.test("both packages have a name, the same version, a license and exports", async () => {
+Deno.test("every package has its name, the same version, a license and exports", async () => {
   const server = await readConfig(PACKAGES["@purple/server"]);
-  const client = await readConfig(PACKAGES["@purple/client"]);
-  assert.equal(server.name, "@purple/server");
-  assert.equal(client.name, "@purple/client");
   assert.match(server.version, /^\d+\.\d+\.\d+$/);
-  assert.equal(client.version, server.version);
-  assert.equal(server.license, "MIT");
-  assert.equal(client.license, "MIT");
-  assert.equal(server.exports["."], "./mod.ts");
-  assert.equal(client.exports["."], "./mod.ts");
+  for (const [name, dir] of Object.entries(PACKAGES)) {
+    const config = await readConfig(dir);
+    assert.equal(config.name, name);
+    assert.equal(config.version, server.version, name);
+    assert.equal(config.license, "MIT", name);
+    assert.equal(config.exports["."], "./mod.ts", name);
+  }
 });
 
 Deno.test("deno publish --dry-run passes for @purple/server, without tests, data or client code", async () => {
@@ -52,7 +52,7 @@ Deno.test("deno publish --dry-run passes for @purple/server, without tests, data
   assert.equal(code, 0, output);
   assert.equal(published, `@purple/server@${(await readConfig(".")).version}`, output);
   assert.deepEqual(forbidden(files), []);
-  assert.deepEqual(files.filter((file) => file.startsWith("client/")), []);
+  assert.deepEqual(files.filter((file) => /^(client|protocol)\//.test(file)), []);
   for (const needed of ["mod.ts", "deno.json", "README.md", "server/cli.ts", "backends/disk.ts"]) {
     assert.ok(files.includes(needed), `${needed} is missing from ${files.join(", ")}`);
   }
@@ -87,51 +87,60 @@ async function graph(entry: string): Promise<{ local: string[]; external: string
   return { local, external };
 }
 
+Deno.test("deno publish --dry-run passes for @purple/protocol, which holds protocol code only", async () => {
+  const { code, output, published, files } = await publishDryRun(PACKAGES["@purple/protocol"]);
+  assert.equal(code, 0, output);
+  assert.equal(published, `@purple/protocol@${(await readConfig("protocol")).version}`, output);
+  assert.deepEqual(forbidden(files), []);
+  assert.deepEqual(files.filter((file) => !file.startsWith("protocol/")), []);
+  for (const needed of ["protocol/mod.ts", "protocol/wire.ts", "protocol/gen/purple_pb.ts"]) {
+    assert.ok(files.includes(needed), `${needed} is missing from ${files.join(", ")}`);
+  }
+});
+
+/** The npm packages among a module graph's external specifiers. */
+function npmPackages(external: string[]): string[] {
+  const names = external.map((specifier) => /^npm:\/?(@?[^@]+)@/.exec(specifier)?.[1]);
+  return [...new Set(names.filter((name) => name !== undefined))].sort();
+}
+
 Deno.test("@purple/client's main entry (HttpClient) has no dependency at all", async () => {
   const { local, external } = await graph("client/mod.ts");
   assert.deepEqual(external, []);
-  assert.deepEqual(local.filter((file) => !file.startsWith("client/")), []);
+  assert.deepEqual(local.filter((file) => !/^(client|protocol)\//.test(file)), []);
+  assert.deepEqual(local.filter((file) => /wire|gen\//.test(file)), [], "no wire format");
   assert.ok(local.includes("client/http.ts"));
   // Nor does the client's deno.json map anything but grpc-js, for ./grpc.
   assert.deepEqual(Object.keys((await readConfig("client")).imports ?? {}), ["@grpc/grpc-js"]);
 });
 
-Deno.test("every entry point of @purple/client loads client code only, and ./grpc only grpc-js", async () => {
+Deno.test("every entry point of @purple/client loads client and protocol code only, ./grpc grpc-js", async () => {
   const { exports } = await readConfig("client");
   for (const path of Object.values(exports)) {
     const { local, external } = await graph(`client/${path.slice(2)}`);
-    assert.deepEqual(local.filter((file) => !file.startsWith("client/")), [], path);
-    const packages = external
-      .map((specifier) => /^npm:\/?(@?[^@]+)@/.exec(specifier)?.[1])
-      .filter((name) => name !== undefined);
-    assert.deepEqual(packages, path === "./grpc.ts" ? ["@grpc/grpc-js"] : [], path);
+    assert.deepEqual(local.filter((file) => !/^(client|protocol)\//.test(file)), [], path);
+    assert.deepEqual(
+      npmPackages(external),
+      path === "./grpc.ts" ? ["@bufbuild/protobuf", "@grpc/grpc-js"] : [],
+      path,
+    );
   }
 });
 
-/**
- * The one `deno doc --lint` error allowed: a public function returning a type of an npm
- * package (Hono) is reported as a "private type" (denoland/deno#27364: the fix in Deno skips
- * only jsr: and https: modules, and npm packages live in file: paths).
- */
-const KNOWN_DOC_LINT = [
-  "error[private-type-ref]: public type 'createHttpApp' references private type 'Hono'",
-];
-
-Deno.test("deno doc --lint passes on every entry point of both packages", async () => {
-  const entries: string[] = [];
-  for (const dir of Object.values(PACKAGES)) {
+for (const [name, dir] of Object.entries(PACKAGES)) {
+  Deno.test(`deno doc --lint is clean on every entry point of ${name}`, async () => {
     const { exports } = await readConfig(dir);
-    entries.push(...Object.values(exports).map((path) => `${dir}/${path.slice(2)}`));
-  }
-  const { code, stdout, stderr } = await run(Deno.execPath(), ["doc", "--lint", ...entries], {
-    env: { NO_COLOR: "1" },
+    const entries = Object.values(exports).map((path) => `${dir}/${path.slice(2)}`);
+    const { code, stdout, stderr } = await run(Deno.execPath(), ["doc", "--lint", ...entries], {
+      env: { NO_COLOR: "1" },
+    });
+    const errors = (stdout + stderr).split("\n").filter((line) => line.startsWith("error"));
+    assert.deepEqual(errors, [], stdout + stderr);
+    assert.equal(code, 0, stdout + stderr);
   });
-  const errors = (stdout + stderr).split("\n").filter((line) => line.startsWith("error["));
-  assert.deepEqual(errors, KNOWN_DOC_LINT, stdout + stderr);
-  assert.equal(code, errors.length === 0 ? 0 : 1);
-});
+}
 
-Deno.test("every exported symbol of both packages has a description and an @example", async () => {
+Deno.test("every exported symbol of every package has a description and an @example", async () => {
   const entries: string[] = [];
   for (const dir of Object.values(PACKAGES)) {
     const { exports } = await readConfig(dir);

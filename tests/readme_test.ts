@@ -3,7 +3,7 @@
 // must list every flag of `purple --help` with the same variable.
 
 import assert from "node:assert/strict";
-import { HELP } from "../server/cli.ts";
+import { settingsTableRows } from "../server/config.ts";
 import { startPurple } from "./_purple.ts";
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
@@ -111,16 +111,10 @@ for (const backend of ["memory", "disk"]) {
   });
 }
 
-Deno.test("the README's CLI table lists every flag of purple --help with its variable", () => {
-  const table = section("The `purple` command");
-  const flags = [...HELP.matchAll(/^ {2}(--[a-z-]+)[^\n[]*\[([A-Z_]+)/gm)];
-  assert.ok(flags.length >= 11, `found ${flags.length} flags in HELP`);
-  for (const [, flag, variable] of flags) {
-    const row = table.split("\n").find((line) =>
-      line.startsWith(`| \`${flag} `) ||
-      line.startsWith(`| \`${flag}\``)
-    );
-    assert.ok(row, `the README's table has a row for ${flag}`);
-    assert.ok(row.includes(`\`${variable}\``), `${flag} is set by ${variable}`);
-  }
+Deno.test("the README's CLI table is the settings table: every flag, variable, default, meaning", () => {
+  const cells = (row: string) => row.split("|").slice(1, -1).map((cell) => cell.trim());
+  const rows = section("The `purple` command").split("\n")
+    .filter((line) => /^\| `-/.test(line))
+    .map(cells);
+  assert.deepEqual(rows, settingsTableRows().map(cells));
 });

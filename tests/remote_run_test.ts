@@ -1,8 +1,8 @@
 /**
  * `deno run -A jsr:@purple/server`, as a remote user types it: no `--unstable-kv`, no config
  * file of ours. JSR is out of reach here, so the test plays its part: it takes the files that
- * `deno publish --dry-run` lists for both packages, rewrites their bare specifiers to full ones
- * as `deno publish` does (`hono` to `npm:hono@^4.12.0`, `@purple/client/errors` to the client
+ * `deno publish --dry-run` lists for every package, rewrites their bare specifiers to full ones
+ * as `deno publish` does (`hono` to `npm:hono@^4.12.0`, `@purple/protocol/errors` to the protocol
  * package's file), serves them over HTTP on 127.0.0.1, and runs the entry from that URL with
  * `deno run -A --no-config`.
  */
@@ -47,10 +47,15 @@ function throughImports(imports: Record<string, string>, specifier: string): str
   return undefined;
 }
 
-/** Lays out both packages, as published, under `site/` and serves it; returns the base URL. */
+/** Where each package is laid out under the site. */
+const SITE_DIRS: Record<string, string> = {
+  "@purple/server": "server",
+  "@purple/client": "client",
+  "@purple/protocol": "protocol",
+};
+
+/** Lays out every package, as published, under `site/` and serves it; returns the base URL. */
 async function servePackages(site: string): Promise<{ base: string; close(): Promise<void> }> {
-  const server = await readConfig(PACKAGES["@purple/server"]);
-  const client = await readConfig(PACKAGES["@purple/client"]);
   const server$ = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
     const path = decodeURIComponent(new URL(request.url).pathname);
     try {
@@ -67,7 +72,7 @@ async function servePackages(site: string): Promise<{ base: string; close(): Pro
   });
   const base = `http://127.0.0.1:${server$.addr.port}`;
   try {
-    await layOut(site, base, server, client);
+    await layOut(site, base);
   } catch (error) {
     await server$.shutdown();
     throw error;
@@ -75,36 +80,34 @@ async function servePackages(site: string): Promise<{ base: string; close(): Pro
   return { base, close: () => server$.shutdown() };
 }
 
-/** Writes the files of both packages under `site`, their specifiers unfurled against `base`. */
-async function layOut(
-  site: string,
-  base: string,
-  server: PackageConfig,
-  client: PackageConfig,
-): Promise<void> {
-  const clientFile = (specifier: string) => {
-    const sub = specifier === "@purple/client"
-      ? "."
-      : `.${specifier.slice("@purple/client".length)}`;
-    const path = client.exports[sub];
-    return path === undefined ? undefined : `${base}/client/${path.slice(2)}`;
+/** Writes the files of every package under `site`, their specifiers unfurled against `base`. */
+async function layOut(site: string, base: string): Promise<void> {
+  const configs: Record<string, PackageConfig> = {};
+  for (const [name, dir] of Object.entries(PACKAGES)) configs[name] = await readConfig(dir);
+  /** A module of one of the packages (`@purple/protocol/errors`), by its export. */
+  const packageFile = (specifier: string) => {
+    const name = Object.keys(PACKAGES).find((name) =>
+      specifier === name || specifier.startsWith(`${name}/`)
+    );
+    if (name === undefined) return undefined;
+    const path = configs[name].exports[`.${specifier.slice(name.length)}`];
+    return path === undefined ? undefined : `${base}/${SITE_DIRS[name]}/${path.slice(2)}`;
   };
   for (const [name, dir] of Object.entries(PACKAGES)) {
     const { code, output, files } = await publishDryRun(dir);
     assert.equal(code, 0, output);
     for (const file of files) {
-      const target = `${site}/${name === "@purple/client" ? file : `server/${file}`}`;
+      const inPackage = dir === "." ? file : file.slice(dir.length + 1);
+      const target = `${site}/${SITE_DIRS[name]}/${inPackage}`;
       await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
       if (!file.endsWith(".ts")) {
         await Deno.copyFile(`${ROOT}/${file}`, target);
         continue;
       }
-      const resolve = name === "@purple/client"
-        ? (specifier: string) => throughImports(client.imports ?? {}, specifier)
-        : (specifier: string) =>
-          specifier.startsWith("@purple/client")
-            ? clientFile(specifier)
-            : throughImports(server.imports ?? {}, specifier);
+      const resolve = (specifier: string) =>
+        specifier.startsWith("@purple/")
+          ? packageFile(specifier)
+          : throughImports(configs[name].imports ?? {}, specifier);
       await Deno.writeTextFile(
         target,
         unfurl(await Deno.readTextFile(`${ROOT}/${file}`), file, resolve),

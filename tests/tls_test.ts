@@ -9,7 +9,8 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { HttpClient } from "@purple/client";
 import { UnavailableError } from "@purple/client/errors";
-import { GRPC_SERVICES, GrpcClient } from "@purple/client/grpc";
+import { GrpcClient } from "@purple/client/grpc";
+import { grpcMethod } from "@purple/protocol/wire";
 import { DEFAULT_LIMITS, openBackend } from "../backends/mod.ts";
 import { startHttpServer } from "../server/http.ts";
 import { startGrpcServer } from "../server/grpc.ts";
@@ -222,7 +223,7 @@ test("a plain grpc-js client with SSL credentials calls the TLS gRPC server", as
       grpc.credentials.createSsl(Buffer.from(PKI.ca)),
     );
     try {
-      const method = GRPC_SERVICES.Counter.CounterIncrement;
+      const method = grpcMethod("counterIncrement");
       const reply = await new Promise<{ value: bigint }>((resolve, reject) =>
         client.makeUnaryRequest(
           method.path,

@@ -18,6 +18,20 @@ import {
 
 const MAX_VALUE_BYTES = Number(process.env.PURPLE_MAX_VALUE_BYTES);
 const INT64_MAX = 9223372036854775807n;
+/** The operations of the operation table, from the Deno test that runs this. */
+const OPERATIONS = process.env.PURPLE_OPERATIONS.split(",");
+
+/** The client, recording the name of every operation called through it. */
+function recording(client, called) {
+  return new Proxy(client, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (typeof value !== "function") return value;
+      if (OPERATIONS.includes(name)) called.add(name);
+      return value.bind(target);
+    },
+  });
+}
 
 /**
  * Registers the tests of one client.
@@ -27,7 +41,8 @@ const INT64_MAX = 9223372036854775807n;
  */
 export function everyOperation(name, connect) {
   describe(`${name} in Node`, () => {
-    const purple = connect();
+    const called = new Set();
+    const purple = recording(connect(), called);
     const key = (what) => `${name}-${what}`;
     after(() => purple.close());
 
@@ -110,6 +125,10 @@ export function everyOperation(name, connect) {
       } finally {
         await down.close();
       }
+    });
+
+    test(`${name}: every operation was called`, () => {
+      assert.deepEqual(OPERATIONS.filter((operation) => !called.has(operation)), []);
     });
 
     test("after close(), calls reject with UnavailableError", async () => {

@@ -9,7 +9,7 @@
  *
  * @example Using any implementation
  * ```ts
- * import type { Operations } from "@purple/client";
+ * import type { Operations } from "@purple/protocol";
  *
  * async function visit(ops: Operations, page: string): Promise<bigint> {
  *   return await ops.counterIncrement(`visits:${page}`, 1);
@@ -24,7 +24,7 @@
  *
  * @example
  * ```ts
- * import type { CounterAmount } from "@purple/client";
+ * import type { CounterAmount } from "@purple/protocol";
  *
  * const exact: CounterAmount = 9007199254740993n; // past 2^53: a bigint stays exact
  * const small: CounterAmount = 100; // a safe integer number is fine too
@@ -38,7 +38,7 @@ export type CounterAmount = bigint | number;
  *
  * @example
  * ```ts
- * import type { KvValue } from "@purple/client";
+ * import type { KvValue } from "@purple/protocol";
  *
  * const bytes: KvValue = new Uint8Array([0x89, 0x50, 0x4e, 0x47]);
  * const text: KvValue = "hello"; // stored as its UTF-8 bytes
@@ -53,7 +53,7 @@ export type KvValue = Uint8Array | string;
  *
  * @example
  * ```ts
- * import type { Operations } from "@purple/client";
+ * import type { Operations } from "@purple/protocol";
  *
  * async function remember(ops: Operations): Promise<string> {
  *   await ops.cacheSet("session", "abc", 60);

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { normalizeAmount, normalizeTtl } from "@purple/client/validate";
+ * import { normalizeAmount, normalizeTtl } from "@purple/protocol/validate";
  *
  * console.log(normalizeAmount(5)); // 5n
  * console.log(normalizeTtl(undefined)); // 5
@@ -23,7 +23,7 @@ import type { CounterAmount } from "./operations.ts";
  *
  * @example
  * ```ts
- * import { DEFAULT_TTL_SECONDS } from "@purple/client/validate";
+ * import { DEFAULT_TTL_SECONDS } from "@purple/protocol/validate";
  *
  * console.log(DEFAULT_TTL_SECONDS); // 5
  * ```
@@ -35,7 +35,7 @@ export const DEFAULT_TTL_SECONDS = 5;
  *
  * @example
  * ```ts
- * import { MAX_TTL_SECONDS } from "@purple/client/validate";
+ * import { MAX_TTL_SECONDS } from "@purple/protocol/validate";
  *
  * console.log(MAX_TTL_SECONDS); // 2147483647
  * ```
@@ -47,7 +47,7 @@ export const MAX_TTL_SECONDS = 2147483647;
  *
  * @example
  * ```ts
- * import { INT64_MIN } from "@purple/client/validate";
+ * import { INT64_MIN } from "@purple/protocol/validate";
  *
  * console.log(INT64_MIN); // -9223372036854775808n
  * ```
@@ -59,7 +59,7 @@ export const INT64_MIN: bigint = -(2n ** 63n);
  *
  * @example
  * ```ts
- * import { INT64_MAX } from "@purple/client/validate";
+ * import { INT64_MAX } from "@purple/protocol/validate";
  *
  * console.log(INT64_MAX); // 9223372036854775807n
  * ```
@@ -74,7 +74,7 @@ export const INT64_MAX: bigint = 2n ** 63n - 1n;
  *
  * @example
  * ```ts
- * import { describe } from "@purple/client/validate";
+ * import { describe } from "@purple/protocol/validate";
  *
  * console.log(describe("")); // "a string of length 0"
  * ```
@@ -95,7 +95,7 @@ export function describe(value: unknown): string {
  *
  * @example
  * ```ts
- * import { assertName } from "@purple/client/validate";
+ * import { assertName } from "@purple/protocol/validate";
  *
  * assertName("key", "player1");
  * ```
@@ -118,7 +118,7 @@ export function assertName(name: string, value: unknown): asserts value is strin
  *
  * @example
  * ```ts
- * import { assertFlag } from "@purple/client/validate";
+ * import { assertFlag } from "@purple/protocol/validate";
  *
  * assertFlag(true);
  * ```
@@ -137,7 +137,7 @@ export function assertFlag(value: unknown): asserts value is boolean {
  *
  * @example
  * ```ts
- * import { normalizeTtl } from "@purple/client/validate";
+ * import { normalizeTtl } from "@purple/protocol/validate";
  *
  * console.log(normalizeTtl(0)); // 5
  * ```
@@ -161,7 +161,7 @@ export function normalizeTtl(ttl: unknown): number {
  *
  * @example
  * ```ts
- * import { normalizeAmount } from "@purple/client/validate";
+ * import { normalizeAmount } from "@purple/protocol/validate";
  *
  * console.log(normalizeAmount(-3)); // -3n
  * ```

@@ -1,0 +1,33 @@
+/**
+ * `@purple/protocol`: what Purple's clients and servers share, declared once — the operations
+ * contract ({@linkcode Operations}), the operation table ({@linkcode OPERATIONS}), and, at their
+ * own entry points, the typed errors (`./errors`), the input checks (`./validate`), text helpers
+ * (`./text`) and the gRPC wire format generated from `proto/purple.proto` (`./wire`).
+ *
+ * Applications use `@purple/client` (which re-exports the contract and the errors) or
+ * `@purple/server`; this package is what both are built on. Its main entry has no dependency, so
+ * that the fetch-only `HttpClient` keeps none.
+ *
+ * @example Every operation a read-only token may call
+ * ```ts
+ * import { isRead, OPERATION_NAMES } from "@purple/protocol";
+ *
+ * console.log(OPERATION_NAMES.filter(isRead)); // ["cacheGet", "counterGet", "flagGet", ...]
+ * ```
+ *
+ * @module
+ */
+
+export type { CounterAmount, KvValue, Operations } from "./operations.ts";
+export {
+  type Access,
+  type GrpcRoute,
+  type GrpcServiceName,
+  type HttpMethod,
+  type HttpRoute,
+  isRead,
+  OPERATION_NAMES,
+  type OperationName,
+  OPERATIONS,
+  type OperationSpec,
+} from "./operation_table.ts";

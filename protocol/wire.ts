@@ -1,0 +1,677 @@
+/**
+ * The gRPC wire format of Purple, derived from `proto/purple.proto` (the only source: the
+ * codecs and descriptors in `gen/` are generated from it by `deno task gen`) and from the
+ * operation table:
+ *
+ * - {@linkcode GRPC_BINDINGS}: for each operation, how its arguments become a request message
+ *   and back, and how its result becomes a response message and back — the one place per
+ *   operation that the gRPC server and `GrpcClient` share;
+ * - {@linkcode grpcMethod} and {@linkcode grpcServices}: the methods as grpc-js method
+ *   definitions (structurally: this module does not load grpc-js), for the server to register and
+ *   the client to call;
+ * - {@linkcode fileDescriptorSet}: the descriptors of Purple's services and of the standard
+ *   health service, for server reflection.
+ *
+ * int64 fields are exact `bigint`s, bytes fields `Uint8Array`s. A message that does not decode
+ * (truncated, a bad wire type, a string that is not UTF-8) is an `InvalidArgumentError`
+ * (`Bad message: ...`).
+ *
+ * @example Encoding a request the way GrpcClient does
+ * ```ts
+ * import { GRPC_BINDINGS, grpcMethod } from "@purple/protocol/wire";
+ *
+ * const method = grpcMethod("counterIncrement");
+ * const bytes = method.requestSerialize(GRPC_BINDINGS.counterIncrement.request("hits", 2n ** 60n));
+ * console.log(method.path); // "/proto.Counter/CounterIncrement"
+ * console.log(method.requestDeserialize(bytes).amount); // 1152921504606846976n
+ * ```
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { InvalidArgumentError } from "./errors.ts";
+import type { Operations } from "./operations.ts";
+import {
+  type GrpcRoute,
+  type GrpcServiceName,
+  OPERATION_NAMES,
+  type OperationName,
+  OPERATIONS,
+} from "./operation_table.ts";
+import * as purple from "./gen/purple_pb.ts";
+import * as health from "./gen/grpc/health/v1/health_pb.ts";
+
+/**
+ * The protobuf package of Purple's services.
+ *
+ * @example
+ * ```ts
+ * import { PROTO_PACKAGE } from "@purple/protocol/wire";
+ *
+ * console.log(PROTO_PACKAGE); // "proto"
+ * ```
+ */
+export const PROTO_PACKAGE = "proto";
+
+/**
+ * What `gen/purple_pb.ts` (generated from `proto/purple.proto`) exports: the file's descriptor,
+ * and a schema (`<Message>Schema`) for each message and a descriptor for each service.
+ *
+ * @example
+ * ```ts
+ * import type { Generated } from "@purple/protocol/wire";
+ *
+ * type Schemas = keyof Generated; // "CacheGetRequestSchema" | ...
+ * ```
+ */
+export type Generated = typeof purple;
+
+/**
+ * The name of a message of `proto/purple.proto`, such as `CacheGetRequest`.
+ *
+ * @example
+ * ```ts
+ * import type { MessageName } from "@purple/protocol/wire";
+ *
+ * const name: MessageName = "PutRequest";
+ * console.log(name);
+ * ```
+ */
+export type MessageName = {
+  [K in keyof Generated]: K extends `${infer Name}Schema` ? Name : never;
+}[keyof Generated];
+
+/** The generated schema of a message, by name. */
+type SchemaOf<Name extends MessageName> =
+  & Generated[`${Name}Schema` & keyof Generated]
+  & DescMessage;
+
+/**
+ * A decoded message of `proto/purple.proto`, by name: the TypeScript type protoc-gen-es
+ * generated for it (read from its schema's type, so that no protobuf-es type is named here).
+ *
+ * @example
+ * ```ts
+ * import type { Message } from "@purple/protocol/wire";
+ *
+ * function keyOf(request: Message<"CacheGetRequest">): string {
+ *   return request.key;
+ * }
+ * ```
+ */
+export type Message<Name extends MessageName> = Generated[`${Name}Schema` & keyof Generated] extends
+  { readonly $codegenv2: { a: infer Shape } } ? Shape
+  : never;
+
+/**
+ * What a message is built from: its fields, each optional (a missing field is its default),
+ * embedded messages built the same way.
+ *
+ * @example
+ * ```ts
+ * import type { MessageInit } from "@purple/protocol/wire";
+ *
+ * const reply: MessageInit<"GetCounterResponse"> = { value: 3n };
+ * console.log(reply);
+ * ```
+ */
+export type MessageInit<Name extends MessageName> = Fields<Message<Name>>;
+
+/**
+ * The fields of a decoded message, each optional, embedded messages as their fields (the
+ * protobuf-es `$typeName` and `$unknown` left out).
+ *
+ * @example
+ * ```ts
+ * import type { Fields, Message } from "@purple/protocol/wire";
+ *
+ * const request: Fields<Message<"CacheSetRequest">> = { key: "session", item: { value: "v" } };
+ * console.log(request);
+ * ```
+ */
+export type Fields<T> = {
+  [P in keyof T as P extends `$${string}` ? never : P]?: T[P] extends
+    Uint8Array | bigint | boolean | number | string | readonly unknown[] ? T[P]
+    : T[P] extends object | undefined ? Fields<NonNullable<T[P]>>
+    : T[P];
+};
+
+/**
+ * The operation table's type, which the bindings' types read the message names from.
+ *
+ * @example
+ * ```ts
+ * import type { Table } from "@purple/protocol/wire";
+ *
+ * type KvGet = Table["kvGet"]["grpc"]["method"]; // "KVGet"
+ * ```
+ */
+export type Table = typeof OPERATIONS;
+
+/**
+ * The request message of an operation, as the operation table names it.
+ *
+ * @example
+ * ```ts
+ * import type { RequestName } from "@purple/protocol/wire";
+ *
+ * const name: RequestName<"kvPut"> = "PutRequest";
+ * console.log(name);
+ * ```
+ */
+export type RequestName<Op extends OperationName> = Table[Op]["grpc"]["request"];
+
+/**
+ * The response message of an operation, as the operation table names it.
+ *
+ * @example
+ * ```ts
+ * import type { ResponseName } from "@purple/protocol/wire";
+ *
+ * const name: ResponseName<"kvPut"> = "Empty";
+ * console.log(name);
+ * ```
+ */
+export type ResponseName<Op extends OperationName> = Table[Op]["grpc"]["response"];
+
+/**
+ * The arguments of an operation (without any per-call options).
+ *
+ * @example
+ * ```ts
+ * import type { Arguments } from "@purple/protocol/wire";
+ *
+ * const args: Arguments<"cacheSet"> = ["session", "a1b2c3", 60];
+ * console.log(args);
+ * ```
+ */
+export type Arguments<Op extends OperationName> = Parameters<Operations[Op]>;
+
+/**
+ * The result an operation resolves with.
+ *
+ * @example
+ * ```ts
+ * import type { Result } from "@purple/protocol/wire";
+ *
+ * const result: Result<"counterGet"> = 3n;
+ * console.log(result);
+ * ```
+ */
+export type Result<Op extends OperationName> = Awaited<ReturnType<Operations[Op]>>;
+
+/**
+ * How one operation travels over gRPC, both ways. `GrpcClient` calls `request` and `result`,
+ * the server `args` and `response`; between them, the bytes.
+ *
+ * @example
+ * ```ts
+ * import type { GrpcBinding } from "@purple/protocol/wire";
+ *
+ * const flagGet: GrpcBinding<"flagGet"> = {
+ *   request: (key) => ({ key }),
+ *   args: (request) => [request.key],
+ *   response: (value) => ({ value }),
+ *   result: (response) => response.value,
+ * };
+ * console.log(flagGet.request("beta"));
+ * ```
+ */
+export interface GrpcBinding<Op extends OperationName> {
+  /** Client: the request message of the operation's arguments (already checked). */
+  request(...args: Arguments<Op>): MessageInit<RequestName<Op>>;
+  /** Server: the operation's arguments from a decoded request message. */
+  args(request: Message<RequestName<Op>>): Arguments<Op>;
+  /** Server: the response message of the operation's result. */
+  response(result: Result<Op>): MessageInit<ResponseName<Op>>;
+  /** Client: the operation's result from a decoded response message. */
+  result(response: Message<ResponseName<Op>>): Result<Op>;
+}
+
+/**
+ * A binding for every operation: the compiler refuses a missing one.
+ *
+ * @example
+ * ```ts
+ * import type { GrpcBindings } from "@purple/protocol/wire";
+ *
+ * type KvPut = GrpcBindings["kvPut"];
+ * ```
+ */
+export type GrpcBindings = { readonly [Op in OperationName]: GrpcBinding<Op> };
+
+const EMPTY_BYTES = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+/**
+ * How each operation travels over gRPC (see {@linkcode GrpcBinding}). Proto3 gives a missing
+ * field its default: a `CacheSetRequest` without its `item` is an empty value with the default
+ * TTL, which the operation then refuses as it would any empty value.
+ *
+ * @example
+ * ```ts
+ * import { GRPC_BINDINGS } from "@purple/protocol/wire";
+ *
+ * console.log(GRPC_BINDINGS.cacheSet.request("session", "a1b2c3", 60)); // { key, item: { ... } }
+ * ```
+ */
+export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
+  {
+    cacheGet: {
+      request: (key) => ({ key }),
+      args: (request) => [request.key],
+      response: (value) => ({ value }),
+      result: (response) => response.value,
+    },
+    cacheSet: {
+      request: (key, value, ttl) => ({ key, item: { value, ttl: ttl ?? 0 } }),
+      args: ({ key, item }) => [key, item?.value ?? "", item?.ttl ?? 0],
+      response: () => ({}),
+      result: () => undefined,
+    },
+    counterIncrement: {
+      request: (key, amount) => ({ key, amount: BigInt(amount) }),
+      args: (request) => [request.key, request.amount],
+      response: (value) => ({ value }),
+      result: (response) => response.value,
+    },
+    counterGet: {
+      request: (key) => ({ key }),
+      args: (request) => [request.key],
+      response: (value) => ({ value }),
+      result: (response) => response.value,
+    },
+    flagGet: {
+      request: (key) => ({ key }),
+      args: (request) => [request.key],
+      response: (value) => ({ value }),
+      result: (response) => response.value,
+    },
+    flagSet: {
+      request: (key, value) => ({ key, value }),
+      args: (request) => [request.key, request.value],
+      response: () => ({}),
+      result: () => undefined,
+    },
+    kvGet: {
+      request: (key) => ({ key }),
+      args: (request) => [request.key],
+      response: (content) => ({ value: { content } }),
+      // A copy, so that the value does not hold on to the whole message it came in.
+      result: (response) => response.value?.content.slice() ?? new Uint8Array(0),
+    },
+    kvPut: {
+      request: (key, value) => ({
+        location: { key },
+        value: { content: typeof value === "string" ? encoder.encode(value) : value },
+      }),
+      args: ({ location, value }) => [location?.key ?? "", value?.content ?? EMPTY_BYTES],
+      response: () => ({}),
+      result: () => undefined,
+    },
+    kvDelete: {
+      request: (key) => ({ key }),
+      args: (request) => [request.key],
+      response: () => ({}),
+      result: () => undefined,
+    },
+    setGet: {
+      request: (set) => ({ set }),
+      args: (request) => [request.set],
+      response: (items) => ({ items }),
+      result: (response) => response.items,
+    },
+    setAdd: {
+      request: (set, item) => ({ set, item }),
+      args: (request) => [request.set, request.item],
+      response: (items) => ({ items }),
+      result: (response) => response.items,
+    },
+    setRemove: {
+      request: (set, item) => ({ set, item }),
+      args: (request) => [request.set, request.item],
+      response: (items) => ({ items }),
+      result: (response) => response.items,
+    },
+  } satisfies GrpcBindings,
+);
+
+/**
+ * A unary method in the shape of a grpc-js `MethodDefinition`: it can be passed wherever grpc-js
+ * takes one. Serializers return `Buffer`s (grpc-js copies them with Buffer methods). They take
+ * what a message is built from (`RequestInit`, `ResponseInit`), decoders give whole messages.
+ *
+ * @example
+ * ```ts
+ * import { grpcMethod, type MethodDefinition } from "@purple/protocol/wire";
+ *
+ * const method: MethodDefinition<unknown, unknown> = grpcMethod("kvGet");
+ * console.log(method.path); // "/proto.KV/KVGet"
+ * ```
+ */
+export interface MethodDefinition<
+  Request,
+  Response,
+  RequestInit = Request,
+  ResponseInit = Response,
+> {
+  /** `/<package>.<Service>/<Method>`, such as `/proto.Cache/CacheGet`. */
+  readonly path: string;
+  /** Always false: every method of Purple is unary. */
+  readonly requestStream: false;
+  /** Always false: every method of Purple is unary. */
+  readonly responseStream: false;
+  /** Encodes a request. */
+  readonly requestSerialize: (message: RequestInit) => Buffer;
+  /** Decodes a request; throws `InvalidArgumentError` when it is malformed. */
+  readonly requestDeserialize: (bytes: Uint8Array) => Request;
+  /** Encodes a response. */
+  readonly responseSerialize: (message: ResponseInit) => Buffer;
+  /** Decodes a response; throws `InvalidArgumentError` when it is malformed. */
+  readonly responseDeserialize: (bytes: Uint8Array) => Response;
+}
+
+/**
+ * A method of one of Purple's services, with the operation it serves.
+ *
+ * @example
+ * ```ts
+ * import { grpcServices, type ServedMethod } from "@purple/protocol/wire";
+ *
+ * const method: ServedMethod = grpcServices().Counter.IncrementCounter;
+ * console.log(method.operation, method.legacy); // "counterIncrement" true
+ * ```
+ */
+export interface ServedMethod extends MethodDefinition<unknown, unknown> {
+  /** The operation the method calls. */
+  readonly operation: OperationName;
+  /** Whether this is an earlier name of the operation's method (see the table's `legacy`). */
+  readonly legacy: boolean;
+  /**
+   * Whether the method answers `Empty` where the operation has a result (an earlier name that
+   * returned nothing): the server then drops the result.
+   */
+  readonly dropsResult: boolean;
+}
+
+/** The generated schema of a message, by name. */
+function schema(name: string): DescMessage {
+  const found = (purple as Record<string, unknown>)[`${name}Schema`];
+  if (typeof found !== "object" || found === null || (found as DescMessage).kind !== "message") {
+    throw new Error(
+      `The operation table names the message '${name}', which is not in purple.proto`,
+    );
+  }
+  return found as DescMessage;
+}
+
+/**
+ * A message's encoder and decoder with grpc-js's conventions: Buffers out (grpc-js copies them
+ * with Buffer methods), `InvalidArgumentError` for bytes that do not decode.
+ *
+ * @example
+ * ```ts
+ * import { type Codec, messageCodecOf } from "@purple/protocol/wire";
+ *
+ * const codec: Codec<{ value?: bigint }, { value: bigint }> = messageCodecOf("GetCounterResponse");
+ * console.log(codec.decode(codec.encode({ value: 7n })).value); // 7n
+ * ```
+ */
+export interface Codec<Init, Decoded> {
+  /** Encodes a message built from its fields. */
+  encode(message: Init): Buffer;
+  /** Decodes a message; throws `InvalidArgumentError` when the bytes are not one. */
+  decode(bytes: Uint8Array): Decoded;
+}
+
+/** A message's codec with grpc-js's conventions: Buffers out, typed errors in. */
+function codec(desc: DescMessage): Codec<unknown, unknown> {
+  return {
+    encode: (message: unknown): Buffer => {
+      const bytes = toBinary(desc, create(desc, message as never));
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+    decode: (bytes: Uint8Array): unknown => {
+      try {
+        // A plain view of grpc-js's Buffer: bytes fields are then plain Uint8Arrays (a Buffer's
+        // slice() would not even copy).
+        return fromBinary(desc, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      } catch (cause) {
+        throw new InvalidArgumentError(`Bad message: ${decodeProblem(cause)}`, { cause });
+      }
+    },
+  };
+}
+
+/** Why a message did not decode, for `Bad message: ...`. */
+function decodeProblem(error: unknown): string {
+  // TextDecoder's fatal mode throws a TypeError; protobuf-es throws Errors of its own.
+  if (error instanceof TypeError) return "a string field is not valid UTF-8";
+  return error instanceof Error ? error.message : String(error);
+}
+
+function methodDefinition(
+  service: GrpcServiceName,
+  method: string,
+  request: string,
+  response: string,
+): MethodDefinition<unknown, unknown> {
+  const requestCodec = codec(schema(request));
+  const responseCodec = codec(schema(response));
+  return {
+    path: `/${PROTO_PACKAGE}.${service}/${method}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: requestCodec.encode,
+    requestDeserialize: requestCodec.decode,
+    responseSerialize: responseCodec.encode,
+    responseDeserialize: responseCodec.decode,
+  } as MethodDefinition<unknown, unknown>;
+}
+
+/** Checks that the proto declares a method with the table's messages. */
+function assertInProto(service: string, method: string, request: string, response: string) {
+  const declared = purple.file_purple.services.find((s) => s.name === service)?.methods
+    .find((m) => m.name === method);
+  if (declared?.input.name !== request || declared.output.name !== response) {
+    throw new Error(
+      `The operation table says ${PROTO_PACKAGE}.${service}/${method} takes ${request} and ` +
+        `returns ${response}, which purple.proto does not declare`,
+    );
+  }
+}
+
+let services: Record<GrpcServiceName, Record<string, ServedMethod>> | undefined;
+
+/**
+ * Every method of Purple's services, service by service, from the operation table (earlier
+ * method names included), checked against `proto/purple.proto`: a method the proto declares and
+ * the table does not serve, or the reverse, throws. Built once.
+ *
+ * @returns The services, each a grpc-js `ServiceDefinition` whose methods say which operation
+ * they call.
+ * @throws {Error} When the table and the proto disagree (a bug caught by every gRPC test).
+ *
+ * @example
+ * ```ts
+ * import { grpcServices } from "@purple/protocol/wire";
+ *
+ * console.log(Object.keys(grpcServices().Counter)); // ["CounterIncrement", "IncrementCounter", ...]
+ * ```
+ */
+export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, ServedMethod>>> {
+  if (services !== undefined) return services;
+  const built = {} as Record<GrpcServiceName, Record<string, ServedMethod>>;
+  for (const operation of OPERATION_NAMES) {
+    const route: GrpcRoute = OPERATIONS[operation].grpc;
+    const { service, method, request, response, legacy = [] } = route;
+    const methods = built[service] ??= {};
+    for (
+      const [name, replies, isLegacy] of [
+        [method, response, false] as const,
+        ...legacy.map((old) => [old.method, old.response, true] as const),
+      ]
+    ) {
+      assertInProto(service, name, request, replies);
+      if (isLegacy && replies !== response && replies !== "Empty") {
+        throw new Error(`The earlier method ${service}/${name} must answer ${response} or Empty`);
+      }
+      methods[name] = {
+        ...methodDefinition(service, name, request, replies),
+        operation,
+        legacy: isLegacy,
+        dropsResult: replies !== response,
+      };
+    }
+  }
+  for (const declared of purple.file_purple.services) {
+    for (const method of declared.methods) {
+      if (built[declared.name as GrpcServiceName]?.[method.name] === undefined) {
+        throw new Error(
+          `${PROTO_PACKAGE}.${declared.name}/${method.name} is in purple.proto but not in the ` +
+            "operation table",
+        );
+      }
+    }
+  }
+  return services = built;
+}
+
+/**
+ * The method of an operation (its current name, not an earlier one).
+ *
+ * @param operation The operation.
+ * @returns Its grpc-js method definition.
+ *
+ * @example
+ * ```ts
+ * import { grpcMethod } from "@purple/protocol/wire";
+ *
+ * console.log(grpcMethod("setAdd").path); // "/proto.Set/SetAdd"
+ * ```
+ */
+export function grpcMethod<Op extends OperationName>(
+  operation: Op,
+): MethodDefinition<
+  Message<RequestName<Op>>,
+  Message<ResponseName<Op>>,
+  MessageInit<RequestName<Op>>,
+  MessageInit<ResponseName<Op>>
+> {
+  const { service, method } = OPERATIONS[operation].grpc;
+  return grpcServices()[service][method] as never;
+}
+
+/**
+ * The full names of Purple's services, such as `proto.Cache`, as health checks name them.
+ *
+ * @returns The names, in the proto's order.
+ *
+ * @example
+ * ```ts
+ * import { grpcServiceNames } from "@purple/protocol/wire";
+ *
+ * console.log(grpcServiceNames()); // ["proto.Cache", "proto.Counter", "proto.Flag", ...]
+ * ```
+ */
+export function grpcServiceNames(): string[] {
+  return purple.file_purple.services.map((service) => service.typeName);
+}
+
+/**
+ * The encoded `google.protobuf.FileDescriptorSet` of `purple.proto` and of the health service
+ * (`grpc/health/v1/health.proto`), as server reflection serves them.
+ *
+ * @returns The bytes.
+ *
+ * @example
+ * ```ts
+ * import { fileDescriptorSet } from "@purple/protocol/wire";
+ *
+ * console.log(fileDescriptorSet().length > 0); // true
+ * ```
+ */
+export function fileDescriptorSet(): Uint8Array {
+  return toBinary(
+    FileDescriptorSetSchema,
+    create(FileDescriptorSetSchema, {
+      file: [purple.file_purple.proto, health.file_grpc_health_v1_health.proto],
+    }),
+  );
+}
+
+/**
+ * The codec of a message of `proto/purple.proto`, by name (tests and tools; the servers and
+ * clients go through {@linkcode grpcMethod}).
+ *
+ * @param name The message's name.
+ * @returns Its encoder and decoder.
+ *
+ * @example
+ * ```ts
+ * import { messageCodecOf } from "@purple/protocol/wire";
+ *
+ * console.log(messageCodecOf("GetCounterResponse").encode({ value: 1n })); // <Buffer 08 01>
+ * ```
+ */
+export function messageCodecOf<Name extends MessageName>(
+  name: Name,
+): Codec<MessageInit<Name>, Message<Name>> {
+  return codec(schema(name)) as Codec<MessageInit<Name>, Message<Name>>;
+}
+
+/**
+ * The serving status of the standard health service (`grpc.health.v1`'s
+ * `HealthCheckResponse.ServingStatus`).
+ *
+ * @example
+ * ```ts
+ * import { HEALTH_STATUS } from "@purple/protocol/wire";
+ *
+ * console.log(HEALTH_STATUS.SERVING); // 1
+ * ```
+ */
+export const HEALTH_STATUS: Readonly<{
+  UNKNOWN: number;
+  SERVING: number;
+  NOT_SERVING: number;
+  SERVICE_UNKNOWN: number;
+}> = Object.freeze({
+  UNKNOWN: health.HealthCheckResponse_ServingStatus.UNKNOWN,
+  SERVING: health.HealthCheckResponse_ServingStatus.SERVING,
+  NOT_SERVING: health.HealthCheckResponse_ServingStatus.NOT_SERVING,
+  SERVICE_UNKNOWN: health.HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN,
+});
+
+/**
+ * The codecs of the standard health service's messages, generated from
+ * `proto/grpc/health/v1/health.proto` (the descriptors reflection serves too).
+ *
+ * @returns The request's codec (the service to check) and the response's (its status).
+ *
+ * @example
+ * ```ts
+ * import { HEALTH_STATUS, healthCodecs } from "@purple/protocol/wire";
+ *
+ * const { response } = healthCodecs();
+ * console.log([...response.encode({ status: HEALTH_STATUS.SERVING })]); // [8, 1]
+ * ```
+ */
+export function healthCodecs(): {
+  request: Codec<{ service?: string }, { service: string }>;
+  response: Codec<{ status?: number }, { status: number }>;
+} {
+  return {
+    request: codec(health.HealthCheckRequestSchema) as Codec<
+      { service?: string },
+      { service: string }
+    >,
+    response: codec(health.HealthCheckResponseSchema) as Codec<
+      { status?: number },
+      { status: number }
+    >,
+  };
+}

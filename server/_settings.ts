@@ -1,0 +1,342 @@
+// The settings of the `purple` command, each declared once: its flag, its environment variables,
+// its kind, its default, how its text is checked and read, and its help line. From this table
+// come the `parseArgs` options, the environment lookups, `purple --help` (config.ts) and the
+// README's CLI table (checked by tests/readme_test.ts). Private to the server.
+
+import {
+  BACKEND_KINDS,
+  DEFAULT_DATA_DIR,
+  DEFAULT_LIMITS,
+  DEFAULT_REDIS_URL,
+} from "../backends/mod.ts";
+import { GO_BOOLEANS, parseGoBool } from "@purple/protocol/text";
+import { MAX_TIMER_MS } from "./_deadlines.ts";
+import { tokenProblem } from "./_auth.ts";
+
+/**
+ * A bad flag, variable or command. `main()` prints its message as one line and exits with 2.
+ *
+ * @example
+ * ```ts
+ * import { parseCli, UsageError } from "@purple/server";
+ *
+ * try {
+ *   parseCli(["--backend", "mongo"], {});
+ * } catch (error) {
+ *   console.log(error instanceof UsageError); // true
+ * }
+ * ```
+ */
+export class UsageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What was wrong, as one line, naming the flag or variable.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+/** Where a value came from: `--flag` or `VARIABLE`, for messages. */
+export type Source = string;
+
+/**
+ * One setting. `Value` is what it resolves to; `undefined` when it is not set and has no
+ * default.
+ */
+export interface Setting<Value> {
+  /** The flag, without its dashes. */
+  readonly flag: string;
+  /** A one-letter flag too. */
+  readonly short?: string;
+  /** What the flag's value is, in the help (`N`, `DIR`); absent for a switch. */
+  readonly value?: string;
+  /** What one value of a list is called, in messages (`token`). */
+  readonly item?: string;
+  /** The environment variables that set it, first one first. */
+  readonly env: readonly string[];
+  /**
+   * `text`: one value. `list`: the flag repeated, or its variable's values separated by commas.
+   * `switch`: a flag without a value, a variable holding one of Go's booleans.
+   */
+  readonly kind: "text" | "list" | "switch";
+  /** The default, as the help and the README show it. */
+  readonly shown: string;
+  /** What it does, in one line of the help and of the README's table. */
+  readonly help: string;
+  /** More help lines, for --help only. */
+  readonly more?: readonly string[];
+  /** Reads a given value (each value of a list); throws `UsageError` naming `from`. */
+  readonly read: (text: string, from: Source) => Value extends readonly (infer Item)[] ? Item
+    : Value;
+  /** The value when it is not set. */
+  readonly fallback: Value;
+}
+
+function wholeNumber(text: string, from: Source, min: number, max: number, what: string): number {
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < min || value > max) {
+    throw new UsageError(`Bad ${from}: expected ${what}, found '${text}'`);
+  }
+  return value;
+}
+
+const port = (text: string, from: Source) =>
+  wholeNumber(text, from, 0, 65535, "a port from 0 to 65535");
+
+const bytes = (text: string, from: Source) =>
+  wholeNumber(text, from, 1, Number.MAX_SAFE_INTEGER, "a whole number of bytes, 1 or more");
+
+const count = (text: string, from: Source) =>
+  wholeNumber(text, from, 1, Number.MAX_SAFE_INTEGER, "a whole number, 1 or more");
+
+const milliseconds = (text: string, from: Source) =>
+  wholeNumber(
+    text,
+    from,
+    1,
+    MAX_TIMER_MS,
+    `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+  );
+
+const asText = (text: string) => text;
+
+function token(text: string, from: Source): string {
+  const problem = tokenProblem(text); // Never quotes the token.
+  if (problem !== undefined) throw new UsageError(`Bad ${from}: ${problem}`);
+  return text;
+}
+
+function setting<Value>(declared: Setting<Value>): Setting<Value> {
+  return declared;
+}
+
+/**
+ * Every setting of `purple`, in the order of `--help` and of the README's table. The ports are
+ * read here and placed by `config.ts`, which knows the command (`purple http` takes `--port`).
+ */
+export const SETTINGS = {
+  backend: setting<string>({
+    flag: "backend",
+    value: "KIND",
+    env: ["PURPLE_BACKEND"],
+    kind: "text",
+    shown: "disk",
+    help: "memory, disk or redis",
+    read: (text, from) => {
+      if ((BACKEND_KINDS as readonly string[]).includes(text)) return text;
+      throw new UsageError(`Bad ${from}: expected memory, disk or redis, found '${text}'`);
+    },
+    fallback: "disk",
+  }),
+  dataDir: setting<string>({
+    flag: "data-dir",
+    value: "DIR",
+    env: ["PURPLE_DATA_DIR"],
+    kind: "text",
+    shown: DEFAULT_DATA_DIR,
+    help: "where the disk backend keeps its database",
+    read: asText,
+    fallback: DEFAULT_DATA_DIR,
+  }),
+  redisUrl: setting<string>({
+    flag: "redis-url",
+    value: "URL",
+    env: ["PURPLE_REDIS_URL"],
+    kind: "text",
+    shown: DEFAULT_REDIS_URL,
+    help: "the Redis of the redis backend",
+    read: (text, from) => {
+      if (/^rediss?:\/\/[^\s]+$/.test(text) && URL.canParse(text)) return text;
+      throw new UsageError(
+        `Bad ${from}: expected a redis:// or rediss:// URL, found '${text}'`,
+      );
+    },
+    fallback: DEFAULT_REDIS_URL,
+  }),
+  hostname: setting<string>({
+    flag: "host",
+    value: "ADDR",
+    env: ["PURPLE_HOST"],
+    kind: "text",
+    shown: "127.0.0.1",
+    help: "the address both servers bind (loopback only)",
+    read: asText,
+    fallback: "127.0.0.1",
+  }),
+  port: setting<number | undefined>({
+    flag: "port",
+    value: "N",
+    env: ["PURPLE_PORT"],
+    kind: "text",
+    shown: "8080 for http, 8081 for grpc",
+    help: "the port of `purple http` / `purple grpc`",
+    read: port,
+    fallback: undefined,
+  }),
+  httpPort: setting<number>({
+    flag: "http-port",
+    value: "N",
+    env: ["PURPLE_HTTP_PORT", "PORT"],
+    kind: "text",
+    shown: "8080",
+    help: "the HTTP port",
+    read: port,
+    fallback: 8080,
+  }),
+  grpcPort: setting<number>({
+    flag: "grpc-port",
+    value: "N",
+    env: ["PURPLE_GRPC_PORT"],
+    kind: "text",
+    shown: "8081",
+    help: "the gRPC port",
+    read: port,
+    fallback: 8081,
+  }),
+  maxKeyBytes: setting<number>({
+    flag: "max-key-bytes",
+    value: "N",
+    env: ["PURPLE_MAX_KEY_BYTES"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxKeyBytes),
+    help: "the longest key or set name, in UTF-8 bytes",
+    read: bytes,
+    fallback: DEFAULT_LIMITS.maxKeyBytes,
+  }),
+  maxValueBytes: setting<number>({
+    flag: "max-value-bytes",
+    value: "N",
+    env: ["PURPLE_MAX_VALUE_BYTES"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxValueBytes),
+    help: "the largest KV or cache value, in bytes",
+    read: bytes,
+    fallback: DEFAULT_LIMITS.maxValueBytes,
+  }),
+  maxItemBytes: setting<number>({
+    flag: "max-item-bytes",
+    value: "N",
+    env: ["PURPLE_MAX_ITEM_BYTES"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxItemBytes),
+    help: "the longest set item, in UTF-8 bytes",
+    read: bytes,
+    fallback: DEFAULT_LIMITS.maxItemBytes,
+  }),
+  maxSetItems: setting<number>({
+    flag: "max-set-items",
+    value: "N",
+    env: ["PURPLE_MAX_SET_ITEMS"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxSetItems),
+    help: "the most items one set may hold",
+    read: count,
+    fallback: DEFAULT_LIMITS.maxSetItems,
+  }),
+  maxConcurrentRequests: setting<number>({
+    flag: "max-concurrent-requests",
+    value: "N",
+    env: ["PURPLE_MAX_CONCURRENT_REQUESTS"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxConcurrentRequests),
+    help: "requests each server handles at once; more get 503",
+    more: ["(gRPC: UNAVAILABLE) at once instead of queueing"],
+    read: count,
+    fallback: DEFAULT_LIMITS.maxConcurrentRequests,
+  }),
+  backendTimeoutMs: setting<number>({
+    flag: "backend-timeout-ms",
+    value: "N",
+    env: ["PURPLE_BACKEND_TIMEOUT_MS"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.backendTimeoutMs),
+    help: "the longest one backend operation may take",
+    more: ["(then 503, UNAVAILABLE)"],
+    read: milliseconds,
+    fallback: DEFAULT_LIMITS.backendTimeoutMs,
+  }),
+  bodyTimeoutMs: setting<number>({
+    flag: "body-timeout-ms",
+    value: "N",
+    env: ["PURPLE_BODY_TIMEOUT_MS"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.bodyTimeoutMs),
+    help: "the longest a request body may take to arrive",
+    more: ["(then 400, INVALID_ARGUMENT)"],
+    read: milliseconds,
+    fallback: DEFAULT_LIMITS.bodyTimeoutMs,
+  }),
+  authTokens: setting<string[]>({
+    flag: "auth-token",
+    value: "TOKEN",
+    env: ["PURPLE_AUTH_TOKEN"],
+    kind: "list",
+    item: "token",
+    shown: "none",
+    help: "a full-access token; repeat the flag for more",
+    read: token,
+    fallback: [],
+  }),
+  readTokens: setting<string[]>({
+    flag: "read-token",
+    value: "TOKEN",
+    env: ["PURPLE_READ_TOKEN"],
+    kind: "list",
+    item: "token",
+    shown: "none",
+    help: "a read-only token (read operations only)",
+    read: token,
+    fallback: [],
+  }),
+  tlsCert: setting<string | undefined>({
+    flag: "tls-cert",
+    value: "FILE",
+    env: ["PURPLE_TLS_CERT"],
+    kind: "text",
+    shown: "none: plaintext",
+    help: "serve TLS with this PEM certificate (and chain)",
+    read: asText,
+    fallback: undefined,
+  }),
+  tlsKey: setting<string | undefined>({
+    flag: "tls-key",
+    value: "FILE",
+    env: ["PURPLE_TLS_KEY"],
+    kind: "text",
+    shown: "none",
+    help: "the certificate's unencrypted PEM private key",
+    read: asText,
+    fallback: undefined,
+  }),
+  debug: setting<boolean>({
+    flag: "debug",
+    env: ["PURPLE_DEBUG"],
+    kind: "switch",
+    shown: "off",
+    help: "log one line per request",
+    read: (text, from) => {
+      const value = parseGoBool(text);
+      if (value !== undefined) return value;
+      throw new UsageError(
+        `Bad ${from}: expected true or false (${GO_BOOLEANS.join(" ")}), found '${text}'`,
+      );
+    },
+    fallback: false,
+  }),
+} as const;
+
+/** The name of a setting. */
+export type SettingName = keyof typeof SETTINGS;
+
+/** What a setting resolves to. */
+export type SettingValue<Name extends SettingName> = (typeof SETTINGS)[Name]["fallback"];
+
+/** The switches every command takes besides the settings. */
+export const COMMAND_SWITCHES = {
+  help: { short: "h", help: "print this help (every flag, variable and default)" },
+  version: { short: "v", help: "print the version" },
+} as const;
