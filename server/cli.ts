@@ -19,11 +19,14 @@ import { PurpleError } from "@purple/client/errors";
 import {
   BACKEND_KINDS,
   type BackendKind,
+  type BackendOptions,
   DEFAULT_DATA_DIR,
   DEFAULT_LIMITS,
   DEFAULT_REDIS_URL,
   type Limits,
   openBackend,
+  REDIS_LAYOUTS,
+  resolveLayoutName,
 } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
@@ -101,6 +104,17 @@ Flags (a flag wins over its environment variable, shown in brackets):
   --backend KIND       memory, disk or redis          [PURPLE_BACKEND] (default: disk)
   --data-dir DIR       the disk backend's directory   [PURPLE_DATA_DIR] (default: ${DEFAULT_DATA_DIR})
   --redis-url URL      the redis backend's server     [PURPLE_REDIS_URL] (default: ${DEFAULT_REDIS_URL})
+                       (with --redis-cluster: seed node URLs, comma-separated)
+  --redis-layout NAME  databases (one per service,    [PURPLE_REDIS_LAYOUT] (default: databases;
+                       the original's) or prefixed                  prefixed with --redis-cluster)
+  --redis-prefix P     put in front of every Redis    [PURPLE_REDIS_PREFIX] (default: none)
+                       key (several deployments, one Redis)
+  --redis-cluster      --redis-url names a Redis      [PURPLE_REDIS_CLUSTER] (default: off)
+                       Cluster (implies prefixed)
+  --redis-wait-replicas N                             [PURPLE_REDIS_WAIT_REPLICAS] (default: 0, no wait)
+                       after each write, wait until N replicas acknowledged it (Redis WAIT)
+  --redis-wait-timeout-ms N                           [PURPLE_REDIS_WAIT_TIMEOUT_MS] (default: 500)
+                       a write not acknowledged in time fails (503, UNAVAILABLE)
   --host ADDR          the address to bind            [PURPLE_HOST] (default: ${DEFAULT_HOST}, loopback only)
   --port N             the port of 'purple http' or   [PURPLE_PORT] (default: ${DEFAULT_HTTP_PORT} for http,
                        of 'purple grpc'                             ${DEFAULT_GRPC_PORT} for grpc)
@@ -186,8 +200,13 @@ export interface CliConfig {
   backend: BackendKind;
   /** The disk backend's directory. */
   dataDir: string;
-  /** The redis backend's URL. */
+  /** The redis backend's URL (with a cluster, seed URLs, comma-separated). */
   redisUrl: string;
+  /** The redis backend's layout, prefix, cluster and WAIT settings; absent when none is set. */
+  redis?: Pick<
+    BackendOptions,
+    "redisLayout" | "redisPrefix" | "redisCluster" | "redisWaitReplicas" | "redisWaitTimeoutMs"
+  >;
   /** The address to bind. */
   hostname: string;
   /** The size limits. */
@@ -223,6 +242,11 @@ const OPTIONS = {
   "backend": { type: "string" },
   "data-dir": { type: "string" },
   "redis-url": { type: "string" },
+  "redis-layout": { type: "string" },
+  "redis-prefix": { type: "string" },
+  "redis-cluster": { type: "boolean" },
+  "redis-wait-replicas": { type: "string" },
+  "redis-wait-timeout-ms": { type: "string" },
   "host": { type: "string" },
   "port": { type: "string" },
   "http-port": { type: "string" },
@@ -315,6 +339,55 @@ function debugSetting(flags: Flags, env: Env): boolean {
   if (value === undefined || value === "" || FALSE.includes(value)) return false;
   if (TRUE.includes(value)) return true;
   throw new UsageError(`Bad PURPLE_DEBUG: expected true or false, found '${value}'`);
+}
+
+/** The redis backend's settings beyond its URL (the names of `openBackend`'s options). */
+type RedisSettings = NonNullable<CliConfig["redis"]>;
+
+/** --redis-layout, --redis-prefix, --redis-cluster, --redis-wait-*: absent when none is set. */
+function redisSettings(flags: Flags, env: Env): Pick<CliConfig, "redis"> {
+  const settings: RedisSettings = {};
+  const cluster = flags["redis-cluster"] === true
+    ? true
+    : booleanVariable(env, "PURPLE_REDIS_CLUSTER");
+  if (cluster) settings.redisCluster = true;
+  const layout = pick(flags, env, ["redis-layout"], ["PURPLE_REDIS_LAYOUT"]);
+  if (layout !== undefined) {
+    if (!(REDIS_LAYOUTS as readonly string[]).includes(layout.value)) {
+      throw new UsageError(
+        `Bad ${layout.from}: expected databases or prefixed, found '${layout.value}'`,
+      );
+    }
+    try {
+      settings.redisLayout = resolveLayoutName(layout.value, cluster);
+    } catch (error) {
+      throw new UsageError(`Bad ${layout.from}: ${(error as Error).message}`);
+    }
+  }
+  const prefix = pick(flags, env, ["redis-prefix"], ["PURPLE_REDIS_PREFIX"]);
+  if (prefix !== undefined) settings.redisPrefix = prefix.value; // openBackend checks it
+  const replicas = pick(flags, env, ["redis-wait-replicas"], ["PURPLE_REDIS_WAIT_REPLICAS"]);
+  if (replicas !== undefined) {
+    settings.redisWaitReplicas = wholeNumber(replicas, 0, 1000, "a number of replicas from 0");
+  }
+  const waitTimeout = pick(
+    flags,
+    env,
+    ["redis-wait-timeout-ms"],
+    ["PURPLE_REDIS_WAIT_TIMEOUT_MS"],
+  );
+  if (waitTimeout !== undefined) {
+    const what = `a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`;
+    settings.redisWaitTimeoutMs = wholeNumber(waitTimeout, 1, MAX_TIMEOUT_MS, what);
+  }
+  return Object.keys(settings).length === 0 ? {} : { redis: settings };
+}
+
+function booleanVariable(env: Env, name: string): boolean {
+  const value = env[name];
+  if (value === undefined || value === "" || FALSE.includes(value)) return false;
+  if (TRUE.includes(value)) return true;
+  throw new UsageError(`Bad ${name}: expected true or false, found '${value}'`);
 }
 
 function text(setting: Setting | undefined, fallback: string): string {
@@ -462,10 +535,17 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
   }
   const redisSetting = pick(flags, env, ["redis-url"], ["PURPLE_REDIS_URL"]);
   const redisUrl = text(redisSetting, DEFAULT_REDIS_URL);
-  if (!/^rediss?:\/\/[^\s]+$/.test(redisUrl) || !URL.canParse(redisUrl)) {
-    throw new UsageError(
-      `Bad ${redisSetting?.from}: expected a redis:// or rediss:// URL, found '${redisUrl}'`,
-    );
+  const redis = redisSettings(flags, env);
+  const redisUrls = redis.redis?.redisCluster
+    ? redisUrl.split(",").map((url) => url.trim())
+    : [redisUrl];
+  for (const url of redisUrls) {
+    if (!/^rediss?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) {
+      const what = redisUrls.length > 1
+        ? "redis:// or rediss:// URLs, comma-separated"
+        : "a redis:// or rediss:// URL";
+      throw new UsageError(`Bad ${redisSetting?.from}: expected ${what}, found '${redisUrl}'`);
+    }
   }
   return {
     action: "serve",
@@ -474,6 +554,7 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
       backend: backend as BackendKind,
       dataDir: text(pick(flags, env, ["data-dir"], ["PURPLE_DATA_DIR"]), DEFAULT_DATA_DIR),
       redisUrl,
+      ...redis,
       hostname: text(pick(flags, env, ["host"], ["PURPLE_HOST"]), DEFAULT_HOST),
       limits: {
         maxKeyBytes: size(
@@ -554,9 +635,28 @@ function isListenError(error: unknown): error is Error {
 function describeBackend(config: CliConfig): string {
   if (config.backend === "disk") return `disk backend in ${config.dataDir}`;
   if (config.backend === "redis") {
-    const url = new URL(config.redisUrl);
-    if (url.password) url.password = "***";
-    return `redis backend at ${url.href}`;
+    const urls = config.redisUrl.split(",").map((text) => {
+      const url = new URL(text.trim());
+      if (url.password) url.password = "***";
+      return url.href;
+    });
+    const redis = config.redis ?? {};
+    const layout = resolveLayoutName(redis.redisLayout, redis.redisCluster === true);
+    const parts = [
+      redis.redisCluster
+        ? `redis backend on the Redis Cluster at ${urls.join(",")}`
+        : `redis backend at ${urls[0]}`,
+      redis.redisCluster ? `${layout} layout (a cluster implies prefixed)` : `${layout} layout`,
+    ];
+    if (redis.redisPrefix) parts.push(`key prefix '${redis.redisPrefix}'`);
+    if (redis.redisWaitReplicas) {
+      parts.push(
+        `writes wait for ${redis.redisWaitReplicas} replica(s) (${
+          redis.redisWaitTimeoutMs ?? 500
+        } ms)`,
+      );
+    }
+    return parts.join(", ");
   }
   return "memory backend";
 }
@@ -619,6 +719,7 @@ async function serve(config: CliConfig): Promise<number> {
       kind: config.backend,
       dataDir: config.dataDir,
       redisUrl: config.redisUrl,
+      ...config.redis,
       limits: config.limits,
     });
   } catch (error) {
