@@ -43,8 +43,10 @@ export class ClusterLink {
   pending = 0;
   /** When a reply last arrived; unused for a cluster, whose watchdog looks at each node. */
   progressAt = 0;
-  /** The latest connection problem, cleared when the cluster is ready again. */
+  /** The latest connection problem (a node's error, a node dropped as stalled). */
   problem: string | undefined;
+  /** When `problem` was set, from `Date.now()`. */
+  problemAt = 0;
 
   #heads = new Map<Redis, Head>();
   #closing = false;
@@ -83,9 +85,17 @@ export class ClusterLink {
       },
     };
     this.client = new Cluster(seeds.map(({ host, port }) => ({ host, port })), options);
-    this.client.on("error", (error: Error) => this.problem = error.message);
+    // ioredis reads the slot table (CLUSTER SLOTS) on a duplicate of a node's connection, with
+    // that node's options: with stringNumbers its slot numbers are strings, compared as
+    // strings ("5461" > "10922"), and a third of the slots goes missing. The duplicate parses
+    // numbers as numbers; the connections that carry Purple's commands keep exact strings.
+    this.client.on("+node", (node: Redis) => {
+      const duplicate = node.duplicate.bind(node);
+      node.duplicate = (override = {}) => duplicate({ ...override, stringNumbers: false });
+    });
+    this.client.on("error", (error: Error) => this.#report(error.message));
     this.client.on("node error", (error: Error, node: string) => {
-      this.problem = `node ${node}: ${error.message}`;
+      this.#report(`node ${node}: ${error.message}`);
     });
     this.client.on("ready", () => this.problem = undefined);
   }
@@ -103,9 +113,24 @@ export class ClusterLink {
     }
   }
 
+  /**
+   * Says why a command failed: its error, with the problem reported within the last `withinMs`
+   * when the error only says that a connection closed.
+   */
+  explain(error: unknown, withinMs: number): string {
+    const message = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+    const recent = this.problem !== undefined && Date.now() - this.problemAt <= withinMs;
+    return recent && message === "Connection is closed" ? `${message}: ${this.problem}` : message;
+  }
+
+  #report(problem: string): void {
+    this.problem = problem;
+    this.problemAt = Date.now();
+  }
+
   /** Drops every node's connection now; commands waiting on them fail, the cluster reconnects. */
   drop(reason: string): void {
-    this.problem = reason;
+    this.#report(reason);
     for (const node of this.client.nodes("all")) node.stream?.destroy(new Error(reason));
   }
 
@@ -124,8 +149,9 @@ export class ClusterLink {
         heads.set(node, { command, since: now });
       } else if (now - seen.since > timeoutMs) {
         const { host, port } = node.options;
-        this.problem = `node ${host}:${port}: no reply within ${timeoutMs} ms`;
-        node.stream?.destroy(new Error(this.problem));
+        const reason = `no reply within ${timeoutMs} ms`;
+        this.#report(`node ${host}:${port}: ${reason}`);
+        node.stream?.destroy(new Error(reason));
       } else {
         heads.set(node, seen);
       }

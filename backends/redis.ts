@@ -503,7 +503,7 @@ export class RedisBackend implements Backend {
   #unavailable(link: Link, error: unknown): string {
     if (link instanceof ClusterLink) {
       // The cluster's last problem may be another node's: the error of this call says more.
-      const reason = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+      const reason = link.explain(error, 2 * this.#commandTimeoutMs);
       return `Redis Cluster at ${this.#safeUrl} is unavailable (${reason})`;
     }
     const problem = link.problem ??
