@@ -92,6 +92,10 @@ export class ClusterLink {
     this.client.on("+node", (node: Redis) => {
       const duplicate = node.duplicate.bind(node);
       node.duplicate = (override = {}) => duplicate({ ...override, stringNumbers: false });
+      // ioredis connects to a node on its first command, and fails the commands that come
+      // while that connection is being made (no offline queue): connect to a new master at once.
+      // Not while the cluster connects: its ready check needs nodes that are idle or ready.
+      if (this.client.status === "ready" && !node.options.readOnly) connectNode(node);
     });
     this.client.on("error", (error: Error) => this.#report(error.message));
     this.client.on("node error", (error: Error, node: string) => {
@@ -100,10 +104,14 @@ export class ClusterLink {
     this.client.on("ready", () => this.problem = undefined);
   }
 
-  /** Connects for the first time (reads the slot table); from then on it reconnects itself. */
+  /**
+   * Connects for the first time: reads the slot table, then waits until every master's
+   * connection is ready. From then on it reconnects by itself.
+   */
   async connect(): Promise<void> {
     try {
       await this.client.connect();
+      await Promise.all(this.client.nodes("master").map(connectNode));
     } catch (error) {
       const reason = (error as Error).message;
       const cause = (error as { lastNodeError?: Error }).lastNodeError?.message ?? this.problem;
@@ -177,4 +185,21 @@ export class ClusterLink {
     await ended;
     clearTimeout(timer);
   }
+}
+
+/** Connects a node (when idle) and resolves once it is ready; rejects if it ends first. */
+function connectNode(node: Redis): Promise<void> {
+  if (node.status === "ready") return Promise.resolve();
+  const ready = new Promise<void>((resolve, reject) => {
+    const { host, port } = node.options;
+    const ended = () => reject(new Error(`node ${host}:${port}: the connection was closed`));
+    node.once("end", ended);
+    node.once("ready", () => {
+      node.off("end", ended);
+      resolve();
+    });
+  });
+  if (node.status === "wait") node.connect().catch(() => {/* 'end' says so */});
+  ready.catch(() => {}); // awaited at start-up only
+  return ready;
 }

@@ -67,6 +67,7 @@ import {
   resolveLayoutName,
   type Service,
   SERVICES,
+  slotOf,
 } from "./_redis_layout.ts";
 import {
   parseClusterUrls,
@@ -205,6 +206,8 @@ export class RedisBackend implements Backend {
   #commandTimeoutMs: number;
   #waitReplicas: number;
   #waitTimeoutMs: number;
+  /** Until when writes to a master are refused: it lacked replicas (with `waitReplicas`). */
+  #shortOfReplicas = new Map<string, number>();
   #stopWatchdog: () => void;
   #closed = false;
 
@@ -441,6 +444,12 @@ export class RedisBackend implements Backend {
   /**
    * Runs one write: the command alone, or with `waitReplicas`, the command and `WAIT` in one
    * pipeline on the key's connection (WAIT covers the writes its connection sent before it).
+   *
+   * WAIT blocks its connection until it returns, so while a master lacks replicas every write
+   * would hold the connection for the whole WAIT timeout, one after the other. Instead, once a
+   * write on a master was not acknowledged in time, writes to that master are refused before
+   * being sent (not written, UnavailableError) for the next `waitTimeoutMs`; then one more
+   * write tries again.
    */
   #write(
     service: Service,
@@ -454,20 +463,45 @@ export class RedisBackend implements Backend {
     }
     const timeoutMs = this.#waitTimeoutMs;
     return this.#run(service, key, async (redis, k) => {
+      const master = this.#masterOf(redis, k);
+      const until = this.#shortOfReplicas.get(master) ?? 0;
+      if (Date.now() < until) {
+        throw new UnavailableError(
+          `${describe()}: not written, since a write on its Redis master was not acknowledged ` +
+            `by ${replicas} replicas within ${timeoutMs} ms moments ago`,
+        );
+      }
       const [name, ...args] = command(k);
-      const results = await redis.pipeline().call(name, ...args).wait(replicas, timeoutMs).exec();
-      if (results === null) throw new Error("the pipeline was aborted");
+      const send = () => redis.pipeline().call(name, ...args).wait(replicas, timeoutMs).exec();
+      let results = await send();
+      // ioredis follows a MOVED reply only when every command of a pipeline got it, and WAIT
+      // (keyless) never does: read the slot table again and send once more (MOVED means the
+      // write was refused, so sending it again cannot apply it twice).
+      if (isMoved(results?.[0]?.[0]) && "refreshSlotsCache" in redis) {
+        await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+        results = await send();
+      }
+      if (!results) throw new Error("the pipeline was aborted");
       const [[error, reply], [waitError, acknowledged]] = results;
       if (error) throw error;
       if (waitError) throw waitError;
       if (Number(acknowledged) < replicas) {
+        this.#shortOfReplicas.set(master, Date.now() + timeoutMs);
         throw new UnavailableError(
           `${describe()}: written, but ${acknowledged} of ${replicas} replicas acknowledged it ` +
             `within ${timeoutMs} ms (the write may be lost if its master fails now)`,
         );
       }
+      this.#shortOfReplicas.delete(master);
       return reply;
     }, describe);
+  }
+
+  /** The master a key's commands go to: its node on a cluster (from ioredis' slot table). */
+  #masterOf(redis: Redis | Cluster, redisKey: string): string {
+    if (!("slots" in redis)) return "";
+    const slot = slotOf(redisKey);
+    return redis.slots[slot]?.[0] ?? `slot ${slot}`;
   }
 
   /**
@@ -553,6 +587,11 @@ export class RedisBackend implements Backend {
  */
 export function openRedisBackend(options: RedisBackendOptions): Promise<RedisBackend> {
   return RedisBackend.open(options);
+}
+
+/** Whether a command's error is a MOVED redirection of Redis Cluster. */
+function isMoved(error: Error | null | undefined): boolean {
+  return error?.name === "ReplyError" && error.message.startsWith("MOVED ");
 }
 
 /** Checks a timeout option. */

@@ -22,6 +22,11 @@ export interface ClusterNode {
   readonly running: boolean;
   /** Kills the process with SIGKILL (no goodbye to anyone) and waits for it. */
   kill(): Promise<void>;
+  /**
+   * Starts a killed node again, empty, with its cluster configuration: it rejoins the cluster
+   * (as a replica of whoever took over its slots) and copies the data from its master.
+   */
+  start(): Promise<void>;
   /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
   pause(): void;
   /** Lets a paused process run again (SIGCONT). */
@@ -38,6 +43,8 @@ export interface RedisCluster {
   masters(): Promise<ClusterNode[]>;
   /** The node that serves a hash slot right now. */
   masterOf(slot: number): Promise<ClusterNode>;
+  /** The (first) replica of a master. */
+  replicaOf(master: ClusterNode): Promise<ClusterNode>;
   /** Runs `redis-cli -p <port> <args>` and returns its output. */
   cli(port: number, ...args: string[]): Promise<string>;
   /**
@@ -153,40 +160,24 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
       // The cluster bus listens on its own port; Redis's default (port + 10000) may not be free.
       const port = freePort();
       const busPort = freePort();
-      const child = new Deno.Command("redis-server", {
-        args: [
-          "--port",
-          String(port),
-          "--cluster-port",
-          String(busPort),
-          "--bind",
-          "127.0.0.1",
-          "--cluster-enabled",
-          "yes",
-          "--cluster-config-file",
-          `${dir}/nodes-${port}.conf`,
-          "--cluster-node-timeout",
-          String(nodeTimeoutMs),
-          "--dir",
-          dir,
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-          // Replicas sync at once instead of after Redis's default 5 s wait for company.
-          "--repl-diskless-sync-delay",
-          "0",
-          "--loglevel",
-          Deno.env.get("PURPLE_CLUSTER_LOG") ? "notice" : "warning",
-          ...(Deno.env.get("PURPLE_CLUSTER_LOG")
-            ? ["--logfile", `${Deno.env.get("PURPLE_CLUSTER_LOG")}/${port}.log`]
-            : []),
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      children.set(port, child);
-      await waitForPort(port, child);
+      const log = Deno.env.get("PURPLE_CLUSTER_LOG"); // a directory to keep each node's log in
+      const args = [
+        ...["--port", String(port), "--cluster-port", String(busPort), "--bind", "127.0.0.1"],
+        ...["--cluster-enabled", "yes", "--cluster-config-file", `${dir}/nodes-${port}.conf`],
+        ...["--cluster-node-timeout", String(nodeTimeoutMs), "--dir", dir],
+        ...["--save", "", "--appendonly", "no"],
+        // Replicas sync at once instead of after Redis's default 5 s wait for company.
+        ...["--repl-diskless-sync-delay", "0"],
+        ...(log ? ["--loglevel", "notice", "--logfile", `${log}/${port}.log`] : []),
+        ...(log ? [] : ["--loglevel", "warning"]),
+      ];
+      const spawn = async () => {
+        const child = new Deno.Command("redis-server", { args, stdout: "null", stderr: "null" })
+          .spawn();
+        children.set(port, child);
+        await waitForPort(port, child);
+      };
+      await spawn();
       nodes.push({
         port,
         url: `redis://127.0.0.1:${port}`,
@@ -197,6 +188,9 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
           signal(port, "SIGKILL");
           await children.get(port)?.status;
           children.delete(port);
+        },
+        async start() {
+          if (!children.has(port)) await spawn();
         },
         pause: () => signal(port, "SIGSTOP"),
         resume: () => signal(port, "SIGCONT"),
@@ -231,6 +225,13 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
       const range = ranges.find(([from, to]) => from <= slot && slot <= to);
       const node = nodes.find((node) => node.port === range?.[2][1]);
       if (!node) throw new Error(`no node serves slot ${slot}: ${slots}`);
+      return node;
+    },
+    async replicaOf(master: ClusterNode) {
+      const info = await cli(master.port, "info", "replication");
+      const port = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
+      const node = nodes.find((node) => node.port === port);
+      if (!node) throw new Error(`no replica of :${master.port}: ${info}`);
       return node;
     },
     async waitUntilOk(ms = 20_000) {
