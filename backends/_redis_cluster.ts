@@ -126,9 +126,11 @@ export class ClusterLink {
    * when the error only says that a connection closed.
    */
   explain(error: unknown, withinMs: number): string {
-    const message = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+    let message = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+    if (message.startsWith("Cluster isn't ready")) message = "not connected to the cluster";
     const recent = this.problem !== undefined && Date.now() - this.problemAt <= withinMs;
-    return recent && message === "Connection is closed" ? `${message}: ${this.problem}` : message;
+    const vague = message === "Connection is closed" || message === "not connected to the cluster";
+    return recent && vague ? `${message}: ${this.problem}` : message;
   }
 
   #report(problem: string): void {

@@ -5,7 +5,8 @@
  * did not start is never touched.
  *
  * Without `redis-server` or `redis-cli` on PATH the cluster tests are skipped with one loud line,
- * except under `CI=true`, where loading this module fails.
+ * except under `CI=true`, where loading this module fails. `PURPLE_CLUSTER_LOG=<dir>` keeps each
+ * node's log (`<dir>/<port>.log`, notice level) to see what a failover did.
  *
  * @module
  */
@@ -160,7 +161,7 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
       // The cluster bus listens on its own port; Redis's default (port + 10000) may not be free.
       const port = freePort();
       const busPort = freePort();
-      const log = Deno.env.get("PURPLE_CLUSTER_LOG"); // a directory to keep each node's log in
+      const log = Deno.env.get("PURPLE_CLUSTER_LOG");
       const args = [
         ...["--port", String(port), "--cluster-port", String(busPort), "--bind", "127.0.0.1"],
         ...["--cluster-enabled", "yes", "--cluster-config-file", `${dir}/nodes-${port}.conf`],

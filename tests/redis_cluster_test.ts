@@ -172,6 +172,48 @@ test("a master that hangs fails its keys' calls after the command timeout, not o
   }
 });
 
+test("a cluster that is down entirely fails every call fast, and is served again after", async () => {
+  const nodes = await cluster();
+  const ops = await clusterOps(nodes.url, { redisPrefix: "down:" });
+  try {
+    await ops.counterIncrement("k", 1);
+    for (const node of nodes.nodes) await node.kill();
+    let slowest = 0;
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      await assert.rejects(
+        ops.counterIncrement("k", 1),
+        (error: Error) =>
+          error instanceof UnavailableError &&
+          /^Cannot increment counter 'k' by 1: Redis Cluster at .* is unavailable \(/.test(
+            error.message,
+          ),
+      );
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.ok(slowest < 250, `every call failed within ${slowest.toFixed(0)} ms`);
+    for (const node of nodes.nodes) await node.start(); // empty, with their cluster configuration
+    const back = performance.now();
+    while (true) {
+      try {
+        assert.equal(await ops.counterIncrement("k", 1), 1n, "the restarted nodes are empty");
+        break;
+      } catch (error) {
+        if (!(error instanceof UnavailableError) || performance.now() - back > 15_000) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    console.log(
+      `  cluster down: slowest failure ${slowest.toFixed(1)} ms; serving again ${
+        (performance.now() - back).toFixed(0)
+      } ms after the nodes restarted`,
+    );
+  } finally {
+    await ops.close();
+  }
+});
+
 test("stop the shared Redis Cluster", async () => {
   if (shared) await (await shared).stop();
 });
