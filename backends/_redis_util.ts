@@ -17,11 +17,16 @@ export interface RedisEndpoint {
   username?: string;
   password?: string;
   tls: boolean;
+  /** The database number of the URL's path, 0 without one. */
+  database: number;
   /** The URL without its password, safe for messages and logs. */
   safeUrl: string;
 }
 
-/** Reads a Redis URL; the database number in its path is ignored (the layout fixes 0-4). */
+/**
+ * Reads a Redis URL. Its database number is used by the prefixed layout only (the databases
+ * layout fixes 0-4).
+ */
 export function parseRedisUrl(url: string): RedisEndpoint {
   const bad = (detail: string) =>
     new InvalidArgumentError(`Bad Redis URL ${quote(hidePassword(url))}: ${detail}`);
@@ -39,6 +44,8 @@ export function parseRedisUrl(url: string): RedisEndpoint {
     throw bad("expected the scheme redis:// or rediss://");
   }
   const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1") || "127.0.0.1";
+  const path = parsed.pathname.replace(/^\//, "");
+  if (!/^\d{0,5}$/.test(path)) throw bad(`expected a database number as the path, found '${path}'`);
   const port = parsed.port === "" ? 6379 : Number(parsed.port);
   const user = `${parsed.username}${password ? ":***" : ""}`;
   const safeUrl = `${parsed.protocol}//${user ? `${user}@` : ""}${
@@ -50,12 +57,38 @@ export function parseRedisUrl(url: string): RedisEndpoint {
     username: username || undefined,
     password: password || undefined,
     tls: parsed.protocol === "rediss:",
+    database: path === "" ? 0 : Number(path),
     safeUrl,
   };
 }
 
+/**
+ * Reads the seed list of a Redis Cluster: one URL or several, comma-separated. Every seed has
+ * the same scheme and credentials (they are the cluster's) and no database other than 0.
+ */
+export function parseClusterUrls(urls: string): RedisEndpoint[] {
+  const seeds = urls.split(",").map((url) => url.trim()).filter((url) => url !== "")
+    .map(parseRedisUrl);
+  const bad = (detail: string) =>
+    new InvalidArgumentError(
+      `Bad Redis Cluster URLs ${quote(hidePassword(urls))}: ${detail}`,
+    );
+  if (seeds.length === 0) throw bad("expected one seed node URL or several, comma-separated");
+  const [first] = seeds;
+  for (const seed of seeds) {
+    if (seed.tls !== first.tls) throw bad("every seed needs the same scheme");
+    if (seed.username !== first.username || seed.password !== first.password) {
+      throw bad("every seed needs the same user and password");
+    }
+    if (seed.database !== 0) {
+      throw bad(`Redis Cluster has database 0 only, found database ${seed.database}`);
+    }
+  }
+  return seeds;
+}
+
 function hidePassword(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
+  return url.replace(/(^|,)([a-z]+:\/\/[^:/@,]*):[^@/,]*@/gi, "$1$2:***@");
 }
 
 /** Reads a stored flag as Go's `strconv.ParseBool` does; absent is false. */
@@ -82,7 +115,7 @@ export function parseCounter(key: string, raw: string | null): bigint {
 
 /** Redis error prefixes that mean "cannot serve right now", not "bad request". */
 const TRANSIENT =
-  /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOAUTH|WRONGPASS|NOPERM|OOM|MISCONF|READONLY|NOREPLICAS)\b/;
+  /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|NOAUTH|WRONGPASS|NOPERM|OOM|MISCONF|READONLY|NOREPLICAS)\b/;
 
 /**
  * Turns whatever ioredis rejected with into a typed Purple error.

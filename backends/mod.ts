@@ -19,6 +19,7 @@ import type { Backend } from "./backend.ts";
 import { checked, type CheckedOperations } from "./checked.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
+import type { RedisLayoutName } from "./_redis_layout.ts";
 
 export type { Backend } from "./backend.ts";
 export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
@@ -26,6 +27,7 @@ export { checked, type CheckedOperations } from "./checked.ts";
 export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
 export { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS } from "./validate.ts";
+export { REDIS_LAYOUTS, type RedisLayoutName, resolveLayoutName } from "./_redis_layout.ts";
 
 /**
  * The names of the backends.
@@ -73,8 +75,29 @@ export interface BackendOptions {
    * `./data`. On Deno Deploy (`DENO_DEPLOYMENT_ID` set) the platform's KV is used instead.
    */
   dataDir?: string;
-  /** Redis backend: the server's URL. Default `redis://127.0.0.1:6379`. */
+  /**
+   * Redis backend: the server's URL. Default `redis://127.0.0.1:6379`. With `redisCluster`, one
+   * seed node's URL or several, comma-separated.
+   */
   redisUrl?: string;
+  /**
+   * Redis backend: where the keys live, `databases` (a database per service, the original
+   * Go Purple's layout; the default) or `prefixed` (one database, a key prefix per service;
+   * the default, and the only choice, with `redisCluster`). See docs/redis.md.
+   */
+  redisLayout?: RedisLayoutName;
+  /** Redis backend: put in front of every Redis key (several deployments, one Redis). */
+  redisPrefix?: string;
+  /** Redis backend: `redisUrl` names seed nodes of a Redis Cluster. Default false. */
+  redisCluster?: boolean;
+  /**
+   * Redis backend: after each write, wait until this many replicas acknowledged it (Redis
+   * `WAIT`); a write that is not acknowledged within `redisWaitTimeoutMs` fails with
+   * `UnavailableError`. Default 0 (do not wait).
+   */
+  redisWaitReplicas?: number;
+  /** Redis backend: how long a write waits for its replicas, in milliseconds. Default 500. */
+  redisWaitTimeoutMs?: number;
   /** Size limits; omitted fields take {@linkcode DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
 }
@@ -135,11 +158,21 @@ async function openRaw(options: BackendOptions, limits: Limits): Promise<Backend
     }
     case "redis": {
       const { openRedisBackend } = await import("./redis.ts");
+      const waitTimeoutMs = options.redisWaitTimeoutMs;
       return await openRedisBackend({
         url: options.redisUrl ?? DEFAULT_REDIS_URL,
+        layout: options.redisLayout,
+        prefix: options.redisPrefix,
+        cluster: options.redisCluster,
+        waitReplicas: options.redisWaitReplicas,
+        waitTimeoutMs,
         // The server-side timeout covers every backend; a stalled Redis connection is dropped
-        // sooner (1 s at most) so that later commands fail at once instead of each waiting.
-        commandTimeoutMs: Math.min(limits.backendTimeoutMs, 1000),
+        // sooner (1 s, or twice the WAIT timeout, at most) so that later commands fail at once
+        // instead of each waiting.
+        commandTimeoutMs: Math.min(
+          limits.backendTimeoutMs,
+          Math.max(1000, 2 * (waitTimeoutMs ?? 0)),
+        ),
       });
     }
   }

@@ -1,20 +1,30 @@
 /**
- * The Redis backend: Purple's data in a Redis server, laid out exactly as the original Go
- * Purple did, so a Redis it filled is served as it is and several Purple servers can share one
- * Redis.
+ * The Redis backend: Purple's data in a Redis server or a Redis Cluster. Several Purple servers
+ * can share one Redis; a prefix lets several Purple deployments share it too.
  *
- * | service  | database | stored as                                   |
- * | -------- | -------- | ------------------------------------------- |
- * | cache    | 0        | a string, `SET key value EX ttl`            |
- * | counters | 1        | an integer string, `INCRBY`                 |
- * | flags    | 2        | the string `true` or `false`                |
- * | kv       | 3        | the raw bytes                               |
- * | sets     | 4        | a Redis set (`SADD`, `SREM`, `SMEMBERS`)    |
+ * Two layouts (see docs/redis.md for when to pick which):
  *
- * A Redis that is down or stops answering makes every operation fail fast with
- * `UnavailableError` (no queueing, no waiting), and the backend reconnects by itself when Redis
- * is back. What Redis holds but Purple cannot read (a counter that is not an int64, a flag that
- * is not a boolean, a key of another Redis type) is an `InvalidArgumentError` naming the key.
+ * | service  | `databases` (default)    | `prefixed` (one database; a cluster's) | stored as          |
+ * | -------- | ------------------------ | -------------------------------------- | ------------------ |
+ * | cache    | db 0, `<prefix><key>`    | `<prefix>cache:{<key>}`                | `SET key value EX` |
+ * | counters | db 1, `<prefix><key>`    | `<prefix>counters:{<key>}`             | `INCRBY`           |
+ * | flags    | db 2, `<prefix><key>`    | `<prefix>flags:{<key>}`                | `true` / `false`   |
+ * | kv       | db 3, `<prefix><key>`    | `<prefix>kv:{<key>}`                   | the raw bytes      |
+ * | sets     | db 4, `<prefix><key>`    | `<prefix>sets:{<key>}`                 | a Redis set        |
+ *
+ * `databases` with no prefix is the original Go Purple's layout: a Redis it filled is served as
+ * it is. `prefixed` uses the database of the URL (0 without one), and the braces make the Purple
+ * key the Redis Cluster hash tag: the keys of one operation share a slot, different keys spread
+ * over the cluster. With `cluster: true` the URL names one seed node or several,
+ * comma-separated, and ioredis' `Cluster` follows redirections and failovers; a cluster has
+ * database 0 only, so it implies `prefixed` (and refuses `databases`).
+ *
+ * A Redis that is down or stops answering (or, on a cluster, the part of it that holds a key)
+ * makes operations fail fast with `UnavailableError` (no queueing, no waiting), and the backend
+ * reconnects by itself. What Redis holds but Purple cannot read (a counter that is not an int64,
+ * a flag that is not a boolean, a key of another Redis type) is an `InvalidArgumentError` naming
+ * the key. With `waitReplicas`, each write also waits (Redis `WAIT`) until that many replicas
+ * acknowledged it, and fails with `UnavailableError` when they did not within `waitTimeoutMs`.
  *
  * Servers open it through `openBackend({ kind: "redis", redisUrl })` of
  * `@purple/server/backends`, which adds the input checks; the examples need a running Redis.
@@ -28,16 +38,39 @@
  * await backend.close();
  * ```
  *
+ * @example Opening a Redis Cluster from two seed nodes
+ * ```ts ignore
+ * import { openRedisBackend } from "@purple/server/backends/redis";
+ *
+ * const backend = await openRedisBackend({
+ *   url: "redis://10.0.0.1:7001,redis://10.0.0.2:7002",
+ *   cluster: true,
+ *   prefix: "shop:",
+ * });
+ * await backend.close();
+ * ```
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import type { Redis } from "ioredis";
-import { InternalError, InvalidArgumentError, UnavailableError } from "@purple/protocol/errors";
+import type { Cluster, Redis } from "ioredis";
+import { InvalidArgumentError, UnavailableError } from "@purple/protocol/errors";
 import type { Backend } from "./backend.ts";
 import { backgroundInterval, notFound, quote, setFull, sortItems } from "./_util.ts";
 import { RedisLink } from "./_redis_link.ts";
+import { ClusterLink } from "./_redis_cluster.ts";
 import {
+  type RedisLayout,
+  redisLayout,
+  type RedisLayoutName,
+  resolveLayoutName,
+  type Service,
+  SERVICES,
+  slotOf,
+} from "./_redis_layout.ts";
+import {
+  parseClusterUrls,
   parseCounter,
   parseFlag,
   parseRedisUrl,
@@ -46,6 +79,7 @@ import {
 } from "./_redis_util.ts";
 
 export type { Backend } from "./backend.ts";
+export { REDIS_LAYOUTS, type RedisLayoutName } from "./_redis_layout.ts";
 
 /**
  * Options of {@linkcode openRedisBackend}.
@@ -56,6 +90,8 @@ export type { Backend } from "./backend.ts";
  *
  * const options: RedisBackendOptions = {
  *   url: "rediss://:secret@redis.example.com:6380",
+ *   layout: "prefixed",
+ *   prefix: "shop:",
  *   commandTimeoutMs: 2_000,
  *   connectTimeoutMs: 2_000,
  * };
@@ -65,10 +101,35 @@ export type { Backend } from "./backend.ts";
 export interface RedisBackendOptions {
   /**
    * The server: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. The port
-   * defaults to 6379. A database number in the path is ignored: the layout fixes databases
-   * 0 to 4 (cache, counters, flags, kv, sets).
+   * defaults to 6379. The database number is used by the `prefixed` layout only (default 0);
+   * the `databases` layout fixes databases 0 to 4 (cache, counters, flags, kv, sets). With
+   * `cluster`, one seed node's URL or several, comma-separated (same credentials, no database).
    */
   url: string;
+  /**
+   * Where the keys live: `databases` (a database per service, the original Go Purple's layout;
+   * the default) or `prefixed` (one database, a key prefix per service, hash tags for Redis
+   * Cluster; the default with `cluster`).
+   */
+  layout?: RedisLayoutName;
+  /**
+   * Put in front of every Redis key, so that several Purple deployments share one Redis.
+   * Default "" (none; with the `databases` layout, the original's keys). No braces.
+   */
+  prefix?: string;
+  /** Connect to a Redis Cluster through the seed nodes of `url`. Default false. */
+  cluster?: boolean;
+  /**
+   * After each write, wait (Redis `WAIT`) until this many replicas acknowledged it: a write that
+   * succeeded then survives the failover of its master. Default 0 (do not wait).
+   */
+  waitReplicas?: number;
+  /**
+   * How long a write waits for `waitReplicas` acknowledgements before failing with
+   * `UnavailableError` (it may still be applied), in milliseconds. Default 500; it must be
+   * shorter than `commandTimeoutMs`, since `WAIT` holds its connection.
+   */
+  waitTimeoutMs?: number;
   /**
    * How long a connection may leave commands without any reply before it is dropped: its
    * waiting commands then fail with `UnavailableError` and it reconnects. Milliseconds, default
@@ -79,11 +140,26 @@ export interface RedisBackendOptions {
   connectTimeoutMs?: number;
 }
 
+/** The default of {@linkcode RedisBackendOptions.waitTimeoutMs}. */
+const DEFAULT_WAIT_TIMEOUT_MS = 500;
+
 /** Resolves a write's promise to nothing. */
 const done = (): void => {};
 
+/** `SADD` then `SMEMBERS`, as one step. */
+const ADD = `
+redis.call('SADD', KEYS[1], ARGV[1])
+return redis.call('SMEMBERS', KEYS[1])
+`;
+
+/** `SREM` then `SMEMBERS`, as one step. */
+const REMOVE = `
+redis.call('SREM', KEYS[1], ARGV[1])
+return redis.call('SMEMBERS', KEYS[1])
+`;
+
 /**
- * `SADD` unless the set is full: the item count (a number) when refused, else the members.
+ * `SADD` unless the set is full: the item count (an integer) when refused, else the members.
  * Redis runs a script as one step, so two adds can never both take the last place.
  */
 const ADD_WITHIN_LIMIT = `
@@ -95,17 +171,20 @@ end
 return redis.call('SMEMBERS', KEYS[1])
 `;
 
-/** The database of each service: the original Go Purple's layout. */
-const DATABASES = { cache: 0, counters: 1, flags: 2, kv: 3, sets: 4 } as const;
-type Service = keyof typeof DATABASES;
+/** A connection to one Redis database, or to a whole cluster. */
+type Link = RedisLink | ClusterLink;
+
+/** One command, as `call()` takes it: the name, then the arguments. */
+type Command = [name: string, ...args: (string | Buffer | number)[]];
 
 /**
- * Purple's data in Redis, one database per service (see the module doc for the layout).
- * Obtain one with {@linkcode openRedisBackend}, which connects before returning.
+ * Purple's data in Redis (see the module doc for the layouts). Obtain one with
+ * {@linkcode openRedisBackend}, which connects before returning.
  *
  * Counters are exact signed 64-bit integers: Redis refuses an overflow itself, and the value
- * stays unchanged. Set changes and the read of the resulting items run in one `MULTI`, so the
- * items returned are the state right after the change.
+ * stays unchanged. Each operation touches one Redis key: set changes and the read of the
+ * resulting items run in one script, so the items returned are the state right after the
+ * change, on a cluster too.
  *
  * @example
  * ```ts ignore
@@ -119,36 +198,49 @@ type Service = keyof typeof DATABASES;
  * ```
  */
 export class RedisBackend implements Backend {
-  #links: Record<Service, RedisLink>;
-  #endpoint: RedisEndpoint;
+  /** Which database and which Redis key each service's keys have. */
+  #layout: RedisLayout;
+  #links: Record<Service, Link>;
+  #unique: Link[];
+  #safeUrl: string;
   #commandTimeoutMs: number;
+  #waitReplicas: number;
+  #waitTimeoutMs: number;
+  /** Until when writes to a master are refused: it lacked replicas (with `waitReplicas`). */
+  #shortOfReplicas = new Map<string, number>();
   #stopWatchdog: () => void;
   #closed = false;
 
   private constructor(
-    links: Record<Service, RedisLink>,
-    endpoint: RedisEndpoint,
-    commandTimeoutMs: number,
+    layout: RedisLayout,
+    links: Record<Service, Link>,
+    safeUrl: string,
+    timeouts: { commandTimeoutMs: number; waitReplicas: number; waitTimeoutMs: number },
   ) {
+    this.#layout = layout;
     this.#links = links;
-    this.#endpoint = endpoint;
-    this.#commandTimeoutMs = commandTimeoutMs;
+    this.#unique = [...new Set(Object.values(links))];
+    this.#safeUrl = safeUrl;
+    this.#commandTimeoutMs = timeouts.commandTimeoutMs;
+    this.#waitReplicas = timeouts.waitReplicas;
+    this.#waitTimeoutMs = timeouts.waitTimeoutMs;
     this.#stopWatchdog = backgroundInterval(
       () => this.#dropStalledConnections(),
-      Math.max(10, Math.floor(commandTimeoutMs / 5)),
+      Math.max(10, Math.floor(timeouts.commandTimeoutMs / 5)),
     );
   }
 
   /**
-   * Connects to every database and returns the backend; the same as
-   * {@linkcode openRedisBackend}.
+   * Connects (to every database of the layout, or to the cluster) and returns the backend; the
+   * same as {@linkcode openRedisBackend}.
    *
-   * @param options The URL and the timeouts.
+   * @param options The URL, the layout and the timeouts.
    * @returns The connected backend; call `close()` when done.
    * @throws {UnavailableError} When Redis cannot be reached (the message names the URL, never
    * the password).
-   * @throws {InvalidArgumentError} When the URL is not a `redis://` or `rediss://` URL, or a
-   * timeout is not a positive number of milliseconds.
+   * @throws {InvalidArgumentError} When the URL is not a `redis://` or `rediss://` URL (or a
+   * list of them with a cluster), the layout is unknown or `databases` with a cluster, the
+   * prefix holds braces, or a timeout or replica count is out of range.
    *
    * @example
    * ```ts ignore
@@ -159,77 +251,131 @@ export class RedisBackend implements Backend {
    * ```
    */
   static async open(options: RedisBackendOptions): Promise<RedisBackend> {
-    const endpoint = parseRedisUrl(options.url);
-    const connectTimeoutMs = milliseconds("connectTimeoutMs", options.connectTimeoutMs);
-    const commandTimeoutMs = milliseconds("commandTimeoutMs", options.commandTimeoutMs);
-    const links = {} as Record<Service, RedisLink>;
-    for (const service of Object.keys(DATABASES) as Service[]) {
-      links[service] = createLink(endpoint, DATABASES[service], connectTimeoutMs);
+    const cluster = flag("cluster", options.cluster);
+    const layoutName = resolveLayoutName(options.layout, cluster);
+    const connectTimeoutMs = milliseconds("connectTimeoutMs", options.connectTimeoutMs, 1000);
+    const commandTimeoutMs = milliseconds("commandTimeoutMs", options.commandTimeoutMs, 1000);
+    const waitReplicas = replicas(options.waitReplicas);
+    const waitTimeoutMs = milliseconds(
+      "waitTimeoutMs",
+      options.waitTimeoutMs,
+      Math.min(DEFAULT_WAIT_TIMEOUT_MS, commandTimeoutMs / 2),
+    );
+    if (waitReplicas > 0 && waitTimeoutMs >= commandTimeoutMs) {
+      throw new InvalidArgumentError(
+        `Bad 'waitTimeoutMs': it must be shorter than 'commandTimeoutMs' (${commandTimeoutMs} ms), ` +
+          `since WAIT holds its connection, found ${waitTimeoutMs}`,
+      );
     }
+    if (!cluster && options.url.includes(",")) {
+      throw new InvalidArgumentError(
+        "Bad Redis URL: several comma-separated URLs name the seed nodes of a Redis Cluster; " +
+          "set 'cluster' (--redis-cluster) or give one URL",
+      );
+    }
+    const endpoints = cluster ? parseClusterUrls(options.url) : [parseRedisUrl(options.url)];
+    const safeUrl = endpoints.map((endpoint) => endpoint.safeUrl).join(",");
+    const layout = redisLayout(layoutName, options.prefix ?? "", endpoints[0].database);
+    const links = {} as Record<Service, Link>;
+    if (cluster) {
+      const link = new ClusterLink(endpoints, connectTimeoutMs, true);
+      for (const service of SERVICES) links[service] = link;
+    } else {
+      const byDatabase = new Map<number, RedisLink>();
+      for (const service of SERVICES) {
+        const db = layout.database(service);
+        if (!byDatabase.has(db)) byDatabase.set(db, createLink(endpoints[0], db, connectTimeoutMs));
+        links[service] = byDatabase.get(db)!;
+      }
+    }
+    const unique = [...new Set(Object.values(links))];
     try {
-      await connectAll(Object.values(links), connectTimeoutMs);
+      await connectAll(unique, connectTimeoutMs);
     } catch (error) {
-      await Promise.all(Object.values(links).map((link) => link.close(connectTimeoutMs)));
+      await Promise.all(unique.map((link) => link.close(connectTimeoutMs)));
       const reason = error instanceof Error ? error.message : String(error);
-      throw new UnavailableError(`Cannot connect to Redis at ${endpoint.safeUrl}: ${reason}`, {
+      const what = cluster ? "Redis Cluster" : "Redis";
+      throw new UnavailableError(`Cannot connect to ${what} at ${safeUrl}: ${reason}`, {
         cause: error,
       });
     }
-    return new RedisBackend(links, endpoint, commandTimeoutMs);
+    return new RedisBackend(layout, links, safeUrl, {
+      commandTimeoutMs,
+      waitReplicas,
+      waitTimeoutMs,
+    });
   }
 
   /** Returns the value, or throws `NotFoundError` when absent or expired. */
   cacheGet(key: string): Promise<string> {
-    return this.#run("cache", (redis) => redis.get(key), () => `Cannot get cache key ${quote(key)}`)
+    return this.#run(
+      "cache",
+      key,
+      (redis, k) => redis.get(k),
+      () => `Cannot get cache key ${quote(key)}`,
+    )
       .then((value) => value ?? Promise.reject(notFound("cache", key)));
   }
 
   /** Stores the value with `SET key value EX ttlSeconds`. */
   cacheSet(key: string, value: string, ttlSeconds: number): Promise<void> {
-    return this.#run(
+    return this.#write(
       "cache",
-      (redis) => redis.set(key, value, "EX", ttlSeconds),
+      key,
+      (k) => ["set", k, value, "EX", ttlSeconds],
       () => `Cannot set cache key ${quote(key)}`,
     ).then(done);
   }
 
   /** Adds `amount` with `INCRBY`; Redis refuses a result outside int64. */
   counterIncrement(key: string, amount: bigint): Promise<bigint> {
-    return this.#run(
+    return this.#write(
       "counters",
-      (redis) => redis.incrby(key, amount.toString()),
+      key,
+      (k) => ["incrby", k, amount.toString()],
       () => `Cannot increment counter ${quote(key)} by ${amount}`,
-    ).then(BigInt);
+    ).then((reply) => BigInt(reply as string));
   }
 
   /** Returns the counter, 0n when absent. */
   counterGet(key: string): Promise<bigint> {
     return this.#run(
       "counters",
-      (redis) => redis.get(key),
+      key,
+      (redis, k) => redis.get(k),
       () => `Cannot get counter ${quote(key)}`,
-    )
-      .then((raw) => parseCounter(key, raw));
+    ).then((raw) => parseCounter(key, raw));
   }
 
   /** Returns the flag (read as Go's `strconv.ParseBool` does), false when absent. */
   flagGet(key: string): Promise<boolean> {
-    return this.#run("flags", (redis) => redis.get(key), () => `Cannot get flag ${quote(key)}`)
+    return this.#run(
+      "flags",
+      key,
+      (redis, k) => redis.get(k),
+      () => `Cannot get flag ${quote(key)}`,
+    )
       .then((raw) => parseFlag(key, raw));
   }
 
   /** Stores the string `true` or `false`. */
   flagSet(key: string, value: boolean): Promise<void> {
-    return this.#run(
+    return this.#write(
       "flags",
-      (redis) => redis.set(key, value ? "true" : "false"),
+      key,
+      (k) => ["set", k, value ? "true" : "false"],
       () => `Cannot set flag ${quote(key)}`,
     ).then(done);
   }
 
   /** Returns a copy of the stored bytes, or throws `NotFoundError`. */
   kvGet(key: string): Promise<Uint8Array> {
-    return this.#run("kv", (redis) => redis.getBuffer(key), () => `Cannot get KV key ${quote(key)}`)
+    return this.#run(
+      "kv",
+      key,
+      (redis, k) => redis.getBuffer(k),
+      () => `Cannot get KV key ${quote(key)}`,
+    )
       .then((value) =>
         value === null ? Promise.reject(notFound("kv", key)) : new Uint8Array(value)
       );
@@ -238,42 +384,52 @@ export class RedisBackend implements Backend {
   /** Stores a copy of the bytes. */
   kvPut(key: string, value: Uint8Array): Promise<void> {
     const copy = Buffer.from(value); // the caller may reuse its array before the write happens
-    return this.#run("kv", (redis) => redis.set(key, copy), () => `Cannot put KV key ${quote(key)}`)
+    return this.#write("kv", key, (k) => ["set", k, copy], () => `Cannot put KV key ${quote(key)}`)
       .then(done);
   }
 
   /** Deletes the value, or throws `NotFoundError` when absent. */
   kvDelete(key: string): Promise<void> {
-    return this.#run("kv", (redis) => redis.del(key), () => `Cannot delete KV key ${quote(key)}`)
-      .then((deleted) => deleted === 0 ? Promise.reject(notFound("kv", key)) : undefined);
+    return this.#write("kv", key, (k) => ["del", k], () => `Cannot delete KV key ${quote(key)}`)
+      .then((deleted) => Number(deleted) === 0 ? Promise.reject(notFound("kv", key)) : undefined);
   }
 
   /** Returns the sorted items, empty when absent. */
   setGet(set: string): Promise<string[]> {
-    return this.#run("sets", (redis) => redis.smembers(set), () => `Cannot get set ${quote(set)}`)
+    return this.#run(
+      "sets",
+      set,
+      (redis, k) => redis.smembers(k),
+      () => `Cannot get set ${quote(set)}`,
+    )
       .then(sortItems);
   }
 
   /**
-   * Adds the item and returns the sorted items: `SADD` and `SMEMBERS` in one `MULTI`; with
-   * `maxItems`, one script that also checks `SISMEMBER` and `SCARD` first (atomic in Redis).
+   * Adds the item and returns the sorted items: `SADD` and `SMEMBERS` in one script; with
+   * `maxItems`, the script checks `SISMEMBER` and `SCARD` first (atomic in Redis).
    */
   setAdd(set: string, item: string, maxItems?: number): Promise<string[]> {
-    if (maxItems === undefined || maxItems === Infinity) return this.#changeSet(set, item, "add");
-    const describe = () => `Cannot add item ${quote(item)} to set ${quote(set)}`;
-    return this.#run(
+    const limited = maxItems !== undefined && maxItems !== Infinity;
+    return this.#write(
       "sets",
-      (redis) => redis.eval(ADD_WITHIN_LIMIT, 1, set, item, maxItems) as Promise<unknown>,
-      describe,
+      set,
+      (k) => limited ? ["eval", ADD_WITHIN_LIMIT, 1, k, item, maxItems] : ["eval", ADD, 1, k, item],
+      () => `Cannot add item ${quote(item)} to set ${quote(set)}`,
     ).then((reply) => {
-      if (typeof reply === "number") throw setFull(set, item, reply, maxItems);
+      if (!Array.isArray(reply)) throw setFull(set, item, Number(reply), maxItems!);
       return sortItems(reply as string[]);
     });
   }
 
-  /** Removes the item and returns the sorted items: `SREM` and `SMEMBERS` in one `MULTI`. */
+  /** Removes the item and returns the sorted items: `SREM` and `SMEMBERS` in one script. */
   setRemove(set: string, item: string): Promise<string[]> {
-    return this.#changeSet(set, item, "remove");
+    return this.#write(
+      "sets",
+      set,
+      (k) => ["eval", REMOVE, 1, k, item],
+      () => `Cannot remove item ${quote(item)} from set ${quote(set)}`,
+    ).then((reply) => sortItems(reply as string[]));
   }
 
   /** Closes every connection (politely with `QUIT` when connected) and stops all timers. */
@@ -282,39 +438,88 @@ export class RedisBackend implements Backend {
     this.#closed = true;
     this.#stopWatchdog();
     const timeoutMs = this.#commandTimeoutMs;
-    await Promise.all(Object.values(this.#links).map((link) => link.close(timeoutMs)));
-  }
-
-  async #changeSet(set: string, item: string, change: "add" | "remove"): Promise<string[]> {
-    const describe = () =>
-      `Cannot ${change} item ${quote(item)} ${change === "add" ? "to" : "from"} set ${quote(set)}`;
-    const results = await this.#run("sets", (redis) => {
-      const multi = redis.multi();
-      return (change === "add" ? multi.sadd(set, item) : multi.srem(set, item))
-        .smembers(set)
-        .exec();
-    }, describe);
-    if (results === null) throw new InternalError(`${describe()}: Redis aborted the transaction`);
-    for (const [error] of results) {
-      if (error) throw toPurpleError(error, describe(), this.#unavailable(this.#links.sets));
-    }
-    return sortItems(results[1][1] as string[]);
+    await Promise.all(this.#unique.map((link) => link.close(timeoutMs)));
   }
 
   /**
-   * Runs one command on a service's connection, counts it for the watchdog and turns a failure
-   * into a typed error. `describe` names the action for messages; it runs only on failure.
+   * Runs one write: the command alone, or with `waitReplicas`, the command and `WAIT` in one
+   * pipeline on the key's connection (WAIT covers the writes its connection sent before it).
+   *
+   * WAIT blocks its connection until it returns, so while a master lacks replicas every write
+   * would hold the connection for the whole WAIT timeout, one after the other. Instead, once a
+   * write on a master was not acknowledged in time, writes to that master are refused before
+   * being sent (not written, UnavailableError) for the next `waitTimeoutMs`; then one more
+   * write tries again.
+   */
+  #write(
+    service: Service,
+    key: string,
+    command: (redisKey: string) => Command,
+    describe: () => string,
+  ): Promise<unknown> {
+    const replicas = this.#waitReplicas;
+    if (replicas === 0) {
+      return this.#run(service, key, (redis, k) => redis.call(...command(k)), describe);
+    }
+    const timeoutMs = this.#waitTimeoutMs;
+    return this.#run(service, key, async (redis, k) => {
+      const master = this.#masterOf(redis, k);
+      const until = this.#shortOfReplicas.get(master) ?? 0;
+      if (Date.now() < until) {
+        throw new UnavailableError(
+          `${describe()}: not written, since a write on its Redis master was not acknowledged ` +
+            `by ${replicas} replicas within ${timeoutMs} ms moments ago`,
+        );
+      }
+      const [name, ...args] = command(k);
+      const send = () => redis.pipeline().call(name, ...args).wait(replicas, timeoutMs).exec();
+      let results = await send();
+      // ioredis follows a MOVED reply only when every command of a pipeline got it, and WAIT
+      // (keyless) never does: read the slot table again and send once more (MOVED means the
+      // write was refused, so sending it again cannot apply it twice).
+      if (isMoved(results?.[0]?.[0]) && "refreshSlotsCache" in redis) {
+        await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+        results = await send();
+      }
+      if (!results) throw new Error("the pipeline was aborted");
+      const [[error, reply], [waitError, acknowledged]] = results;
+      if (error) throw error;
+      if (waitError) throw waitError;
+      if (Number(acknowledged) < replicas) {
+        this.#shortOfReplicas.set(master, Date.now() + timeoutMs);
+        throw new UnavailableError(
+          `${describe()}: written, but ${acknowledged} of ${replicas} replicas acknowledged it ` +
+            `within ${timeoutMs} ms (the write may be lost if its master fails now)`,
+        );
+      }
+      this.#shortOfReplicas.delete(master);
+      return reply;
+    }, describe);
+  }
+
+  /** The master a key's commands go to: its node on a cluster (from ioredis' slot table). */
+  #masterOf(redis: Redis | Cluster, redisKey: string): string {
+    if (!("slots" in redis)) return "";
+    const slot = slotOf(redisKey);
+    return redis.slots[slot]?.[0] ?? `slot ${slot}`;
+  }
+
+  /**
+   * Runs one command on the connection of a service's key, counts it for the watchdog and turns
+   * a failure into a typed error. `command` gets the client and the Redis key; `describe` names
+   * the action for messages and runs only on failure.
    */
   #run<T>(
     service: Service,
-    command: (redis: Redis) => Promise<T>,
+    key: string,
+    command: (redis: Redis | Cluster, redisKey: string) => Promise<T>,
     describe: () => string,
   ): Promise<T> {
     const link = this.#links[service];
     if (link.pending++ === 0) link.progressAt = Date.now();
     let reply: Promise<T>;
     try {
-      reply = command(link.client);
+      reply = command(link.client, this.#layout.key(service, key));
     } catch (error) {
       reply = Promise.reject(error);
     }
@@ -325,25 +530,32 @@ export class RedisBackend implements Backend {
     }, (error) => {
       link.pending--;
       link.progressAt = Date.now();
-      throw toPurpleError(error, describe(), this.#unavailable(link));
+      throw toPurpleError(error, describe(), this.#unavailable(link, error));
     });
   }
 
-  #unavailable(link: RedisLink): string {
+  #unavailable(link: Link, error: unknown): string {
+    if (link instanceof ClusterLink) {
+      // The cluster's last problem may be another node's: the error of this call says more.
+      const reason = link.explain(error, 2 * this.#commandTimeoutMs);
+      return `Redis Cluster at ${this.#safeUrl} is unavailable (${reason})`;
+    }
     const problem = link.problem ??
       (link.client.status === "ready" ? "the connection was lost" : "not connected");
-    return `Redis at ${this.#endpoint.safeUrl} is unavailable (${problem})`;
+    return `Redis at ${this.#safeUrl} is unavailable (${problem})`;
   }
 
   /**
    * When a connection got no reply for `commandTimeoutMs` while commands waited, Redis hangs
    * (it serves one command at a time, so every connection is stuck): drops every connection,
-   * which fails the waiting commands, makes the next ones fail at once, and reconnects.
+   * which fails the waiting commands, makes the next ones fail at once, and reconnects. On a
+   * cluster, only the nodes that hang are dropped.
    */
   #dropStalledConnections(): void {
     const now = Date.now();
-    const links = Object.values(this.#links);
     const timeout = this.#commandTimeoutMs;
+    const links = this.#unique;
+    if (links[0] instanceof ClusterLink) return links[0].dropStalledNodes(now, timeout);
     if (!links.some((link) => link.pending > 0 && now - link.progressAt > timeout)) return;
     for (const link of links) {
       link.progressAt = now;
@@ -353,17 +565,16 @@ export class RedisBackend implements Backend {
 }
 
 /**
- * Connects to a Redis server and returns the backend, using the original Go Purple's layout
- * (cache in database 0, counters 1, flags 2, kv 3, sets 4). The database number of the URL is
- * ignored.
+ * Connects to a Redis server or a Redis Cluster and returns the backend. The default layout is
+ * the original Go Purple's (cache in database 0, counters 1, flags 2, kv 3, sets 4); a cluster
+ * uses the `prefixed` layout.
  *
- * @param options The URL (`redis://[user:password@]host:port`, or `rediss://` for TLS) and the
- * timeouts.
+ * @param options The URL (`redis://[user:password@]host:port`, or `rediss://` for TLS; with
+ * `cluster`, seed URLs, comma-separated), the layout, the prefix, `WAIT` and the timeouts.
  * @returns The connected backend; call `close()` when done.
  * @throws {UnavailableError} When Redis cannot be reached (the message names the URL, never
  * the password).
- * @throws {InvalidArgumentError} When the URL is not a `redis://` or `rediss://` URL, or a
- * timeout is not a positive number of milliseconds.
+ * @throws {InvalidArgumentError} When an option is bad (see {@linkcode RedisBackend.open}).
  *
  * @example
  * ```ts ignore
@@ -378,13 +589,37 @@ export function openRedisBackend(options: RedisBackendOptions): Promise<RedisBac
   return RedisBackend.open(options);
 }
 
-/** Checks a timeout option; the default is 1000 ms. */
-function milliseconds(name: string, value: number | undefined): number {
-  if (value === undefined) return 1000;
+/** Whether a command's error is a MOVED redirection of Redis Cluster. */
+function isMoved(error: Error | null | undefined): boolean {
+  return error?.name === "ReplyError" && error.message.startsWith("MOVED ");
+}
+
+/** Checks a timeout option. */
+function milliseconds(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw new InvalidArgumentError(
       `Bad '${name}': expected a positive number of milliseconds, found ${value}`,
     );
+  }
+  return value;
+}
+
+/** Checks `waitReplicas`: a whole number from 0 (do not wait). */
+function replicas(value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(
+      `Bad 'waitReplicas': expected a whole number of replicas (0 for none), found ${value}`,
+    );
+  }
+  return value;
+}
+
+function flag(name: string, value: boolean | undefined): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") {
+    throw new InvalidArgumentError(`Bad '${name}': expected true or false, found ${value}`);
   }
   return value;
 }
@@ -407,11 +642,11 @@ function createLink(endpoint: RedisEndpoint, db: number, connectTimeoutMs: numbe
     // of concurrent callers, see tests/redis_test.ts).
     enableAutoPipelining: true,
     // Integer replies as strings, so counters stay exact past 2^53.
-    stringNumbers: db === DATABASES.counters,
+    stringNumbers: true,
   });
 }
 
-async function connectAll(links: RedisLink[], timeoutMs: number): Promise<void> {
+async function connectAll(links: Link[], timeoutMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);

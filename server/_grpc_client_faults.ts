@@ -13,7 +13,11 @@
  *
  * The second fix wraps grpc-js's `BaseServerInterceptingCall.prototype.sendStatus`: the one
  * place these statuses pass through, as grpc-js sends them before any interceptor is called.
- * `tests/fuzz_test.ts` and `tests/limits_test.ts` fail if a grpc-js upgrade moves it.
+ * It reaches into grpc-js's internals (a deep import, a private method, the global
+ * `http2.constants`), so grpc-js is pinned exactly (deno.json); `tests/grpc_faults_test.ts`
+ * tests the patch itself, and `tests/fuzz_test.ts` and `tests/bad_input_test.ts` the answers a
+ * client gets. Remove it when Deno's `node:http2` has the constant and grpc-js answers these
+ * faults with INVALID_ARGUMENT itself.
  *
  * @module
  */
@@ -42,7 +46,54 @@ const CLIENT_FAULTS: ReadonlyArray<[RegExp, (match: RegExpExecArray) => string]>
   ],
 ];
 
-const WRAPPED = Symbol.for("purple.grpcClientFaults");
+/** Marks grpc-js's `sendStatus` once wrapped (and lets a test find the fix installed). */
+export const WRAPPED: unique symbol = Symbol.for("purple.grpcClientFaults") as never;
+
+/**
+ * The status Purple sends instead of one of grpc-js's: INTERNAL for a fault of the client
+ * becomes INVALID_ARGUMENT with Purple's message; any other status is returned as it is.
+ *
+ * @param status The status grpc-js is about to send.
+ * @returns The status to send.
+ *
+ * @example
+ * ```ts
+ * import { asClientFault } from "./_grpc_client_faults.ts";
+ *
+ * console.log(asClientFault({ code: 13, details: 'Invalid grpc-timeout value "1Z"' }).code); // 3
+ * ```
+ */
+export function asClientFault(status: PartialStatusObject): PartialStatusObject {
+  if (status.code !== GRPC_STATUS.INTERNAL) return status;
+  for (const [pattern, message] of CLIENT_FAULTS) {
+    const match = pattern.exec(status.details ?? "");
+    if (match) return { ...status, code: GRPC_STATUS.INVALID_ARGUMENT, details: message(match) };
+  }
+  return status;
+}
+
+/** grpc-js's `sendStatus`. */
+type SendStatus = (this: unknown, status: PartialStatusObject) => void;
+
+/**
+ * A `sendStatus` that sends {@linkcode asClientFault}'s status through the given one.
+ *
+ * @param sendStatus grpc-js's method.
+ * @returns The method that replaces it.
+ *
+ * @example
+ * ```ts
+ * import { withClientFaults } from "./_grpc_client_faults.ts";
+ *
+ * const sendStatus = withClientFaults((status) => console.log(status.code));
+ * sendStatus.call({}, { code: 13, details: "Failed to decompress message" }); // 3
+ * ```
+ */
+export function withClientFaults(sendStatus: SendStatus): SendStatus {
+  return function (this: unknown, status: PartialStatusObject): void {
+    sendStatus.call(this, asClientFault(status));
+  };
+}
 
 /**
  * Installs both fixes, once per process (later calls do nothing).
@@ -62,18 +113,13 @@ export function fixGrpcClientFaults(): void {
     unknown
   >;
   if (prototype[WRAPPED]) return;
-  const sendStatus = prototype.sendStatus as (status: PartialStatusObject) => void;
-  prototype.sendStatus = function (this: unknown, status: PartialStatusObject): void {
-    if (status.code === GRPC_STATUS.INTERNAL) {
-      for (const [pattern, message] of CLIENT_FAULTS) {
-        const match = pattern.exec(status.details ?? "");
-        if (match) {
-          status = { ...status, code: GRPC_STATUS.INVALID_ARGUMENT, details: message(match) };
-          break;
-        }
-      }
-    }
-    sendStatus.call(this, status);
-  };
+  const sendStatus = prototype.sendStatus;
+  if (typeof sendStatus !== "function") {
+    throw new Error(
+      "Cannot install the gRPC client-fault fix: grpc-js's BaseServerInterceptingCall has no " +
+        "sendStatus (grpc-js changed: see server/_grpc_client_faults.ts)",
+    );
+  }
+  prototype.sendStatus = withClientFaults(sendStatus as SendStatus);
   prototype[WRAPPED] = true;
 }

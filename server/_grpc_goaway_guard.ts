@@ -8,9 +8,11 @@
  *
  * The guard sits between the TCP socket and grpc-js: it reads the client's bytes frame by
  * frame and drops GOAWAY frames, passing every other byte through unchanged (a chunk without
- * GOAWAY is passed as is, not copied). A client that sends GOAWAY closes the connection right
- * after, and the server sees the end of the stream, which Deno handles without crashing. The
- * server's own GOAWAY (graceful shutdown) is not affected.
+ * GOAWAY is passed as is, not copied); {@linkcode GoawayFilter} is that filter, pure and tested
+ * alone. A client that sends GOAWAY closes the connection right after, and the server sees the
+ * end of the stream, which Deno handles without crashing. The server's own writes (its GOAWAY
+ * at graceful shutdown too) pass unchanged, coalesced per turn of the event loop by
+ * `_write_coalescing.ts`.
  *
  * Remove this module once Deno fixes the bug: `tests/grpc_test.ts` has a test that closes a
  * client after 300 calls in another process, which fails without the guard on 2.9.6.
@@ -21,6 +23,7 @@
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
+import { corkForTurn } from "./_write_coalescing.ts";
 
 const PREFACE_BYTES = 24; // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 const HEADER_BYTES = 9;
@@ -106,15 +109,14 @@ export function guardSocket(socket: Socket): Duplex {
   return new GuardedSocket(socket);
 }
 
+/**
+ * A client's socket as grpc-js sees it: what it reads comes through a {@linkcode GoawayFilter};
+ * what it writes goes to the socket unchanged, corked for the turn (`corkForTurn`).
+ */
 class GuardedSocket extends Duplex {
   #socket: Socket;
   #filter = new GoawayFilter();
-  /** Chunks written and not yet handed to the socket (see `_write`). */
-  #gathered: Buffer[] = [];
-  /** Whether the socket is past its buffer limit, waiting for 'drain'. */
-  #draining = false;
-  /** The callback of a chunk written while draining, called on 'drain'. */
-  #held: ((error?: Error | null) => void) | undefined;
+  #uncork = corkForTurn();
 
   constructor(socket: Socket) {
     super();
@@ -162,38 +164,14 @@ class GuardedSocket extends Duplex {
     this.#socket.resume();
   }
 
-  /**
-   * Writes are gathered until the end of the current turn of the event loop (setImmediate)
-   * and go to the socket as one write: the HTTP/2 session hands over the frames of an answer
-   * (headers, data, trailers) one by one, and a socket write each was the largest single cost
-   * of a call (3 writes a call before, 2 now).
-   */
   override _write(chunk: Buffer, _encoding: string, callback: (error?: Error | null) => void) {
-    this.#gathered.push(chunk);
-    if (this.#gathered.length === 1) setImmediate(() => this.#flush());
-    // Past the socket's buffer limit, hold the next chunk until the socket drains.
-    if (this.#draining) this.#held = callback;
-    else callback();
+    this.#uncork(this.#socket);
+    if (this.#socket.write(chunk)) callback();
+    else this.#socket.once("drain", () => callback());
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#flush();
     this.#socket.end(callback);
-  }
-
-  #flush(): void {
-    const chunks = this.#gathered;
-    if (chunks.length === 0 || this.destroyed) return;
-    this.#gathered = [];
-    const ok = this.#socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-    if (ok || this.#draining) return;
-    this.#draining = true;
-    this.#socket.once("drain", () => {
-      this.#draining = false;
-      const held = this.#held;
-      this.#held = undefined;
-      held?.();
-    });
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

@@ -8,6 +8,7 @@ import {
   DEFAULT_DATA_DIR,
   DEFAULT_LIMITS,
   DEFAULT_REDIS_URL,
+  REDIS_LAYOUTS,
 } from "../backends/mod.ts";
 import { GO_BOOLEANS, parseGoBool } from "@purple/protocol/text";
 import { MAX_TIMER_MS } from "./_deadlines.ts";
@@ -104,6 +105,14 @@ const milliseconds = (text: string, from: Source) =>
 
 const asText = (text: string) => text;
 
+function goBoolean(text: string, from: Source): boolean {
+  const value = parseGoBool(text);
+  if (value !== undefined) return value;
+  throw new UsageError(
+    `Bad ${from}: expected true or false (${GO_BOOLEANS.join(" ")}), found '${text}'`,
+  );
+}
+
 function token(text: string, from: Source): string {
   const problem = tokenProblem(text); // Never quotes the token.
   if (problem !== undefined) throw new UsageError(`Bad ${from}: ${problem}`);
@@ -148,14 +157,61 @@ export const SETTINGS = {
     env: ["PURPLE_REDIS_URL"],
     kind: "text",
     shown: DEFAULT_REDIS_URL,
-    help: "the Redis of the redis backend",
-    read: (text, from) => {
-      if (/^rediss?:\/\/[^\s]+$/.test(text) && URL.canParse(text)) return text;
-      throw new UsageError(
-        `Bad ${from}: expected a redis:// or rediss:// URL, found '${text}'`,
-      );
-    },
+    help: "the Redis of the redis backend (a cluster: seed URLs, comma-separated)",
+    read: asText, // Checked by config.ts, which knows whether it names a cluster.
     fallback: DEFAULT_REDIS_URL,
+  }),
+  redisLayout: setting<string | undefined>({
+    flag: "redis-layout",
+    value: "NAME",
+    env: ["PURPLE_REDIS_LAYOUT"],
+    kind: "text",
+    shown: "databases; prefixed on a cluster",
+    help: "databases (one per service, the original's) or prefixed (one database)",
+    read: (text, from) => {
+      if ((REDIS_LAYOUTS as readonly string[]).includes(text)) return text;
+      throw new UsageError(`Bad ${from}: expected databases or prefixed, found '${text}'`);
+    },
+    fallback: undefined,
+  }),
+  redisPrefix: setting<string | undefined>({
+    flag: "redis-prefix",
+    value: "P",
+    env: ["PURPLE_REDIS_PREFIX"],
+    kind: "text",
+    shown: "none",
+    help: "put in front of every Redis key (several deployments in one Redis)",
+    read: asText, // Checked by the backend.
+    fallback: undefined,
+  }),
+  redisCluster: setting<boolean>({
+    flag: "redis-cluster",
+    env: ["PURPLE_REDIS_CLUSTER"],
+    kind: "switch",
+    shown: "off",
+    help: "--redis-url names a Redis Cluster (implies the prefixed layout)",
+    read: goBoolean,
+    fallback: false,
+  }),
+  redisWaitReplicas: setting<number | undefined>({
+    flag: "redis-wait-replicas",
+    value: "N",
+    env: ["PURPLE_REDIS_WAIT_REPLICAS"],
+    kind: "text",
+    shown: "0, no wait",
+    help: "after each write, wait until N replicas acknowledged it (Redis WAIT)",
+    read: (text, from) => wholeNumber(text, from, 0, 1000, "a number of replicas from 0"),
+    fallback: undefined,
+  }),
+  redisWaitTimeoutMs: setting<number | undefined>({
+    flag: "redis-wait-timeout-ms",
+    value: "N",
+    env: ["PURPLE_REDIS_WAIT_TIMEOUT_MS"],
+    kind: "text",
+    shown: "500",
+    help: "a write that replicas did not acknowledge in time fails (503, UNAVAILABLE)",
+    read: milliseconds,
+    fallback: undefined,
   }),
   hostname: setting<string>({
     flag: "host",
@@ -318,13 +374,7 @@ export const SETTINGS = {
     kind: "switch",
     shown: "off",
     help: "log one line per request",
-    read: (text, from) => {
-      const value = parseGoBool(text);
-      if (value !== undefined) return value;
-      throw new UsageError(
-        `Bad ${from}: expected true or false (${GO_BOOLEANS.join(" ")}), found '${text}'`,
-      );
-    },
+    read: goBoolean,
     fallback: false,
   }),
 } as const;

@@ -15,7 +15,12 @@
  */
 
 import { parseArgs } from "node:util";
-import type { BackendKind, Limits } from "../backends/mod.ts";
+import {
+  type BackendKind,
+  type BackendOptions,
+  type Limits,
+  resolveLayoutName,
+} from "../backends/mod.ts";
 import type { AccessTokens } from "./options.ts";
 import {
   COMMAND_SWITCHES,
@@ -100,8 +105,13 @@ export interface CliConfig {
   backend: BackendKind;
   /** The disk backend's directory. */
   dataDir: string;
-  /** The redis backend's URL. */
+  /** The redis backend's URL (with a cluster, seed URLs, comma-separated). */
   redisUrl: string;
+  /** The redis backend's layout, prefix, cluster and WAIT settings; absent when none is set. */
+  redis?: Pick<
+    BackendOptions,
+    "redisLayout" | "redisPrefix" | "redisCluster" | "redisWaitReplicas" | "redisWaitTimeoutMs"
+  >;
   /** The address to bind. */
   hostname: string;
   /** The size limits. */
@@ -275,6 +285,43 @@ function ports(mode: string | undefined, s: Resolver): { http?: number; grpc?: n
   return { http, grpc };
 }
 
+/** The Redis URL(s), checked: one URL, or with a cluster seed URLs separated by commas. */
+function redisUrl(s: Resolver, cluster: boolean): string {
+  const text = s.value("redisUrl");
+  const urls = cluster ? text.split(",").map((url) => url.trim()) : [text];
+  for (const url of urls) {
+    if (!/^rediss?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) {
+      const what = cluster
+        ? "redis:// or rediss:// URLs, comma-separated"
+        : "a redis:// or rediss:// URL";
+      const from = s.given("redisUrl")?.from ?? "--redis-url";
+      throw new UsageError(`Bad ${from}: expected ${what}, found '${text}'`);
+    }
+  }
+  return text;
+}
+
+/** The redis backend's settings beyond its URL: absent when none is set. */
+function redis(s: Resolver, cluster: boolean): Pick<CliConfig, "redis"> {
+  const settings: NonNullable<CliConfig["redis"]> = {};
+  if (cluster) settings.redisCluster = true;
+  const layout = s.value("redisLayout");
+  if (layout !== undefined) {
+    try {
+      settings.redisLayout = resolveLayoutName(layout, cluster);
+    } catch (error) {
+      throw new UsageError(`Bad ${s.given("redisLayout")!.from}: ${(error as Error).message}`);
+    }
+  }
+  const prefix = s.value("redisPrefix");
+  if (prefix !== undefined) settings.redisPrefix = prefix; // openBackend checks it
+  const replicas = s.value("redisWaitReplicas");
+  if (replicas !== undefined) settings.redisWaitReplicas = replicas;
+  const waitTimeoutMs = s.value("redisWaitTimeoutMs");
+  if (waitTimeoutMs !== undefined) settings.redisWaitTimeoutMs = waitTimeoutMs;
+  return Object.keys(settings).length === 0 ? {} : { redis: settings };
+}
+
 function access(s: Resolver): { auth?: AccessTokens } {
   const full = s.value("authTokens");
   const read = s.value("readTokens");
@@ -330,13 +377,15 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
   }
   if (extra.length > 0) throw new UsageError(`Unexpected argument '${extra[0]}'`);
   const s = new Resolver(flags, env);
+  const cluster = s.value("redisCluster");
   return {
     action: "serve",
     config: {
       ...ports(mode, s),
       backend: s.value("backend") as BackendKind,
       dataDir: s.value("dataDir"),
-      redisUrl: s.value("redisUrl"),
+      redisUrl: redisUrl(s, cluster),
+      ...redis(s, cluster),
       hostname: s.value("hostname"),
       limits: {
         maxKeyBytes: s.value("maxKeyBytes"),

@@ -7,7 +7,7 @@
  */
 
 import { PurpleError } from "@purple/protocol/errors";
-import { openBackend } from "../backends/mod.ts";
+import { openBackend, resolveLayoutName } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
 import { accessLines, isLoopback } from "./_auth.ts";
@@ -33,9 +33,28 @@ function isListenError(error: unknown): error is Error {
 function describeBackend(config: CliConfig): string {
   if (config.backend === "disk") return `disk backend in ${config.dataDir}`;
   if (config.backend === "redis") {
-    const url = new URL(config.redisUrl);
-    if (url.password) url.password = "***";
-    return `redis backend at ${url.href}`;
+    const urls = config.redisUrl.split(",").map((text) => {
+      const url = new URL(text.trim());
+      if (url.password) url.password = "***";
+      return url.href;
+    });
+    const redis = config.redis ?? {};
+    const layout = resolveLayoutName(redis.redisLayout, redis.redisCluster === true);
+    const parts = [
+      redis.redisCluster
+        ? `redis backend on the Redis Cluster at ${urls.join(",")}`
+        : `redis backend at ${urls[0]}`,
+      redis.redisCluster ? `${layout} layout (a cluster implies prefixed)` : `${layout} layout`,
+    ];
+    if (redis.redisPrefix) parts.push(`key prefix '${redis.redisPrefix}'`);
+    if (redis.redisWaitReplicas) {
+      parts.push(
+        `writes wait for ${redis.redisWaitReplicas} replica(s) (${
+          redis.redisWaitTimeoutMs ?? 500
+        } ms)`,
+      );
+    }
+    return parts.join(", ");
   }
   return "memory backend";
 }
@@ -107,6 +126,7 @@ export async function serve(config: CliConfig): Promise<number> {
       kind: config.backend,
       dataDir: config.dataDir,
       redisUrl: config.redisUrl,
+      ...config.redis,
       limits: config.limits,
     });
   } catch (error) {

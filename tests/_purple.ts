@@ -59,7 +59,7 @@ export async function startPurple(
     program,
     lines: program.stdout,
     waitFor: async (pattern, ms = 15_000) =>
-      (await program.line(pattern, { timeoutMs: ms, stream: "stdout" }))[0],
+      (await program.line(pattern, { timeoutMs: ms, stream: "stdout" })).input!,
     stop: async (signal = "SIGTERM") => ({ code: await program.stop(signal), stderr: stderr() }),
     exited: async () => ({ code: await program.exit(), stderr: stderr() }),
   };

@@ -162,6 +162,76 @@ Deno.test("parseCli() refuses bad flags and values with a one-line UsageError", 
   refused([], { PURPLE_DEBUG: "yes please" }, /Bad PURPLE_DEBUG/);
 });
 
+Deno.test("parseCli() reads the Redis layout, prefix, cluster and WAIT settings", () => {
+  assert.equal(config([]).redis, undefined, "absent when none is set");
+  const seeds = "redis://10.0.0.1:7001,redis://10.0.0.2:7002";
+  assert.deepEqual(
+    config([
+      "--backend",
+      "redis",
+      "--redis-cluster",
+      "--redis-url",
+      seeds,
+      "--redis-layout",
+      "prefixed",
+      "--redis-prefix",
+      "shop:",
+      "--redis-wait-replicas",
+      "1",
+      "--redis-wait-timeout-ms",
+      "250",
+    ]),
+    {
+      ...config(["--backend", "redis", "--redis-url", seeds, "--redis-cluster"]),
+      redis: {
+        redisCluster: true,
+        redisLayout: "prefixed",
+        redisPrefix: "shop:",
+        redisWaitReplicas: 1,
+        redisWaitTimeoutMs: 250,
+      },
+    },
+  );
+  assert.deepEqual(
+    config([], {
+      PURPLE_REDIS_CLUSTER: "true",
+      PURPLE_REDIS_URL: `${seeds}, redis://10.0.0.3:7003`,
+      PURPLE_REDIS_PREFIX: "a:",
+      PURPLE_REDIS_WAIT_REPLICAS: "2",
+      PURPLE_REDIS_WAIT_TIMEOUT_MS: "100",
+    }).redis,
+    { redisCluster: true, redisPrefix: "a:", redisWaitReplicas: 2, redisWaitTimeoutMs: 100 },
+  );
+  assert.deepEqual(config([], { PURPLE_REDIS_LAYOUT: "prefixed" }).redis, {
+    redisLayout: "prefixed",
+  });
+  assert.deepEqual(config(["--redis-layout", "databases"], { PURPLE_REDIS_CLUSTER: "0" }).redis, {
+    redisLayout: "databases",
+  });
+});
+
+Deno.test("parseCli() refuses bad Redis settings with a one-line UsageError", () => {
+  refused(["--redis-layout", "tables"], {}, /^Bad --redis-layout: expected databases or prefixed/);
+  refused(
+    ["--redis-cluster", "--redis-layout", "databases"],
+    {},
+    /^Bad --redis-layout: Cannot use the 'databases' Redis layout on a Redis Cluster/,
+  );
+  refused([], { PURPLE_REDIS_CLUSTER: "yes" }, /^Bad PURPLE_REDIS_CLUSTER: expected true or false/);
+  refused(["--redis-wait-replicas", "two"], {}, /^Bad --redis-wait-replicas: expected a number/);
+  refused(["--redis-wait-timeout-ms", "0"], {}, /^Bad --redis-wait-timeout-ms: expected a whole/);
+  refused(
+    ["--redis-url", "redis://a:1,redis://b:2"],
+    {},
+    /^Bad --redis-url: expected a redis:\/\/ or rediss:\/\/ URL/,
+  );
+  refused(
+    ["--redis-cluster", "--redis-url", "redis://a:1,b:2"],
+    {},
+    /^Bad --redis-url: expected redis:\/\/ or rediss:\/\/ URLs, comma-separated, found/,
+  );
+});
+
 Deno.test("parseCli() answers --help and --version before anything else", () => {
   assert.deepEqual(parseCli(["--help"], {}), { action: "help" });
   assert.deepEqual(parseCli(["http", "-h", "--backend", "mongo"], {}), { action: "help" });
@@ -183,6 +253,11 @@ Deno.test("HELP lists every flag with its variable and default", () => {
       ["--max-value-bytes", "PURPLE_MAX_VALUE_BYTES", "1048576"],
       ["--max-item-bytes", "PURPLE_MAX_ITEM_BYTES", "1024"],
       ["--debug", "PURPLE_DEBUG", "off"],
+      ["--redis-layout", "PURPLE_REDIS_LAYOUT", "databases"],
+      ["--redis-prefix", "PURPLE_REDIS_PREFIX", "none"],
+      ["--redis-cluster", "PURPLE_REDIS_CLUSTER", "off"],
+      ["--redis-wait-replicas", "PURPLE_REDIS_WAIT_REPLICAS", "0"],
+      ["--redis-wait-timeout-ms", "PURPLE_REDIS_WAIT_TIMEOUT_MS", "500"],
     ]
   ) {
     const line = HELP.split("\n").find((line) => line.startsWith(`  ${flag} `));

@@ -458,6 +458,95 @@ Deno.test("deploy/: both manifests install the same Redis, so applying both give
 });
 
 // ---------------------------------------------------------------------------------------------
+// Redis Cluster: Kubernetes and Compose
+
+Deno.test("deploy/purple-redis-cluster-k8s.yaml: Purple replicas on a 3+3 Redis Cluster, probed", async () => {
+  const docs = await manifests("purple-redis-cluster-k8s.yaml");
+  const { config, container } = checkDeployment(docs, "purple");
+  const deployment = find(docs, "Deployment", "purple");
+  assert.ok(deployment.spec.replicas >= 2, "several Purple replicas");
+  assert.equal(config.backend, "redis");
+  assert.equal(config.redis?.redisCluster, true);
+  assert.equal(config.redis?.redisLayout, undefined, "a cluster implies the prefixed layout");
+  assert.equal(config.redis?.redisPrefix, "purple:");
+  assert.ok(config.http !== undefined && config.grpc !== undefined, "HTTP and gRPC");
+  assert.equal(container.readinessProbe.httpGet.path, "/ping");
+  assert.equal(container.livenessProbe.grpc.port, config.grpc);
+  const service = find(docs, "Service", "purple");
+  assert.deepEqual(
+    service.spec.ports.map((p: Manifest) => p.targetPort).sort(),
+    container.ports.map((p: Manifest) => p.name).sort(),
+  );
+  // The seeds are pods of the StatefulSet, by the names of its headless Service.
+  const nodes = find(docs, "StatefulSet", "purple-redis-cluster");
+  const headless = find(docs, "Service", "purple-redis-cluster");
+  assert.equal(headless.spec.clusterIP, "None");
+  assert.equal(nodes.spec.serviceName, headless.metadata.name);
+  assert.equal(nodes.spec.replicas, 6, "three masters and three replicas");
+  const pod = nodes.spec.template.spec;
+  assert.ok(pod.securityContext.runAsNonRoot);
+  for (const probe of ["readinessProbe", "livenessProbe"]) assert.ok(pod.containers[0][probe]);
+  for (const seed of config.redisUrl.split(",")) {
+    const url = new URL(seed);
+    assert.match(url.hostname, /^purple-redis-cluster-[0-5]\.purple-redis-cluster$/);
+    assert.equal(url.port, "6379");
+  }
+  const redisConf = find(docs, "ConfigMap", "purple-redis-cluster").data["redis.conf"];
+  assert.match(redisConf, /^cluster-enabled yes$/m);
+  assert.match(pod.containers[0].command.join(" "), /--cluster-announce-hostname/);
+  // The Job makes the cluster of all six, with a replica for each master.
+  const job = find(docs, "Job", "purple-redis-cluster-create");
+  const script = job.spec.template.spec.containers[0].command.join(" ");
+  assert.match(script, /for i in 0 1 2 3 4 5/);
+  assert.match(script, /redis-cli --cluster create \$nodes --cluster-replicas 1 --cluster-yes/);
+  for (const budget of ["purple", "purple-redis-cluster"]) {
+    assert.ok(find(docs, "PodDisruptionBudget", budget).spec.selector);
+  }
+});
+
+Deno.test("deploy/redis-cluster-compose.yml: two Purples on a local 3+3 Redis Cluster", async () => {
+  const file = parse(await Deno.readTextFile(`${ROOT}/deploy/redis-cluster-compose.yml`), {
+    merge: true,
+  }) as { services: Record<string, ComposeService & { hostname?: string }> };
+  const { services } = file;
+  const nodes = Object.keys(services).filter((name) => /^redis-\d$/.test(name));
+  assert.equal(nodes.length, 6);
+  for (const name of nodes) {
+    assert.equal(services[name].hostname, name);
+    assert.match(services[name].command!.join(" "), /--cluster-enabled yes/);
+  }
+  const create = services["redis-cluster-create"];
+  assert.deepEqual(create.command, [
+    "redis-cli",
+    "--cluster",
+    "create",
+    ...nodes.map((name) => `${name}:6379`),
+    "--cluster-replicas",
+    "1",
+    "--cluster-yes",
+  ]);
+  const purples = Object.keys(services).filter((name) => name.startsWith("purple-"));
+  assert.equal(purples.length, 2);
+  for (const name of purples) {
+    const purple = services[name];
+    assert.equal(purple.build, "..", "built from the repository's Dockerfile");
+    const config = purpleConfig(purple.command!.slice(1), PURPLE_ENV);
+    assert.equal(config.redis?.redisCluster, true);
+    for (const seed of config.redisUrl.split(",")) {
+      assert.ok(nodes.includes(new URL(seed).hostname), seed);
+    }
+    assert.equal(
+      purple.depends_on?.["redis-cluster-create"].condition,
+      "service_completed_successfully",
+    );
+    assert.deepEqual(
+      purple.ports?.map((port) => port.split(":")[1]),
+      [String(config.http), String(config.grpc)],
+    );
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
 // Heroku
 
 const HEROKU_ENV = { PORT: "41234", REDIS_URL: "rediss://:secret@ec2-1-2-3-4.example.com:6380" };

@@ -80,8 +80,6 @@ Deno.test("purple grpc --port 0 serves gRPC alone and exits 0 on SIGTERM", async
  */
 const BURST_CLIENT = `
   import { GrpcClient } from "@purple/client/grpc";
-import { type Program, ROOT, start } from "./_process.ts";
-import { purpleArgs } from "./_purple.ts";
   const client = new GrpcClient(Deno.args[0]);
   for (let i = 0; i < 300; i++) await client.counterIncrement("before", 1);
   const batch = Array.from({ length: 50 }, () =>
