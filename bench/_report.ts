@@ -156,7 +156,7 @@ export function markdown(report: Report): string {
       "| ------- | ----: | ------ |",
       ...report.extras.map((extra) =>
         `| ${extra.what} | ${
-          fixed(extra.value, extra.unit === "MB" ? 1 : 0)
+          fixed(extra.value, extra.unit === "MB" ? 1 : extra.unit === "×" ? 2 : 0)
         } ${extra.unit} | ${extra.detail} |`
       ),
     );

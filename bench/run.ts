@@ -69,6 +69,9 @@ Options:
   --runs N           timed runs per scenario (default 3)
   --connections N    concurrent connections (default 64)
   --out DIR          where to write latest.json and latest.md (default bench/results)
+  --against REF      also measure Purple as of git REF (a commit, a branch), scenario by
+                     scenario right after this one, and report the ratio of each (A/B in one
+                     run); REF is checked out in .tmp/bench-against/
   --list             print the ids and exit
   -h, --help         show this help
 
@@ -77,6 +80,8 @@ for the redis scenarios (apt-get install redis-server), node for the Node compar
 
 interface Settings {
   quick: boolean;
+  /** A git ref to measure beside this checkout (`--against`). */
+  against?: string;
   filters: string[];
   duration: number;
   warmup: number;
@@ -112,6 +117,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
       runs: { type: "string" },
       connections: { type: "string" },
       out: { type: "string" },
+      against: { type: "string" },
       list: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -135,6 +141,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
     runs: number("runs", values.runs, 3, 1),
     connections: number("connections", values.connections, 64, 1),
     out: values.out ?? new URL("./results", import.meta.url).pathname,
+    against: values.against,
   };
 }
 
@@ -147,6 +154,8 @@ class Bench {
   readonly skipped: string[] = [];
   redisUrl: string | undefined;
   nodeMissing: string | undefined;
+  /** The reference checkout of `--against`: its `mod.ts` and a label. */
+  against: { mod: string; label: string } | undefined;
 
   constructor(settings: Settings) {
     this.settings = settings;
@@ -200,16 +209,18 @@ async function startPurple(
   bench: Bench,
   protocol: "http" | "grpc",
   backend: BackendName,
+  mod = MOD,
 ): Promise<{ server: Server; port: number; cleanup: () => Promise<void> }> {
-  const args = ["run", "-A", "--unstable-kv", MOD, protocol, "--backend", backend, "--port", "0"];
+  const args = ["run", "-A", "--unstable-kv", mod, protocol, "--backend", backend, "--port", "0"];
   let dataDir: string | undefined;
   if (backend === "disk") {
     dataDir = await Deno.makeTempDir({ prefix: "purple-bench-disk-" });
     args.push("--data-dir", dataDir);
   }
   if (backend === "redis") args.push("--redis-url", bench.redisUrl!);
-  const server = spawnServer(`purple ${protocol} (${backend})`, Deno.execPath(), args, {
-    cwd: ROOT,
+  const name = `purple${mod === MOD ? "" : `@${bench.against!.label}`} ${protocol} (${backend})`;
+  const server = spawnServer(name, Deno.execPath(), args, {
+    cwd: mod === MOD ? ROOT : mod.slice(0, mod.lastIndexOf("/")),
   });
   const [, port] = await server.line(/Starting up the (?:HTTP|gRPC) server on port (\d+)/);
   return {
@@ -418,23 +429,38 @@ async function httpGroup(bench: Bench): Promise<void> {
     const purple = await startPurple(bench, "http", backend);
     const baseUrl = `http://127.0.0.1:${purple.port}`;
     const ops = new HttpClient(baseUrl);
+    const reference = bench.against && await startPurple(bench, "http", backend, bench.against.mod);
+    const referenceUrl = reference && `http://127.0.0.1:${reference.port}`;
     try {
       for (const name of names) {
         log(`HTTP: ${backend} ${name}`);
         const definition = SCENARIOS[name];
-        pending.push(
-          await measureHttp(
-            bench,
-            `http/${backend}/${name}`,
-            { server: `purple (${backend})`, scenario: name },
-            baseUrl,
-            definition.http,
-            { definition, ops },
-          ),
+        const row = await measureHttp(
+          bench,
+          `http/${backend}/${name}`,
+          { server: `purple (${backend})`, scenario: name },
+          baseUrl,
+          definition.http,
+          { definition, ops },
         );
+        pending.push(row);
+        if (referenceUrl) {
+          log(`HTTP: ${backend} ${name}, as of ${bench.against!.label}`);
+          const before = await measureHttp(
+            bench,
+            `against/http/${backend}/${name}`,
+            { server: `purple@${bench.against!.label} (${backend})`, scenario: name },
+            referenceUrl,
+            definition.http,
+            { definition, ops: new HttpClient(referenceUrl) },
+          );
+          pending.push(before);
+          addComparison(bench, row, before);
+        }
       }
     } finally {
       await purple.cleanup();
+      await reference?.cleanup();
     }
   }
   log("HTTP: the bare Deno.serve baseline again");
@@ -443,6 +469,42 @@ async function httpGroup(bench: Bench): Promise<void> {
   for (const row of pending) {
     bench.add({ ...row, baseline: baseline.id, ratio: row.rps / baseline.rps });
   }
+}
+
+/** The A/B figure of one scenario: this checkout's rate over the reference's, same run. */
+function addComparison(bench: Bench, row: Row, reference: Row): void {
+  const runs = (r: Row) => r.runs.map((run) => Math.round(run.rps)).join(", ");
+  bench.addExtra({
+    id: `ab/${row.id}`,
+    what: `${row.id}: this checkout / ${bench.against!.label}`,
+    value: row.rps / reference.rps,
+    unit: "×",
+    detail: `${Math.round(row.rps)} vs ${Math.round(reference.rps)} req/s (median of runs ` +
+      `${runs(row)} vs ${runs(reference)}), p99 ${row.p99Ms.toFixed(2)} vs ${
+        reference.p99Ms.toFixed(2)
+      } ms`,
+    failures: [],
+  });
+}
+
+/**
+ * Checks out `ref` in `.tmp/bench-against/<commit>` (once) and installs its dependencies, so
+ * that its `purple` can run beside this one.
+ */
+async function prepareAgainst(ref: string): Promise<{ mod: string; label: string }> {
+  const resolved = await run("git", ["rev-parse", "--short", `${ref}^{commit}`], { cwd: ROOT });
+  if (resolved.code !== 0) throw new Error(`Bad --against: '${ref}' is not a commit here`);
+  const commit = resolved.stdout.trim();
+  const dir = `${ROOT}.tmp/bench-against/${commit}`;
+  if (!await Deno.stat(`${dir}/mod.ts`).then(() => true, () => false)) {
+    const added = await run("git", ["worktree", "add", "--detach", dir, commit], { cwd: ROOT });
+    if (added.code !== 0) throw new Error(`Cannot check out ${ref}: ${added.stderr}`);
+  }
+  const installed = await run(Deno.execPath(), ["install"], { cwd: dir });
+  if (installed.code !== 0) {
+    throw new Error(`Cannot install ${ref}'s dependencies: ${installed.stderr}`);
+  }
+  return { mod: `${dir}/mod.ts`, label: ref === commit ? commit : `${ref} (${commit})` };
 }
 
 /** The bare grpc-js baseline under Deno (through the GOAWAY guard) or Node. */
@@ -479,25 +541,42 @@ async function grpcGroup(bench: Bench): Promise<void> {
     if (backend === "redis" && bench.redisUrl === undefined) continue;
     const purple = await startPurple(bench, "grpc", backend);
     const ops = new GrpcClient(`127.0.0.1:${purple.port}`);
+    const reference = bench.against && await startPurple(bench, "grpc", backend, bench.against.mod);
+    const referenceOps = reference && new GrpcClient(`127.0.0.1:${reference.port}`);
     try {
       for (const name of names) {
         log(`gRPC: ${backend} ${name}`);
         const definition = SCENARIOS[name];
-        pending.push(
-          await measureGrpc(
+        const row = await measureGrpc(
+          bench,
+          `grpc/${backend}/${name}`,
+          { server: `purple (${backend})`, scenario: name },
+          `http://127.0.0.1:${purple.port}`,
+          definition.grpc.path,
+          framePath(definition.grpc.frame),
+          { scenario: { definition, ops } },
+        );
+        pending.push(row);
+        if (reference && referenceOps) {
+          log(`gRPC: ${backend} ${name}, as of ${bench.against!.label}`);
+          const before = await measureGrpc(
             bench,
-            `grpc/${backend}/${name}`,
-            { server: `purple (${backend})`, scenario: name },
-            `http://127.0.0.1:${purple.port}`,
+            `against/grpc/${backend}/${name}`,
+            { server: `purple@${bench.against!.label} (${backend})`, scenario: name },
+            `http://127.0.0.1:${reference.port}`,
             definition.grpc.path,
             framePath(definition.grpc.frame),
-            { scenario: { definition, ops } },
-          ),
-        );
+            { scenario: { definition, ops: referenceOps } },
+          );
+          pending.push(before);
+          addComparison(bench, row, before);
+        }
       }
     } finally {
       await ops.close();
+      await referenceOps?.close();
       await purple.cleanup();
+      await reference?.cleanup();
     }
   }
   log("gRPC: the bare grpc-js baseline (Deno) again");
@@ -948,6 +1027,15 @@ async function main(args: string[]): Promise<number> {
   }
   if (!await available("node")) bench.nodeMissing = "node is not on PATH";
 
+  if (parsed.against !== undefined) {
+    try {
+      bench.against = await prepareAgainst(parsed.against);
+    } catch (error) {
+      console.error(`bench: ${(error as Error).message}`);
+      return 2;
+    }
+    log(`Measuring beside this checkout: Purple as of ${bench.against.label}`);
+  }
   const startedAt = new Date().toISOString();
   const info = await machine();
   let redis: Server | undefined;
@@ -997,6 +1085,7 @@ async function main(args: string[]): Promise<number> {
       runs: bench.settings.runs,
       "load generators": "wrk -t1 (HTTP), h2load -t1 -m1 (gRPC)",
       ...(bench.settings.filters.length > 0 ? { filter: bench.settings.filters.join(",") } : {}),
+      ...(bench.against === undefined ? {} : { against: bench.against.label }),
     },
     rows: bench.rows,
     extras: bench.extras,
