@@ -1,12 +1,46 @@
 /**
  * The checked front of a backend: validates and normalises every input once, then calls the
- * backend. Everything that serves users (servers, `openBackend()`) goes through it.
+ * backend. Everything that serves users (servers, `openBackend()`) goes through it. It also runs
+ * batches: in order (each operation on its own), or atomic through the backend's `atomic()`.
  *
  * @module
  */
 
-import type { CounterAmount, KvValue, Operations } from "@purple/protocol";
-import type { Backend } from "./backend.ts";
+import type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CounterAmount,
+  KeyPage,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+} from "@purple/protocol";
+import { OPERATIONS } from "@purple/protocol";
+import {
+  errorFromCode,
+  InternalError,
+  InvalidArgumentError,
+  PurpleError,
+  ValueTooLargeError,
+} from "@purple/protocol/errors";
+import {
+  describe,
+  MAX_BATCH_OPERATIONS,
+  normalizeListOptions,
+  normalizeWriteOptions,
+} from "@purple/protocol/validate";
+import { quote } from "@purple/protocol/text";
+import {
+  AtomicBatchError,
+  type Backend,
+  type BackendOperation,
+  type ListQuery,
+} from "./backend.ts";
 import type { Limits } from "./limits.ts";
 import {
   assertCacheValue,
@@ -59,6 +93,111 @@ export function checked(backend: Backend, limits: Limits): CheckedOperations {
   return new CheckedBackend(backend, limits);
 }
 
+/** The checked backend operation of a batchable operation, and how to read its result. */
+interface Prepared {
+  operation: BackendOperation;
+  /** The result of the operation asked for, from the backend's (kvGet: the entry's value). */
+  project?: (result: unknown) => unknown;
+}
+
+/** The checks of each operation a batch may hold: its arguments, as the backend takes them. */
+type Preparers = {
+  readonly [Op in BatchableName]: (args: Parameters<Operations[Op]>, limits: Limits) => Prepared;
+};
+
+function key(value: unknown, limits: Limits): string {
+  assertKey(value, limits);
+  return value;
+}
+
+const PREPARE: Preparers = {
+  cacheGet: ([k], l) => ({ operation: { op: "cacheGet", args: [key(k, l)] } }),
+  cacheSet: ([k, value, ttl], l) => {
+    assertCacheValue(value, l);
+    return { operation: { op: "cacheSet", args: [key(k, l), value, normalizeTtl(ttl)] } };
+  },
+  cacheDelete: ([k], l) => ({ operation: { op: "cacheDelete", args: [key(k, l)] } }),
+  counterIncrement: ([k, amount], l) => ({
+    operation: { op: "counterIncrement", args: [key(k, l), normalizeAmount(amount)] },
+  }),
+  counterGet: ([k], l) => ({ operation: { op: "counterGet", args: [key(k, l)] } }),
+  counterDelete: ([k], l) => ({ operation: { op: "counterDelete", args: [key(k, l)] } }),
+  flagGet: ([k], l) => ({ operation: { op: "flagGet", args: [key(k, l)] } }),
+  flagSet: ([k, value], l) => {
+    const checkedKey = key(k, l);
+    assertFlag(value);
+    return { operation: { op: "flagSet", args: [checkedKey, value] } };
+  },
+  flagDelete: ([k], l) => ({ operation: { op: "flagDelete", args: [key(k, l)] } }),
+  kvGet: ([k], l) => ({
+    operation: { op: "kvGetEntry", args: [key(k, l)] },
+    project: (entry) => (entry as KvEntry).value,
+  }),
+  kvGetEntry: ([k], l) => ({ operation: { op: "kvGetEntry", args: [key(k, l)] } }),
+  kvPut: ([k, value, options], l) => {
+    const checkedKey = key(k, l);
+    const bytes = normalizeKvValue(value, l);
+    const condition = normalizeWriteOptions(options);
+    return {
+      operation: {
+        op: "kvPut",
+        args: condition === undefined ? [checkedKey, bytes] : [checkedKey, bytes, condition],
+      },
+    };
+  },
+  kvDelete: ([k, options], l) => {
+    const checkedKey = key(k, l);
+    const condition = normalizeWriteOptions(options);
+    return {
+      operation: {
+        op: "kvDelete",
+        args: condition === undefined ? [checkedKey] : [checkedKey, condition],
+      },
+    };
+  },
+  setGet: ([set], l) => ({ operation: { op: "setGet", args: [key(set, l)] } }),
+  setAdd: ([set, item], l) => {
+    const checkedSet = key(set, l);
+    assertItem(item, l);
+    return { operation: { op: "setAdd", args: [checkedSet, item, l.maxSetItems] } };
+  },
+  setRemove: ([set, item], l) => {
+    const checkedSet = key(set, l);
+    assertItem(item, l);
+    return { operation: { op: "setRemove", args: [checkedSet, item] } };
+  },
+  setDelete: ([set], l) => ({ operation: { op: "setDelete", args: [key(set, l)] } }),
+};
+
+/** The operation of a batch, checked for its shape: a batchable name and a list of arguments. */
+function batchable(operation: unknown, index: number): BatchOperation {
+  const { op, args } = (typeof operation === "object" && operation !== null ? operation : {}) as {
+    op?: unknown;
+    args?: unknown;
+  };
+  if (typeof op !== "string" || !Object.hasOwn(PREPARE, op) || !Array.isArray(args)) {
+    throw new InvalidArgumentError(
+      `Bad batch: operation ${index} must be { op, args } with op one of ${
+        Object.keys(PREPARE).join(", ")
+      }, found ${typeof op === "string" ? quote(op) : describe(operation)}`,
+    );
+  }
+  return { op, args } as BatchOperation;
+}
+
+/** The service and key an operation works on, so that a batch keeps their order. */
+function target(operation: BackendOperation): string {
+  return `${OPERATIONS[operation.op].http.path.split("/")[1]}\0${operation.args[0]}`;
+}
+
+/** The same kind of error as `error`, with `context` before its message. */
+function withContext(error: unknown, context: string): Error {
+  if (error instanceof PurpleError) {
+    return errorFromCode(error.code, `${context}: ${error.message}`);
+  }
+  return error as Error; // Not a Purple error: a bug, which the server answers 500 and logs.
+}
+
 class CheckedBackend implements CheckedOperations {
   readonly settlesAtOnce: boolean;
   #backend: Backend;
@@ -70,71 +209,180 @@ class CheckedBackend implements CheckedOperations {
     this.settlesAtOnce = backend.settlesAtOnce === true;
   }
 
-  async cacheGet(key: string): Promise<string> {
-    assertKey(key, this.#limits);
-    return await this.#backend.cacheGet(key);
+  cacheGet(key: string): Promise<string> {
+    return this.#one("cacheGet", [key]);
+  }
+  cacheSet(key: string, value: string, ttl?: number): Promise<void> {
+    return this.#one("cacheSet", [key, value, ttl]);
+  }
+  cacheDelete(key: string): Promise<void> {
+    return this.#one("cacheDelete", [key]);
+  }
+  cacheList(options?: ListOptions): Promise<KeyPage> {
+    return this.#backend.cacheList(this.#query(options));
+  }
+  counterIncrement(key: string, amount: CounterAmount): Promise<bigint> {
+    return this.#one("counterIncrement", [key, amount]);
+  }
+  counterGet(key: string): Promise<bigint> {
+    return this.#one("counterGet", [key]);
+  }
+  counterDelete(key: string): Promise<void> {
+    return this.#one("counterDelete", [key]);
+  }
+  counterList(options?: ListOptions): Promise<KeyPage> {
+    return this.#backend.counterList(this.#query(options));
+  }
+  flagGet(key: string): Promise<boolean> {
+    return this.#one("flagGet", [key]);
+  }
+  flagSet(key: string, value: boolean): Promise<void> {
+    return this.#one("flagSet", [key, value]);
+  }
+  flagDelete(key: string): Promise<void> {
+    return this.#one("flagDelete", [key]);
+  }
+  flagList(options?: ListOptions): Promise<KeyPage> {
+    return this.#backend.flagList(this.#query(options));
+  }
+  kvGet(key: string): Promise<Uint8Array> {
+    return this.#one("kvGet", [key]);
+  }
+  kvGetEntry(key: string): Promise<KvEntry> {
+    return this.#one("kvGetEntry", [key]);
+  }
+  kvPut(key: string, value: KvValue, options?: KvWriteOptions): Promise<void> {
+    return this.#one("kvPut", [key, value, options]);
+  }
+  kvDelete(key: string, options?: KvWriteOptions): Promise<void> {
+    return this.#one("kvDelete", [key, options]);
+  }
+  kvList(options?: ListOptions): Promise<KeyPage> {
+    return this.#backend.kvList(this.#query(options));
+  }
+  setGet(set: string): Promise<string[]> {
+    return this.#one("setGet", [set]);
+  }
+  setAdd(set: string, item: string): Promise<string[]> {
+    return this.#one("setAdd", [set, item]);
+  }
+  setRemove(set: string, item: string): Promise<string[]> {
+    return this.#one("setRemove", [set, item]);
+  }
+  setDelete(set: string): Promise<void> {
+    return this.#one("setDelete", [set]);
+  }
+  setList(options?: ListOptions): Promise<KeyPage> {
+    return this.#backend.setList(this.#query(options));
   }
 
-  async cacheSet(key: string, value: string, ttl?: number): Promise<void> {
-    assertKey(key, this.#limits);
-    assertCacheValue(value, this.#limits);
-    return await this.#backend.cacheSet(key, value, normalizeTtl(ttl));
+  /**
+   * Runs a batch. In order: each operation is checked and run on its own (one that fails does
+   * not stop the others); operations on different keys run at once, and on one key one after
+   * the other (at once where the backend keeps their order itself). Atomic: every operation is
+   * checked first (one that is refused fails the batch, nothing run), then the backend runs them
+   * all or none.
+   */
+  async batch<const T extends readonly BatchOperation[]>(
+    operations: T,
+    options?: BatchOptions,
+  ): Promise<BatchOutcomes<T>> {
+    if (!Array.isArray(operations)) {
+      throw new InvalidArgumentError(
+        `Bad batch: expected a list of operations, found ${describe(operations)}`,
+      );
+    }
+    if (operations.length > MAX_BATCH_OPERATIONS) {
+      throw new ValueTooLargeError(
+        `Bad batch: ${operations.length} operations, the limit is ${MAX_BATCH_OPERATIONS}`,
+      );
+    }
+    if (options?.atomic === true) return await this.#atomic(operations) as BatchOutcomes<T>;
+    return await this.#inOrder(operations) as BatchOutcomes<T>;
   }
 
-  async counterIncrement(key: string, amount: CounterAmount): Promise<bigint> {
-    assertKey(key, this.#limits);
-    return await this.#backend.counterIncrement(key, normalizeAmount(amount));
+  close(): Promise<void> {
+    return this.#backend.close();
   }
 
-  async counterGet(key: string): Promise<bigint> {
-    assertKey(key, this.#limits);
-    return await this.#backend.counterGet(key);
+  #prepare(operation: unknown, index?: number): Prepared {
+    const { op, args } = index === undefined
+      ? operation as BatchOperation
+      : batchable(operation, index);
+    return (PREPARE[op] as (args: unknown[], limits: Limits) => Prepared)(args, this.#limits);
   }
 
-  async flagGet(key: string): Promise<boolean> {
-    assertKey(key, this.#limits);
-    return await this.#backend.flagGet(key);
+  async #run(prepared: Prepared): Promise<unknown> {
+    const { op, args } = prepared.operation;
+    const result = await (this.#backend[op] as (...args: unknown[]) => Promise<unknown>)
+      .apply(this.#backend, args);
+    return prepared.project ? prepared.project(result) : result;
   }
 
-  async flagSet(key: string, value: boolean): Promise<void> {
-    assertKey(key, this.#limits);
-    assertFlag(value);
-    return await this.#backend.flagSet(key, value);
+  // deno-lint-ignore no-explicit-any
+  async #one<Op extends BatchableName>(op: Op, args: Parameters<Operations[Op]>): Promise<any> {
+    return await this.#run(this.#prepare({ op, args }));
   }
 
-  async kvGet(key: string): Promise<Uint8Array> {
-    assertKey(key, this.#limits);
-    return await this.#backend.kvGet(key);
+  #query(options: ListOptions | undefined): ListQuery {
+    const query = normalizeListOptions(options);
+    if (query.prefix !== "") assertKey(query.prefix, this.#limits);
+    return query;
   }
 
-  async kvPut(key: string, value: KvValue): Promise<void> {
-    assertKey(key, this.#limits);
-    return await this.#backend.kvPut(key, normalizeKvValue(value, this.#limits));
+  async #inOrder(operations: readonly unknown[]): Promise<BatchOutcome<BatchableName>[]> {
+    const order = this.#backend.keepsCallOrder === true;
+    const tails = new Map<string, Promise<unknown>>();
+    const outcomes = operations.map(async (operation, index) => {
+      const prepared = this.#prepare(operation, index);
+      if (order) return await this.#run(prepared);
+      const previous = tails.get(target(prepared.operation));
+      const done = (previous ?? Promise.resolve()).then(() => this.#run(prepared));
+      tails.set(target(prepared.operation), done.catch(() => {}));
+      return await done;
+    });
+    return await Promise.all(outcomes.map((outcome) =>
+      outcome.then(
+        (value) => ({ ok: true, value }) as BatchOutcome<BatchableName>,
+        (error) => ({ ok: false as const, error: asPurple(error) }),
+      )
+    ));
   }
 
-  async kvDelete(key: string): Promise<void> {
-    assertKey(key, this.#limits);
-    return await this.#backend.kvDelete(key);
+  async #atomic(operations: readonly unknown[]): Promise<BatchOutcome<BatchableName>[]> {
+    const prepared = operations.map((operation, index) => {
+      try {
+        return this.#prepare(operation, index);
+      } catch (error) {
+        throw withContext(error, `Cannot run the atomic batch: operation ${index}`);
+      }
+    });
+    let results: unknown[];
+    try {
+      results = await this.#backend.atomic(prepared.map(({ operation }) => operation));
+    } catch (error) {
+      if (!(error instanceof AtomicBatchError)) throw error;
+      const { op, args } = prepared[error.index].operation;
+      const action = OPERATIONS[op].action;
+      throw withContext(
+        error.cause,
+        `Cannot run the atomic batch: operation ${error.index} (${action} ${
+          quote(String(args[0]))
+        }) failed, nothing was changed`,
+      );
+    }
+    return results.map((result, index) => {
+      const { project } = prepared[index];
+      return { ok: true, value: project ? project(result) : result } as BatchOutcome<BatchableName>;
+    });
   }
+}
 
-  async setGet(set: string): Promise<string[]> {
-    assertKey(set, this.#limits);
-    return await this.#backend.setGet(set);
-  }
-
-  async setAdd(set: string, item: string): Promise<string[]> {
-    assertKey(set, this.#limits);
-    assertItem(item, this.#limits);
-    return await this.#backend.setAdd(set, item, this.#limits.maxSetItems);
-  }
-
-  async setRemove(set: string, item: string): Promise<string[]> {
-    assertKey(set, this.#limits);
-    assertItem(item, this.#limits);
-    return await this.#backend.setRemove(set, item);
-  }
-
-  async close(): Promise<void> {
-    return await this.#backend.close();
-  }
+/**
+ * An error as a batch outcome carries it: a typed error, or an internal one that says nothing
+ * more (its cause is for the server's log).
+ */
+function asPurple(error: unknown): PurpleError {
+  if (error instanceof PurpleError) return error;
+  return new InternalError("Internal server error", { cause: error });
 }

@@ -56,11 +56,30 @@
 import { Buffer } from "node:buffer";
 import type { Cluster, Redis } from "ioredis";
 import { InvalidArgumentError, UnavailableError } from "@purple/protocol/errors";
-import type { Backend } from "./backend.ts";
-import { backgroundInterval, notFound, quote, setFull, sortItems } from "./_util.ts";
+import type { Backend, BackendOperation, KvCondition, ListQuery } from "./backend.ts";
+import type { KeyPage, KvEntry } from "@purple/protocol";
+import {
+  absent,
+  backgroundInterval,
+  checkCondition,
+  notFound,
+  quote,
+  setFull,
+  sortItems,
+} from "./_util.ts";
+import { decodeCursor, encodeCursor } from "./_cursor.ts";
+import {
+  APPLY,
+  READ_STATE,
+  readArguments,
+  runOver,
+  touchedKeys,
+  versionOf,
+} from "./_redis_atomic.ts";
 import { RedisLink } from "./_redis_link.ts";
 import { ClusterLink } from "./_redis_cluster.ts";
 import {
+  oneSlot,
   type RedisLayout,
   redisLayout,
   type RedisLayoutName,
@@ -171,6 +190,67 @@ end
 return redis.call('SMEMBERS', KEYS[1])
 `;
 
+/**
+ * A KV write with a condition, as one step: `ARGV[1]` is `put` (with the value in `ARGV[4]`) or
+ * `delete`, `ARGV[2]` the version to match (empty: none; `*`: any), `ARGV[3]` `1` when the key
+ * must be absent. Returns `ok`, `absent` (a delete of a missing key), or `{'failed', version}`
+ * (the current version, empty when absent) when the condition does not hold.
+ */
+const CONDITIONAL_WRITE = `
+local current = redis.call('GET', KEYS[1])
+local version = current and redis.sha1hex(current) or ''
+if (ARGV[3] == '1' and current) or
+   (ARGV[2] ~= '' and (not current or (ARGV[2] ~= '*' and ARGV[2] ~= version))) then
+  return {'failed', version}
+end
+if ARGV[1] == 'put' then
+  redis.call('SET', KEYS[1], ARGV[4])
+  return 'ok'
+end
+if not current then return 'absent' end
+redis.call('DEL', KEYS[1])
+return 'ok'
+`;
+
+/** How many times an atomic batch runs again when another client changed its keys meanwhile. */
+const MAX_ATOMIC_ATTEMPTS = 50;
+
+/** How many SCAN calls one page of a listing makes at most (a page may then come back short). */
+const MAX_SCANS_PER_PAGE = 16;
+
+/**
+ * A listing's position: the Redis cursor, the cluster node it is on (its address), whether the
+ * scan is over, and the keys a SCAN gave beyond the previous page.
+ */
+interface ScanState extends Record<string, unknown> {
+  c: string;
+  n?: string;
+  d?: boolean;
+  k?: string[];
+}
+
+function isScanState(state: Record<string, unknown>): state is ScanState {
+  return typeof state.c === "string" && /^[0-9]+$/.test(state.c) &&
+    (state.n === undefined || typeof state.n === "string") &&
+    (state.d === undefined || state.d === true) &&
+    (state.k === undefined ||
+      (Array.isArray(state.k) && state.k.every((key) => typeof key === "string")));
+}
+
+/** The state of a cursor, without what it does not need. */
+function scanState(
+  cursor: string,
+  node: string | undefined,
+  done: boolean,
+  carried: string[],
+): ScanState {
+  const state: ScanState = { c: cursor };
+  if (node !== undefined) state.n = node;
+  if (done) state.d = true;
+  if (carried.length > 0) state.k = carried;
+  return state;
+}
+
 /** A connection to one Redis database, or to a whole cluster. */
 type Link = RedisLink | ClusterLink;
 
@@ -198,6 +278,8 @@ type Command = [name: string, ...args: (string | Buffer | number)[]];
  * ```
  */
 export class RedisBackend implements Backend {
+  /** Always true: a key's commands go on one connection, in the order they are called. */
+  readonly keepsCallOrder = true;
   /** Which database and which Redis key each service's keys have. */
   #layout: RedisLayout;
   #links: Record<Service, Link>;
@@ -368,8 +450,11 @@ export class RedisBackend implements Backend {
     ).then(done);
   }
 
-  /** Returns a copy of the stored bytes, or throws `NotFoundError`. */
-  kvGet(key: string): Promise<Uint8Array> {
+  /**
+   * Returns a copy of the stored bytes and their version: the SHA-1 of the bytes (so a value
+   * the original Go Purple wrote has one too), or throws `NotFoundError`.
+   */
+  kvGetEntry(key: string): Promise<KvEntry> {
     return this.#run(
       "kv",
       key,
@@ -377,21 +462,115 @@ export class RedisBackend implements Backend {
       () => `Cannot get KV key ${quote(key)}`,
     )
       .then((value) =>
-        value === null ? Promise.reject(notFound("kv", key)) : new Uint8Array(value)
+        value === null
+          ? Promise.reject(notFound("kv", key))
+          : { value: new Uint8Array(value), version: versionOf(value) }
       );
   }
 
-  /** Stores a copy of the bytes. */
-  kvPut(key: string, value: Uint8Array): Promise<void> {
+  /** Stores a copy of the bytes; with a condition, one script checks it and writes. */
+  kvPut(key: string, value: Uint8Array, condition?: KvCondition): Promise<void> {
     const copy = Buffer.from(value); // the caller may reuse its array before the write happens
+    if (condition !== undefined) return this.#conditional("put", key, condition, copy);
     return this.#write("kv", key, (k) => ["set", k, copy], () => `Cannot put KV key ${quote(key)}`)
       .then(done);
   }
 
-  /** Deletes the value, or throws `NotFoundError` when absent. */
-  kvDelete(key: string): Promise<void> {
+  /** Deletes the value, or throws `NotFoundError` when absent; if the condition holds. */
+  kvDelete(key: string, condition?: KvCondition): Promise<void> {
+    if (condition !== undefined) return this.#conditional("delete", key, condition);
     return this.#write("kv", key, (k) => ["del", k], () => `Cannot delete KV key ${quote(key)}`)
       .then((deleted) => Number(deleted) === 0 ? Promise.reject(notFound("kv", key)) : undefined);
+  }
+
+  /** Deletes the entry, or throws `NotFoundError` when absent (or expired). */
+  cacheDelete(key: string): Promise<void> {
+    return this.#delete("cache", key, "cache key");
+  }
+
+  /** Deletes the counter, or throws `NotFoundError` when absent. */
+  counterDelete(key: string): Promise<void> {
+    return this.#delete("counters", key, "counter");
+  }
+
+  /** Deletes the flag, or throws `NotFoundError` when it was never set. */
+  flagDelete(key: string): Promise<void> {
+    return this.#delete("flags", key, "flag");
+  }
+
+  /** Deletes the whole set, or throws `NotFoundError` when it holds no item. */
+  setDelete(set: string): Promise<void> {
+    return this.#delete("sets", set, "set");
+  }
+
+  /** Lists the keys of the entries that have not expired (`SCAN`). */
+  cacheList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("cache", query);
+  }
+
+  /** Lists the keys of the counters (`SCAN`). */
+  counterList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("counters", query);
+  }
+
+  /** Lists the keys of the flags (`SCAN`). */
+  flagList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("flags", query);
+  }
+
+  /** Lists the keys of the values (`SCAN`). */
+  kvList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("kv", query);
+  }
+
+  /** Lists the names of the sets (`SCAN`). */
+  setList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("sets", query);
+  }
+
+  /**
+   * Runs the operations all or nothing (see `_redis_atomic.ts`): one script reads the keys,
+   * the batch runs over that snapshot here, one script writes the changes if no key changed in
+   * between (else it runs again). On a cluster every key must be in one hash slot.
+   */
+  async atomic(operations: readonly BackendOperation[]): Promise<unknown[]> {
+    const keys = touchedKeys(operations, this.#layout);
+    if (keys.length === 0) return [];
+    if (this.#unique[0] instanceof ClusterLink) oneSlot("Cannot run the atomic batch", keys);
+    const redisKeys = keys.map(({ redisKey }) => redisKey);
+    const anchor = keys[0].service;
+    const describe = () => `Cannot run the atomic batch of ${operations.length} operations`;
+    for (let attempt = 1; attempt <= MAX_ATOMIC_ATTEMPTS; attempt++) {
+      const snapshot = await this.#run(
+        anchor,
+        keys[0].key,
+        (redis) =>
+          redis.callBuffer(
+            "eval",
+            READ_STATE,
+            redisKeys.length,
+            ...redisKeys,
+            ...readArguments(keys),
+          ),
+        describe,
+      ) as Array<[Buffer, Buffer | null | Buffer[]]>;
+      const { results, applyArguments } = runOver(
+        operations,
+        keys,
+        snapshot.map(([fingerprint, value]) => [fingerprint.toString(), value]),
+      );
+      const written = await this.#write(
+        anchor,
+        keys[0].key,
+        () => ["eval", APPLY, redisKeys.length, ...redisKeys, ...applyArguments],
+        describe,
+      );
+      if (Number(written) === 1) return results;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, attempt * 2)));
+    }
+    throw new UnavailableError(
+      `${describe()}: its keys changed under it ${MAX_ATOMIC_ATTEMPTS} times in a row`,
+    );
   }
 
   /** Returns the sorted items, empty when absent. */
@@ -439,6 +618,88 @@ export class RedisBackend implements Backend {
     this.#stopWatchdog();
     const timeoutMs = this.#commandTimeoutMs;
     await Promise.all(this.#unique.map((link) => link.close(timeoutMs)));
+  }
+
+  /** Deletes a key of a service, or throws `NotFoundError` when there is none. */
+  #delete(service: Service, key: string, what: Parameters<typeof absent>[0]): Promise<void> {
+    return this.#write(service, key, (k) => ["del", k], () => `Cannot delete ${what} ${quote(key)}`)
+      .then((deleted) => Number(deleted) === 0 ? Promise.reject(absent(what, key)) : undefined);
+  }
+
+  /** A KV put or delete with a condition, checked and done in one script. */
+  async #conditional(
+    action: "put" | "delete",
+    key: string,
+    condition: KvCondition,
+    value?: Buffer,
+  ): Promise<void> {
+    const reply = await this.#write(
+      "kv",
+      key,
+      (k) => [
+        "eval",
+        CONDITIONAL_WRITE,
+        1,
+        k,
+        action,
+        condition.ifMatch ?? "",
+        condition.ifNoneMatch ? "1" : "0",
+        ...(value === undefined ? [] : [value]),
+      ],
+      () => `Cannot ${action} KV key ${quote(key)}`,
+    );
+    if (reply === "absent") throw notFound("kv", key);
+    if (Array.isArray(reply)) {
+      const version = String(reply[1]);
+      checkCondition(action, key, condition, version === "" ? undefined : version);
+    }
+  }
+
+  /**
+   * A page of a service's keys: `SCAN ... MATCH` (never `KEYS`, which blocks Redis), from the
+   * cursor's position, on every master of a cluster in turn. Keys that a SCAN gave beyond the
+   * page's limit travel in the cursor. Redis gives each key present during the whole listing at
+   * least once, in no order (a key may come twice).
+   */
+  async #list(service: Service, query: ListQuery): Promise<KeyPage> {
+    const link = this.#links[service];
+    const nodes = link instanceof ClusterLink
+      ? link.client.nodes("master")
+        .map((redis) => ({ redis, name: `${redis.options.host}:${redis.options.port}` }))
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      : undefined;
+    const start: ScanState = query.cursor === undefined
+      ? { c: "0", n: nodes?.[0]?.name }
+      : decodeCursor("redis", query.cursor, isScanState);
+    let { c: cursor, n: node, d: done = false } = start;
+    const carried = [...start.k ?? []];
+    const keys: string[] = [];
+    const pattern = this.#layout.match(service, query.prefix);
+    const describe = () => `Cannot list the ${service} keys`;
+    for (let scans = 0;; scans++) {
+      keys.push(...carried.splice(0, query.limit - keys.length));
+      if (done && carried.length === 0) return { keys };
+      if (keys.length === query.limit || done || scans === MAX_SCANS_PER_PAGE) {
+        return { keys, cursor: encodeCursor("redis", scanState(cursor, node, done, carried)) };
+      }
+      const redis = nodes?.find(({ name }) => name === node)?.redis;
+      const [next, found] = await this.#run(
+        service,
+        "",
+        (client) =>
+          (redis ?? client).scan(cursor, "MATCH", pattern, "COUNT", Math.max(query.limit, 100)),
+        describe,
+      ) as [string, string[]];
+      for (const redisKey of found) {
+        const key = this.#layout.purpleKey(service, redisKey);
+        if (key !== undefined && key.startsWith(query.prefix)) carried.push(key);
+      }
+      cursor = String(next);
+      if (cursor !== "0") continue;
+      // This node (or the only Redis) is scanned to its end: the next master, or the end.
+      node = nodes?.find(({ name }) => name > (node ?? ""))?.name;
+      done = node === undefined;
+    }
   }
 
   /**

@@ -23,7 +23,19 @@
  * @module
  */
 
-export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
+export type {
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CounterAmount,
+  KeyPage,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+} from "@purple/protocol";
 export * from "./errors.ts";
 export {
   type CallOptions,

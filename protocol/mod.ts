@@ -18,9 +18,23 @@
  * @module
  */
 
-export type { CounterAmount, KvValue, Operations } from "./operations.ts";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CounterAmount,
+  KeyPage,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+} from "./operations.ts";
 export {
   type Access,
+  BATCHABLE_NAMES,
   type GrpcRoute,
   type GrpcServiceName,
   type HttpMethod,
@@ -30,4 +44,9 @@ export {
   type OperationName,
   OPERATIONS,
   type OperationSpec,
+  type ParamType,
+  type ResultType,
+  WIRE_OPERATION_NAMES,
+  type WireOperationName,
 } from "./operation_table.ts";
+export { iterateKeys, type KeyService, keysOf, LISTINGS } from "./listing.ts";

@@ -1,6 +1,8 @@
 /**
- * The operations contract: the twelve operations of Purple, implemented by every backend and
- * every client.
+ * The operations contract: the operations of Purple, implemented by every backend and every
+ * client: the original twelve (get and set of the cache, counters, flags, KV values and sets),
+ * deletes for every service, listing keys by prefix in pages, versions of KV values with
+ * compare-and-set, and batches (in order, or atomic).
  *
  * Counters are signed 64-bit integers. They come back as `bigint` (never rounded); an amount
  * may be given as a `bigint` or as a `number` that is a safe integer (an unsafe or fractional
@@ -46,6 +48,171 @@ export type CounterAmount = bigint | number;
  * ```
  */
 export type KvValue = Uint8Array | string;
+
+/**
+ * Which keys a listing asks for: the keys (or set names) that start with `prefix`, at most
+ * `limit` of them (default 100, at most 1000), after the page that gave `cursor`.
+ *
+ * @example
+ * ```ts
+ * import type { ListOptions } from "@purple/protocol";
+ *
+ * const firstPage: ListOptions = { prefix: "user:", limit: 50 };
+ * console.log(firstPage);
+ * ```
+ */
+export interface ListOptions {
+  /** Only keys that start with this (default: every key). */
+  prefix?: string;
+  /** The most keys in the page: 1 to 1000, default 100. */
+  limit?: number;
+  /** The `cursor` of the previous page; absent for the first page. */
+  cursor?: string;
+}
+
+/**
+ * One page of a listing: its keys, and the cursor of the next page (absent on the last page).
+ * Memory and disk list in key order (UTF-16 code units for memory, UTF-8 bytes for disk: the
+ * same order but for keys past U+FFFF) and give each key present during the whole listing
+ * exactly once; Redis lists in no order and may give a key twice (the clients' `keys()`
+ * iterators drop repeats).
+ *
+ * @example
+ * ```ts
+ * import type { KeyPage } from "@purple/protocol";
+ *
+ * const page: KeyPage = { keys: ["user:1", "user:2"], cursor: "opaque" };
+ * console.log(page.keys.length); // 2
+ * ```
+ */
+export interface KeyPage {
+  /** The keys (or set names) of the page. */
+  keys: string[];
+  /** Where the next page starts, opaque; absent when this is the last page. */
+  cursor?: string;
+}
+
+/**
+ * A KV value with its version: an opaque string that changes whenever the value changes, for
+ * compare-and-set (`kvPut(key, value, { ifMatch: version })`).
+ *
+ * @example
+ * ```ts
+ * import type { KvEntry } from "@purple/protocol";
+ *
+ * const entry: KvEntry = { value: new TextEncoder().encode("v1"), version: "a1" };
+ * console.log(entry.version);
+ * ```
+ */
+export interface KvEntry {
+  /** The stored bytes. */
+  value: Uint8Array;
+  /** The value's version. */
+  version: string;
+}
+
+/**
+ * Conditions of a KV write: it happens only if they hold, else it fails with
+ * `PreconditionFailedError` and changes nothing.
+ *
+ * @example
+ * ```ts
+ * import type { KvWriteOptions } from "@purple/protocol";
+ *
+ * const onlyIfUnchanged: KvWriteOptions = { ifMatch: "a1" };
+ * const onlyIfAbsent: KvWriteOptions = { ifNoneMatch: "*" };
+ * console.log(onlyIfUnchanged, onlyIfAbsent);
+ * ```
+ */
+export interface KvWriteOptions {
+  /** The version the value must have now (`*`: any, the key must exist). */
+  ifMatch?: string;
+  /** `*`: the key must not exist (a put then only creates). */
+  ifNoneMatch?: "*";
+}
+
+/**
+ * One operation of a batch: an operation's name and its arguments. Every operation but the
+ * listings and `batch` itself may be in a batch.
+ *
+ * @example
+ * ```ts
+ * import type { BatchOperation } from "@purple/protocol";
+ *
+ * const increment: BatchOperation = { op: "counterIncrement", args: ["hits", 1] };
+ * console.log(increment.op);
+ * ```
+ */
+export type BatchOperation = {
+  [Op in BatchableName]: { op: Op; args: Parameters<Operations[Op]> };
+}[BatchableName];
+
+/**
+ * The operations a batch may hold: every operation but the listings and `batch`.
+ *
+ * @example
+ * ```ts
+ * import type { BatchableName } from "@purple/protocol";
+ *
+ * const name: BatchableName = "kvPut";
+ * console.log(name);
+ * ```
+ */
+export type BatchableName = Exclude<
+  keyof Operations,
+  "close" | "batch" | "cacheList" | "counterList" | "flagList" | "kvList" | "setList"
+>;
+
+/**
+ * How a batch runs: in order, each operation on its own (the default: one that fails does not
+ * stop the others), or `atomic`: all of them or none.
+ *
+ * @example
+ * ```ts
+ * import type { BatchOptions } from "@purple/protocol";
+ *
+ * const transaction: BatchOptions = { atomic: true };
+ * console.log(transaction.atomic);
+ * ```
+ */
+export interface BatchOptions {
+  /**
+   * All or nothing: the KV conditions are checked and every write applied in one step, or
+   * nothing is changed and the batch fails with the error of the first operation that would
+   * fail. Default false.
+   */
+  atomic?: boolean;
+}
+
+/**
+ * What one operation of a batch gave: its result, or its error (one of the typed errors).
+ *
+ * @example
+ * ```ts
+ * import type { BatchOutcome } from "@purple/protocol";
+ *
+ * const outcome: BatchOutcome<"counterGet"> = { ok: true, value: 3n };
+ * if (outcome.ok) console.log(outcome.value); // 3n
+ * ```
+ */
+export type BatchOutcome<Op extends BatchableName> =
+  | { ok: true; value: Awaited<ReturnType<Operations[Op]>> }
+  | { ok: false; error: Error & { code: string } };
+
+/**
+ * The outcomes of a batch, in the order of its operations, each typed by its operation.
+ *
+ * @example
+ * ```ts
+ * import type { BatchOutcomes } from "@purple/protocol";
+ *
+ * type Two = BatchOutcomes<[{ op: "flagGet"; args: ["beta"] }, { op: "kvDelete"; args: ["k"] }]>;
+ * ```
+ */
+export type BatchOutcomes<T extends readonly BatchOperation[]> = {
+  -readonly [I in keyof T]: T[I] extends { op: infer Op extends BatchableName } ? BatchOutcome<Op>
+    : never;
+};
 
 /**
  * The operations every Purple backend and client offers. All are async; failures are the
@@ -116,19 +283,32 @@ export interface Operations {
   kvGet(key: string): Promise<Uint8Array>;
 
   /**
-   * Stores a KV value, overwriting any previous one.
+   * Reads a KV value and its version.
    * @param key The value's key.
-   * @param value Non-empty bytes (a string is stored as UTF-8), within the size limit.
-   * @throws {ValueTooLargeError} When the value is over the configured limit (default 1 MiB).
-   */
-  kvPut(key: string, value: KvValue): Promise<void>;
-
-  /**
-   * Deletes a KV value.
-   * @param key The value's key.
+   * @returns The stored bytes and their version.
    * @throws {NotFoundError} When the key is absent.
    */
-  kvDelete(key: string): Promise<void>;
+  kvGetEntry(key: string): Promise<KvEntry>;
+
+  /**
+   * Stores a KV value, overwriting any previous one; with `options`, only if the value's
+   * version is the one given (`ifMatch`) or the key is absent (`ifNoneMatch: "*"`).
+   * @param key The value's key.
+   * @param value Non-empty bytes (a string is stored as UTF-8), within the size limit.
+   * @param options The conditions of the write.
+   * @throws {ValueTooLargeError} When the value is over the configured limit (default 1 MiB).
+   * @throws {PreconditionFailedError} When a condition does not hold (nothing is written).
+   */
+  kvPut(key: string, value: KvValue, options?: KvWriteOptions): Promise<void>;
+
+  /**
+   * Deletes a KV value; with `options`, only if its version is the one given.
+   * @param key The value's key.
+   * @param options The conditions of the delete.
+   * @throws {NotFoundError} When the key is absent.
+   * @throws {PreconditionFailedError} When a condition does not hold (nothing is deleted).
+   */
+  kvDelete(key: string, options?: KvWriteOptions): Promise<void>;
 
   /**
    * Reads a set.
@@ -152,6 +332,86 @@ export interface Operations {
    * @returns The resulting items, sorted; empty if the set does not exist.
    */
   setRemove(set: string, item: string): Promise<string[]>;
+
+  /**
+   * Deletes a cache entry.
+   * @param key The entry's key.
+   * @throws {NotFoundError} When the key is absent (or its TTL has passed), as for every delete.
+   */
+  cacheDelete(key: string): Promise<void>;
+
+  /**
+   * Deletes a counter: a get then returns 0, an increment starts from 0.
+   * @param key The counter's key.
+   * @throws {NotFoundError} When the counter does not exist (it was never incremented, or
+   * deleted), as for every delete.
+   */
+  counterDelete(key: string): Promise<void>;
+
+  /**
+   * Deletes a flag: a get then returns false.
+   * @param key The flag's key.
+   * @throws {NotFoundError} When the flag was never set (or deleted), as for every delete.
+   */
+  flagDelete(key: string): Promise<void>;
+
+  /**
+   * Deletes a whole set.
+   * @param set The set's name.
+   * @throws {NotFoundError} When the set does not exist (it has no item), as for every delete.
+   */
+  setDelete(set: string): Promise<void>;
+
+  /**
+   * Lists the keys of cache entries that have not expired, a page at a time.
+   * @param options The prefix, the page size and the cursor of the previous page.
+   * @returns The page, with the cursor of the next one.
+   */
+  cacheList(options?: ListOptions): Promise<KeyPage>;
+
+  /**
+   * Lists the keys of counters, a page at a time.
+   * @param options The prefix, the page size and the cursor of the previous page.
+   * @returns The page, with the cursor of the next one.
+   */
+  counterList(options?: ListOptions): Promise<KeyPage>;
+
+  /**
+   * Lists the keys of flags that are set (true or false), a page at a time.
+   * @param options The prefix, the page size and the cursor of the previous page.
+   * @returns The page, with the cursor of the next one.
+   */
+  flagList(options?: ListOptions): Promise<KeyPage>;
+
+  /**
+   * Lists the keys of KV values, a page at a time.
+   * @param options The prefix, the page size and the cursor of the previous page.
+   * @returns The page, with the cursor of the next one.
+   */
+  kvList(options?: ListOptions): Promise<KeyPage>;
+
+  /**
+   * Lists the names of sets that hold at least one item, a page at a time.
+   * @param options The prefix, the page size and the cursor of the previous page.
+   * @returns The page, with the cursor of the next one.
+   */
+  setList(options?: ListOptions): Promise<KeyPage>;
+
+  /**
+   * Runs several operations in one call. By default in order, each on its own: one that
+   * fails does not stop the others, and each outcome says what it gave. With `atomic`, all or
+   * nothing: if any would fail (a KV condition that does not hold, a counter past int64, ...),
+   * nothing changes and the batch rejects with that operation's error.
+   * @param operations At most 1000 operations (each `{ op, args }`).
+   * @param options `atomic`.
+   * @returns The outcome of each operation, in order.
+   * @throws {ValueTooLargeError} For more than 1000 operations (or a batch larger than the
+   * body limit).
+   */
+  batch<const T extends readonly BatchOperation[]>(
+    operations: T,
+    options?: BatchOptions,
+  ): Promise<BatchOutcomes<T>>;
 
   /** Releases connections, timers and files. The object must not be used afterwards. */
   close(): Promise<void>;

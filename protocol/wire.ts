@@ -32,14 +32,30 @@
 import { Buffer } from "node:buffer";
 import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { InvalidArgumentError } from "./errors.ts";
-import type { Operations } from "./operations.ts";
+import {
+  type ErrorCode,
+  errorFromCode,
+  HTTP_STATUS,
+  InternalError,
+  InvalidArgumentError,
+} from "./errors.ts";
+import type {
+  BatchableName,
+  BatchOperation,
+  BatchOutcome,
+  KeyPage,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+} from "./operations.ts";
 import {
   type GrpcRoute,
   type GrpcServiceName,
-  OPERATION_NAMES,
   type OperationName,
   OPERATIONS,
+  type OperationSpec,
+  WIRE_OPERATION_NAMES,
+  type WireOperationName,
 } from "./operation_table.ts";
 import * as purple from "./gen/purple_pb.ts";
 import * as health from "./gen/grpc/health/v1/health_pb.ts";
@@ -133,11 +149,25 @@ export type MessageInit<Name extends MessageName> = Fields<Message<Name>>;
  * ```
  */
 export type Fields<T> = {
-  [P in keyof T as P extends `$${string}` ? never : P]?: T[P] extends
-    Uint8Array | bigint | boolean | number | string | readonly unknown[] ? T[P]
-    : T[P] extends object | undefined ? Fields<NonNullable<T[P]>>
-    : T[P];
+  [P in keyof T as P extends `$${string}` ? never : P]?: FieldInit<T[P]>;
 };
+
+/**
+ * What one field is built from: a scalar as it is, a list of what its elements are built from,
+ * an embedded message (or a oneof's `{ case, value }`) as its fields.
+ *
+ * @example
+ * ```ts
+ * import type { FieldInit } from "@purple/protocol/wire";
+ *
+ * const items: FieldInit<string[]> = ["a", "b"];
+ * console.log(items);
+ * ```
+ */
+export type FieldInit<F> = F extends Uint8Array | bigint | boolean | number | string ? F
+  : F extends readonly (infer Element)[] ? FieldInit<Element>[]
+  : F extends object ? Fields<F>
+  : F;
 
 /**
  * The operation table's type, which the bindings' types read the message names from.
@@ -225,14 +255,15 @@ export interface GrpcBinding<Op extends OperationName> {
   request(...args: Arguments<Op>): MessageInit<RequestName<Op>>;
   /** Server: the operation's arguments from a decoded request message. */
   args(request: Message<RequestName<Op>>): Arguments<Op>;
-  /** Server: the response message of the operation's result. */
-  response(result: Result<Op>): MessageInit<ResponseName<Op>>;
+  /** Server: the response message of the operation's result (the request, for a batch's). */
+  response(result: Result<Op>, request: Message<RequestName<Op>>): MessageInit<ResponseName<Op>>;
   /** Client: the operation's result from a decoded response message. */
   result(response: Message<ResponseName<Op>>): Result<Op>;
 }
 
 /**
- * A binding for every operation: the compiler refuses a missing one.
+ * A binding for every operation that travels on its own method (`kvGet` travels as
+ * `kvGetEntry`): the compiler refuses a missing one.
  *
  * @example
  * ```ts
@@ -241,10 +272,61 @@ export interface GrpcBinding<Op extends OperationName> {
  * type KvPut = GrpcBindings["kvPut"];
  * ```
  */
-export type GrpcBindings = { readonly [Op in OperationName]: GrpcBinding<Op> };
+export type GrpcBindings = { readonly [Op in WireOperationName]: GrpcBinding<Op> };
 
 const EMPTY_BYTES = new Uint8Array(0);
 const encoder = new TextEncoder();
+
+/** The request message of a listing. */
+function listRequest(options?: ListOptions): MessageInit<"ListRequest"> {
+  return {
+    prefix: options?.prefix ?? "",
+    limit: options?.limit ?? 0,
+    cursor: options?.cursor ?? "",
+  };
+}
+
+/** The options of a listing request: proto3's defaults ("", 0) are the options left out. */
+function listOptions(request: Message<"ListRequest">): [ListOptions] {
+  const options: ListOptions = {};
+  if (request.prefix !== "") options.prefix = request.prefix;
+  if (request.limit !== 0) options.limit = request.limit;
+  if (request.cursor !== "") options.cursor = request.cursor;
+  return [options];
+}
+
+/** A page from a listing response: an empty cursor is the last page. */
+function keyPage(response: Message<"ListResponse">): KeyPage {
+  return response.cursor === ""
+    ? { keys: response.keys }
+    : { keys: response.keys, cursor: response.cursor };
+}
+
+/** The conditions of a KV write from its message's optional fields (none: `undefined`). */
+function writeOptions(
+  ifMatch: string | undefined,
+  ifNoneMatch: boolean,
+): KvWriteOptions | undefined {
+  if (ifMatch === undefined && !ifNoneMatch) return undefined;
+  const options: KvWriteOptions = {};
+  if (ifMatch !== undefined) options.ifMatch = ifMatch;
+  if (ifNoneMatch) options.ifNoneMatch = "*";
+  return options;
+}
+
+const keyOnly = {
+  request: (key: string) => ({ key }),
+  args: (request: { key: string }): [string] => [request.key],
+  response: () => ({}),
+  result: () => undefined,
+};
+
+const listing = {
+  request: listRequest,
+  args: listOptions,
+  response: (page: KeyPage) => ({ keys: page.keys, cursor: page.cursor ?? "" }),
+  result: keyPage,
+};
 
 /**
  * How each operation travels over gRPC (see {@linkcode GrpcBinding}). Proto3 gives a missing
@@ -272,6 +354,8 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: () => ({}),
       result: () => undefined,
     },
+    cacheDelete: keyOnly,
+    cacheList: listing,
     counterIncrement: {
       request: (key, amount) => ({ key, amount: BigInt(amount) }),
       args: (request) => [request.key, request.amount],
@@ -284,6 +368,8 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: (value) => ({ value }),
       result: (response) => response.value,
     },
+    counterDelete: keyOnly,
+    counterList: listing,
     flagGet: {
       request: (key) => ({ key }),
       args: (request) => [request.key],
@@ -296,28 +382,48 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: () => ({}),
       result: () => undefined,
     },
-    kvGet: {
+    flagDelete: keyOnly,
+    flagList: listing,
+    kvGetEntry: {
       request: (key) => ({ key }),
       args: (request) => [request.key],
-      response: (content) => ({ value: { content } }),
+      response: (entry) => ({ value: { content: entry.value }, version: entry.version }),
       // A copy, so that the value does not hold on to the whole message it came in.
-      result: (response) => response.value?.content.slice() ?? new Uint8Array(0),
+      result: (response) => ({
+        value: response.value?.content.slice() ?? new Uint8Array(0),
+        version: response.version,
+      }),
     },
     kvPut: {
-      request: (key, value) => ({
+      request: (key, value, options) => ({
         location: { key },
         value: { content: typeof value === "string" ? encoder.encode(value) : value },
+        ifMatch: options?.ifMatch,
+        ifNoneMatch: options?.ifNoneMatch === "*",
       }),
-      args: ({ location, value }) => [location?.key ?? "", value?.content ?? EMPTY_BYTES],
+      args: ({ location, value, ifMatch, ifNoneMatch }) => {
+        const options = writeOptions(ifMatch, ifNoneMatch);
+        const key = location?.key ?? "";
+        const content = value?.content ?? EMPTY_BYTES;
+        return options === undefined ? [key, content] : [key, content, options];
+      },
       response: () => ({}),
       result: () => undefined,
     },
     kvDelete: {
-      request: (key) => ({ key }),
-      args: (request) => [request.key],
+      request: (key, options) => ({
+        key,
+        ifMatch: options?.ifMatch,
+        ifNoneMatch: options?.ifNoneMatch === "*",
+      }),
+      args: ({ key, ifMatch, ifNoneMatch }) => {
+        const options = writeOptions(ifMatch, ifNoneMatch);
+        return options === undefined ? [key] : [key, options];
+      },
       response: () => ({}),
       result: () => undefined,
     },
+    kvList: listing,
     setGet: {
       request: (set) => ({ set }),
       args: (request) => [request.set],
@@ -336,8 +442,138 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: (items) => ({ items }),
       result: (response) => response.items,
     },
+    setDelete: {
+      request: (set) => ({ set }),
+      args: (request) => [request.set],
+      response: () => ({}),
+      result: () => undefined,
+    },
+    setList: listing,
+    batch: {
+      request: (operations, options) => ({
+        operations: operations.map((operation) => ({
+          operation: batchOperation(operation) as never,
+        })),
+        atomic: options?.atomic === true,
+      }),
+      args: (request) => {
+        const operations = request.operations.map((operation, index) =>
+          fromBatchOperation(operation.operation, index)
+        );
+        return request.atomic ? [operations, { atomic: true }] : [operations];
+      },
+      response: (outcomes, request) => ({
+        results: outcomes.map((outcome, index) => ({
+          result: batchResult(outcome, request.operations[index]?.operation.case) as never,
+        })),
+      }),
+      result: (response) =>
+        response.results.map((result, index) => fromBatchResult(result.result, index)),
+    },
   } satisfies GrpcBindings,
 );
+
+/** A binding seen without its types, for the batch's generic code. */
+interface AnyBinding {
+  request(...args: unknown[]): unknown;
+  args(request: unknown): unknown[];
+  response(result: unknown, request?: unknown): unknown;
+  result(response: unknown): unknown;
+}
+
+/** The operations a batch may hold, by the name it travels under (`kvGet`: `kvGetEntry`). */
+const BATCHABLE: ReadonlySet<WireOperationName> = new Set(
+  WIRE_OPERATION_NAMES.filter((op) => (OPERATIONS[op] as OperationSpec).batch !== false),
+);
+
+/**
+ * The operation that carries `op` on the wire: itself, or the one it is `servedBy`.
+ *
+ * @param op An operation.
+ * @returns The operation whose route and method carry it.
+ *
+ * @example
+ * ```ts
+ * import { wireOperation } from "@purple/protocol/wire";
+ *
+ * console.log(wireOperation("kvGet"), wireOperation("kvPut")); // "kvGetEntry" "kvPut"
+ * ```
+ */
+export function wireOperation(op: OperationName): WireOperationName {
+  const spec: OperationSpec = OPERATIONS[op];
+  return (spec.servedBy?.operation ?? op) as WireOperationName;
+}
+
+/**
+ * An operation's result from the result of the operation that carries it (`kvGet`'s value
+ * from `kvGetEntry`'s entry), or the result itself.
+ *
+ * @param op The operation asked for.
+ * @param result The result of `wireOperation(op)`.
+ * @returns The result of `op`.
+ *
+ * @example
+ * ```ts
+ * import { projectResult } from "@purple/protocol/wire";
+ *
+ * const entry = { value: new Uint8Array([1]), version: "1" };
+ * console.log(projectResult("kvGet", entry)); // Uint8Array(1) [ 1 ]
+ * ```
+ */
+export function projectResult(op: OperationName, result: unknown): unknown {
+  const spec: OperationSpec = OPERATIONS[op];
+  return spec.servedBy === undefined
+    ? result
+    : (result as Record<string, unknown>)[spec.servedBy.result];
+}
+
+function batchOperation(operation: BatchOperation): { case: string; value: unknown } {
+  const wire = wireOperation(operation.op);
+  const binding = GRPC_BINDINGS[wire] as unknown as AnyBinding;
+  return { case: wire, value: binding.request(...operation.args) };
+}
+
+function fromBatchOperation(
+  operation: { case?: string; value?: unknown },
+  index: number,
+): BatchOperation {
+  const op = operation.case as WireOperationName | undefined;
+  if (op === undefined || !BATCHABLE.has(op)) {
+    throw new InvalidArgumentError(`Bad batch: operation ${index} names no operation`);
+  }
+  const binding = GRPC_BINDINGS[op] as unknown as AnyBinding;
+  return { op, args: binding.args(operation.value) } as BatchOperation;
+}
+
+function batchResult(
+  outcome: BatchOutcome<BatchableName>,
+  op: string | undefined,
+): { case: string; value: unknown } {
+  if (!outcome.ok) {
+    return { case: "error", value: { code: outcome.error.code, message: outcome.error.message } };
+  }
+  const binding = GRPC_BINDINGS[op as WireOperationName] as unknown as AnyBinding;
+  return { case: op!, value: binding.response(outcome.value) };
+}
+
+function fromBatchResult(
+  result: { case?: string; value?: unknown },
+  index: number,
+): BatchOutcome<BatchableName> {
+  if (result.case === "error") {
+    const { code, message } = result.value as { code: string; message: string };
+    const known = code in HTTP_STATUS ? code as ErrorCode : "INTERNAL";
+    return { ok: false, error: errorFromCode(known, message) };
+  }
+  const op = result.case as WireOperationName | undefined;
+  if (op === undefined || !BATCHABLE.has(op)) {
+    throw new InternalError(`Cannot read the batch's result ${index}: it names no operation`);
+  }
+  return {
+    ok: true,
+    value: (GRPC_BINDINGS[op] as unknown as AnyBinding).result(result.value),
+  } as BatchOutcome<BatchableName>;
+}
 
 /**
  * A unary method in the shape of a grpc-js `MethodDefinition`: it can be passed wherever grpc-js
@@ -387,7 +623,7 @@ export interface MethodDefinition<
  */
 export interface ServedMethod extends MethodDefinition<unknown, unknown> {
   /** The operation the method calls. */
-  readonly operation: OperationName;
+  readonly operation: WireOperationName;
   /** Whether this is an earlier name of the operation's method (see the table's `legacy`). */
   readonly legacy: boolean;
   /**
@@ -505,7 +741,7 @@ let services: Record<GrpcServiceName, Record<string, ServedMethod>> | undefined;
 export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, ServedMethod>>> {
   if (services !== undefined) return services;
   const built = {} as Record<GrpcServiceName, Record<string, ServedMethod>>;
-  for (const operation of OPERATION_NAMES) {
+  for (const operation of WIRE_OPERATION_NAMES) {
     const route: GrpcRoute = OPERATIONS[operation].grpc;
     const { service, method, request, response, legacy = [] } = route;
     const methods = built[service] ??= {};
@@ -537,7 +773,35 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
       }
     }
   }
+  assertBatchOneofs();
   return services = built;
+}
+
+/**
+ * Checks that the batch messages of the proto hold exactly the operations a batch may hold,
+ * each with its method's request and response.
+ */
+function assertBatchOneofs(): void {
+  const operation = purple.BatchOperationSchema.oneofs[0].fields;
+  const result = purple.BatchResultSchema.oneofs[0].fields;
+  const expected = [...BATCHABLE].sort();
+  const got = operation.map((field) => field.localName).sort();
+  if (JSON.stringify(got) !== JSON.stringify(expected)) {
+    throw new Error(
+      `BatchOperation in purple.proto holds ${got.join(", ")}; the operation table's batchable ` +
+        `operations are ${expected.join(", ")}`,
+    );
+  }
+  for (const field of operation) {
+    const { request, response } = OPERATIONS[field.localName as WireOperationName].grpc;
+    const answer = result.find((candidate) => candidate.localName === field.localName);
+    if (field.message?.name !== request || answer?.message?.name !== response) {
+      throw new Error(
+        `BatchOperation.${field.name} and BatchResult.${field.name} must be ${request} and ` +
+          `${response}, as the operation table says`,
+      );
+    }
+  }
 }
 
 /**
@@ -553,7 +817,7 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
  * console.log(grpcMethod("setAdd").path); // "/proto.Set/SetAdd"
  * ```
  */
-export function grpcMethod<Op extends OperationName>(
+export function grpcMethod<Op extends WireOperationName>(
   operation: Op,
 ): MethodDefinition<
   Message<RequestName<Op>>,

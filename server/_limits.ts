@@ -63,12 +63,12 @@ export function withBackendTimeout(
     const operation = (ops[name] as (...args: unknown[]) => Promise<unknown>).bind(ops);
     const { action } = OPERATIONS[name];
     timed[name] = (...args: unknown[]) =>
-      deadlines.within(operation(...args), timeoutMs, () =>
-        new UnavailableError(
-          `Cannot ${action} ${
-            quote(String(args[0]))
-          }: the backend did not answer within ${timeoutMs} ms`,
-        ));
+      deadlines.within(operation(...args), timeoutMs, () => {
+        const what = typeof args[0] === "string" ? `${action} ${quote(args[0])}` : action;
+        return new UnavailableError(
+          `Cannot ${what}: the backend did not answer within ${timeoutMs} ms`,
+        );
+      });
   }
   return timed as unknown as Operations;
 }

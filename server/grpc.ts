@@ -33,8 +33,8 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
-import type { Operations } from "@purple/protocol";
-import { GRPC_STATUS, PurpleError } from "@purple/protocol/errors";
+import type { BatchableName, BatchOperation, BatchOutcome, Operations } from "@purple/protocol";
+import { GRPC_STATUS, InternalError, PurpleError } from "@purple/protocol/errors";
 import {
   GRPC_BINDINGS,
   grpcServiceNames,
@@ -50,15 +50,15 @@ import { withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
 import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
-import { AccessControl } from "./_auth.ts";
-import { grpcAccessInterceptor } from "./_grpc_auth.ts";
+import { type Access, AccessControl, assertBatchAccess } from "./_auth.ts";
+import { ACCESS_METADATA, grpcAccessInterceptor } from "./_grpc_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
 
 /** What a handler of one method does: turn a request into a reply through the operations. */
-type Handler = (request: unknown) => Promise<unknown>;
+type Handler = (request: unknown, metadata: grpc.Metadata) => Promise<unknown>;
 
 /** A request that could not be decoded; its handler answers with the decoder's error. */
 class BadRequest {
@@ -223,23 +223,42 @@ function registerPurple(server: grpc.Server, ops: Operations, context: Context):
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
       tolerant[name] = tolerate(method);
-      implementation[name] = unary(method.path, handler(method, ops), context);
+      implementation[name] = unary(method.path, handler(method, ops, context), context);
     }
     server.addService(tolerant, implementation);
   }
 }
 
-/** The handler of a method: the operation it serves, through the operation's binding. */
-function handler(method: ServedMethod, ops: Operations): Handler {
+/**
+ * The handler of a method: the operation it serves, through the operation's binding. A batch
+ * first checks that the call's token may run every operation it holds.
+ */
+function handler(method: ServedMethod, ops: Operations, context: Context): Handler {
   const binding = GRPC_BINDINGS[method.operation] as {
     args(request: unknown): unknown[];
-    response(result: unknown): unknown;
+    response(result: unknown, request: unknown): unknown;
   };
   const operation = ops[method.operation] as (...args: unknown[]) => Promise<unknown>;
-  return async (request) => {
-    const result = await operation.apply(ops, binding.args(request));
-    return method.dropsResult ? {} : binding.response(result);
+  const batch = method.operation === "batch";
+  return async (request, metadata) => {
+    const args = binding.args(request);
+    if (batch) {
+      const access = metadata.get(ACCESS_METADATA)[0] as Access | undefined;
+      assertBatchAccess(args[0] as BatchOperation[], access);
+    }
+    const result = await operation.apply(ops, args);
+    if (batch) logInternalErrors(result as BatchOutcome<BatchableName>[], context);
+    return method.dropsResult ? {} : binding.response(result, request);
   };
+}
+
+/** Logs the internal errors of a batch's outcomes (their answer says nothing more). */
+function logInternalErrors(outcomes: BatchOutcome<BatchableName>[], context: Context): void {
+  for (const outcome of outcomes) {
+    if (!outcome.ok && outcome.error instanceof InternalError && outcome.error.cause) {
+      context.log(`Internal error in a batch: ${(outcome.error.cause as Error)?.stack}`);
+    }
+  }
 }
 
 /** The method, with a request decoder that hands a malformed request to the handler. */
@@ -274,7 +293,9 @@ function unary(
   return (call, callback) => {
     const start = context.debug ? performance.now() : 0;
     const request = call.request;
-    const reply = request instanceof BadRequest ? Promise.reject(request.error) : handler(request);
+    const reply = request instanceof BadRequest
+      ? Promise.reject(request.error)
+      : handler(request, call.metadata);
     reply.then(
       (response) => {
         if (context.debug) logCall(context, path, grpc.status.OK, start);

@@ -28,12 +28,17 @@
  */
 
 import { type Context, Hono } from "hono";
-import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
+import {
+  type HttpRoute,
+  OPERATIONS,
+  type Operations,
+  WIRE_OPERATION_NAMES,
+} from "@purple/protocol";
 import { HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
 import type { AccessTokens, RunningServer, ServeOptions } from "./options.ts";
-import { rawPath } from "./_http_input.ts";
+import { hasQueryParam, rawPath } from "./_http_input.ts";
 import {
   allowedMethodsOf,
   errorBody,
@@ -100,8 +105,11 @@ export interface HttpApp {
   ) => Response | Promise<Response>;
 }
 
-/** Every operation's route, from the operation table. */
-const ROUTES = OPERATION_NAMES.map((name) => ({ name, ...OPERATIONS[name].http }));
+/** Every route of the operation table, and the operations it serves. */
+const ROUTES = WIRE_OPERATION_NAMES.map((name) => {
+  const route: HttpRoute = OPERATIONS[name].http;
+  return { name, ...route };
+});
 
 /** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
 const allowedMethods = allowedMethodsOf(ROUTES);
@@ -134,12 +142,13 @@ function describeRequest(c: Context): string {
 export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp {
   const { limits } = options;
   const deadlines = serverDeadlines(limits);
+  const log = options.log ?? console.log;
   const route: RouteContext = {
     ops: withBackendTimeout(ops, limits.backendTimeoutMs, deadlines),
     limits,
     deadlines,
+    log,
   };
-  const log = options.log ?? console.log;
   const app = new Hono();
 
   if (options.debug) {
@@ -175,10 +184,18 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.get("/ping", () => new Response(null, { status: 200 }));
-  for (const { name, method, path } of ROUTES) {
+  // One Hono route per method and path; where two operations share one, the one named by its
+  // query parameter when the request has it, else the other (DELETE /sets/:key?item=x).
+  const shared = Map.groupBy(ROUTES, ({ method, path }) => `${method} ${path}`);
+  for (const candidates of shared.values()) {
+    const { method, path } = candidates[0];
     const prefix = routePrefix(path);
-    const handle = HTTP_HANDLERS[name];
-    app.on(method, `${prefix}*`, (c) => handle(c, keyOf(c, prefix), route));
+    const plain = candidates.find((candidate) => candidate.query === undefined)!;
+    const picked = candidates.filter((candidate) => candidate.query !== undefined);
+    app.on(method, prefix.endsWith("/") ? `${prefix}*` : prefix, (c) => {
+      const { name } = picked.find(({ query }) => hasQueryParam(c.req.url, query!)) ?? plain;
+      return HTTP_HANDLERS[name](c, keyOf(c, prefix), route);
+    });
   }
   return {
     fetch: (request) => app.fetch(withPath(request)),
