@@ -182,7 +182,7 @@ function batchable(operation: unknown, index: number): BatchOperation {
       }, found ${typeof op === "string" ? quote(op) : describe(operation)}`,
     );
   }
-  return { op, args } as BatchOperation;
+  return { op, args } as unknown as BatchOperation;
 }
 
 /** The service and key an operation works on, so that a batch keeps their order. */
@@ -309,7 +309,7 @@ class CheckedBackend implements CheckedOperations {
     const { op, args } = index === undefined
       ? operation as BatchOperation
       : batchable(operation, index);
-    return (PREPARE[op] as (args: unknown[], limits: Limits) => Prepared)(args, this.#limits);
+    return (PREPARE[op] as (args: readonly unknown[], limits: Limits) => Prepared)(args, this.#limits);
   }
 
   async #run(prepared: Prepared): Promise<unknown> {

@@ -203,7 +203,7 @@ function operationFromJson(operation: unknown, index: number): BatchOperation {
   }
   const args = params.map(([name, type]) => argumentFromJson(named[name], type, `${what}.${name}`));
   while (args.length > 0 && args.at(-1) === undefined) args.pop();
-  return { op, args } as BatchOperation;
+  return { op, args } as unknown as BatchOperation;
 }
 
 /** A result as JSON, by its type in the table. */

@@ -144,7 +144,7 @@ export interface KvWriteOptions {
  * ```
  */
 export type BatchOperation = {
-  [Op in BatchableName]: { op: Op; args: Parameters<Operations[Op]> };
+  [Op in BatchableName]: { op: Op; args: Readonly<Parameters<Operations[Op]>> };
 }[BatchableName];
 
 /**

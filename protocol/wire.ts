@@ -542,7 +542,7 @@ function fromBatchOperation(
     throw new InvalidArgumentError(`Bad batch: operation ${index} names no operation`);
   }
   const binding = GRPC_BINDINGS[op] as unknown as AnyBinding;
-  return { op, args: binding.args(operation.value) } as BatchOperation;
+  return { op, args: binding.args(operation.value) } as unknown as BatchOperation;
 }
 
 function batchResult(

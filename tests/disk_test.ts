@@ -21,6 +21,7 @@ conformance("disk", async () => {
   let ops = await openBackend({ kind: "disk", dataDir });
   return {
     ops,
+    listing: "sorted",
     reopen: async () => {
       await ops.close();
       ops = await openBackend({ kind: "disk", dataDir });

@@ -32,7 +32,7 @@ if (ignore) console.error(`!!! SKIPPING redis cluster: ${CLUSTER_MISSING} !!!`);
 conformanceThreeWays("redis cluster", async () => {
   const { url } = await cluster();
   return { open: () => clusterOps(url), cleanup: async () => {} };
-}, { ignore });
+}, { ignore, listing: "scanned" });
 
 test("the cluster spreads Purple keys over its masters, one slot for a key's services", async () => {
   const nodes = await cluster();

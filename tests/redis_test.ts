@@ -114,6 +114,7 @@ conformance("redis", async () => {
   let ops = await open(server.url);
   return {
     ops,
+    listing: "scanned",
     reopen: async () => {
       await ops.close();
       ops = await open(server.url);
