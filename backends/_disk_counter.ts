@@ -11,6 +11,8 @@
 import { addInt64 } from "./_util.ts";
 import { retryBusy } from "./_disk_busy.ts";
 import { counterKey } from "./_disk_keys.ts";
+import type { Answer, BatchModel } from "./_disk_batch.ts";
+import { UnitBuilder } from "./_disk_commits.ts";
 
 interface Pending {
   amount: bigint;
@@ -23,7 +25,7 @@ interface Known {
   versionstamp: string | null;
 }
 
-interface CounterState {
+interface OldCounterState {
   /** Increments waiting for the next commit. */
   queue: Pending[];
   /** Whether a flush loop is running for this key. */
@@ -50,7 +52,7 @@ export function counterValue(value: unknown): bigint {
 /** Batches the increments of each key into as few atomic commits as possible. */
 export class CounterBatcher {
   #kv: Deno.Kv;
-  #states = new Map<string, CounterState>();
+  #states = new Map<string, OldCounterState>();
   #flushes = new Set<Promise<void>>();
 
   constructor(kv: Deno.Kv) {
@@ -81,7 +83,7 @@ export class CounterBatcher {
     while (this.#flushes.size > 0) await Promise.all(this.#flushes);
   }
 
-  async #flush(key: string, state: CounterState): Promise<void> {
+  async #flush(key: string, state: OldCounterState): Promise<void> {
     await undefined; // Let the callers of this same turn join the first batch.
     while (state.queue.length > 0) {
       const batch = state.queue;
@@ -91,7 +93,7 @@ export class CounterBatcher {
     state.busy = false;
   }
 
-  async #commit(key: string, state: CounterState, batch: Pending[]): Promise<void> {
+  async #commit(key: string, state: OldCounterState, batch: Pending[]): Promise<void> {
     const kvKey = counterKey(key);
     const results: (bigint | Error)[] = new Array(batch.length);
     try {
@@ -141,4 +143,44 @@ export class CounterBatcher {
       if (this.#states.size < MAX_STATES / 2) return;
     }
   }
+}
+
+/** What is known of a counter: its value and its entry's versionstamp. */
+export interface CounterState {
+  value: bigint;
+  versionstamp: string | null;
+}
+
+/**
+ * The batch model of counters: the increments of one key, applied in order; each gets its own
+ * running result, an increment that would leave int64 is refused alone.
+ */
+export function counterModel(kv: Deno.Kv): BatchModel<bigint, CounterState, bigint> {
+  return {
+    async read(key) {
+      const entry = await retryBusy(() => kv.get(counterKey(key)));
+      return { value: toBigInt(entry.value), versionstamp: entry.versionstamp };
+    },
+    plan(key, state, amounts) {
+      let value = state.value;
+      const answers: Answer<bigint>[] = amounts.map((amount) => {
+        try {
+          value = addInt64(key, value, amount);
+          return { value };
+        } catch (error) {
+          return { error: error as Error };
+        }
+      });
+      // The check alone proves that a batch which changes nothing (amounts 0, refusals) read
+      // the current value.
+      const unit = new UnitBuilder().check(counterKey(key), state.versionstamp);
+      const changed = value !== state.value;
+      if (changed) unit.set(counterKey(key), value);
+      return {
+        unit: unit.build(),
+        answers,
+        next: (versionstamp) => changed ? { value, versionstamp } : state,
+      };
+    },
+  };
 }

@@ -9,6 +9,8 @@
 
 import {
   CACHE_GET_REQUEST,
+  CACHE_SET_REQUEST,
+  FLAG_SET_REQUEST,
   GET_COUNTER_REQUEST,
   INCREMENT_COUNTER_REQUEST,
   LOCATION,
@@ -41,6 +43,13 @@ export function frames(): Record<string, Uint8Array> {
     "kv_get.bin": frame(LOCATION.encode({ key: DATA.kvKey })),
     "set_add.bin": frame(MODIFY_SET_REQUEST.encode({ set: DATA.setName, item: DATA.setItem })),
     "cache_get.bin": frame(CACHE_GET_REQUEST.encode({ key: DATA.cacheKey })),
+    "cache_set.bin": frame(
+      CACHE_SET_REQUEST.encode({
+        key: DATA.cacheSetKey,
+        item: { value: DATA.cacheValue, ttl: DATA.cacheTtlSeconds },
+      }),
+    ),
+    "flag_set.bin": frame(FLAG_SET_REQUEST.encode({ key: DATA.flagKey, value: true })),
   };
 }
 

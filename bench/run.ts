@@ -69,11 +69,20 @@ Options:
   --runs N           timed runs per scenario (default 3)
   --connections N    concurrent connections (default 64)
   --out DIR          where to write latest.json and latest.md (default bench/results)
+  --variant N=PATH   also run every selected Purple scenario against the mod.ts at PATH (another
+                     checkout, for an A/B in one run): ids such as http/disk@N/kv-put
   --list             print the ids and exit
   -h, --help         show this help
 
 Needs wrk and h2load (apt-get install wrk nghttp2-client), redis-server and redis-benchmark
 for the redis scenarios (apt-get install redis-server), node for the Node comparisons.`;
+
+/** Another checkout of Purple, measured beside this one. */
+interface Variant {
+  name: string;
+  /** Its mod.ts. */
+  mod: string;
+}
 
 interface Settings {
   quick: boolean;
@@ -83,17 +92,31 @@ interface Settings {
   runs: number;
   connections: number;
   out: string;
+  variants: Variant[];
+}
+
+/** The disk ceilings: one Deno KV file committing 1 KiB entries, so many a commit. */
+const DISK_CEILINGS = [1, 64] as const;
+
+/** A backend's name in ids and labels: `disk`, or `disk@before` for a variant's. */
+function serverName(backend: BackendName, variant: Variant | undefined): string {
+  return variant === undefined ? backend : `${backend}@${variant.name}`;
 }
 
 /** Every id the bench can measure, in order. */
-function allIds(): string[] {
-  const ids = ["baseline/http-bare"];
+function allIds(variants: Variant[] = []): string[] {
+  const ids = DISK_CEILINGS.map((batch) => `baseline/disk-${batch}-per-commit`);
+  ids.push("baseline/http-bare");
   for (const backend of BACKENDS) {
-    for (const name of SCENARIO_NAMES) ids.push(`http/${backend}/${name}`);
+    for (const variant of [undefined, ...variants]) {
+      for (const name of SCENARIO_NAMES) ids.push(`http/${serverName(backend, variant)}/${name}`);
+    }
   }
   ids.push("baseline/grpc-js-deno", "baseline/grpc-js-node");
   for (const backend of BACKENDS) {
-    for (const name of SCENARIO_NAMES) ids.push(`grpc/${backend}/${name}`);
+    for (const variant of [undefined, ...variants]) {
+      for (const name of SCENARIO_NAMES) ids.push(`grpc/${serverName(backend, variant)}/${name}`);
+    }
   }
   ids.push("baseline/redis-benchmark-incr", "baseline/redis-benchmark-get");
   ids.push(...COMPARISONS.map((comparison) => comparison.id));
@@ -101,7 +124,7 @@ function allIds(): string[] {
   return ids;
 }
 
-function parseSettings(args: string[]): Settings | "help" | "list" {
+function parseSettings(args: string[]): Settings | "help" | { list: string[] } {
   const { values } = parseArgs({
     args,
     options: {
@@ -112,12 +135,20 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
       runs: { type: "string" },
       connections: { type: "string" },
       out: { type: "string" },
+      variant: { type: "string", multiple: true },
       list: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) return "help";
-  if (values.list) return "list";
+  const variants = (values.variant ?? []).map((text) => {
+    const [name, mod] = text.split("=", 2);
+    if (!/^[a-z0-9-]+$/.test(name) || !mod) {
+      throw new Error(`Bad --variant: expected NAME=PATH (NAME in a-z, 0-9, -), found '${text}'`);
+    }
+    return { name, mod: new URL(mod, `file://${Deno.cwd()}/`).pathname };
+  });
+  if (values.list) return { list: allIds(variants) };
   const number = (name: string, text: string | undefined, fallback: number, min: number) => {
     if (text === undefined) return fallback;
     const value = Number(text);
@@ -135,6 +166,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
     runs: number("runs", values.runs, 3, 1),
     connections: number("connections", values.connections, 64, 1),
     out: values.out ?? new URL("./results", import.meta.url).pathname,
+    variants,
   };
 }
 
@@ -159,7 +191,7 @@ class Bench {
   }
 
   anySelected(prefix: string): boolean {
-    return allIds().some((id) => id.startsWith(prefix) && this.selected(id));
+    return allIds(this.settings.variants).some((id) => id.startsWith(prefix) && this.selected(id));
   }
 
   add(row: Row): Row {
@@ -200,16 +232,19 @@ async function startPurple(
   bench: Bench,
   protocol: "http" | "grpc",
   backend: BackendName,
+  variant?: Variant,
 ): Promise<{ server: Server; port: number; cleanup: () => Promise<void> }> {
-  const args = ["run", "-A", "--unstable-kv", MOD, protocol, "--backend", backend, "--port", "0"];
+  const mod = variant?.mod ?? MOD;
+  const args = ["run", "-A", "--unstable-kv", mod, protocol, "--backend", backend, "--port", "0"];
   let dataDir: string | undefined;
   if (backend === "disk") {
     dataDir = await Deno.makeTempDir({ prefix: "purple-bench-disk-" });
     args.push("--data-dir", dataDir);
   }
   if (backend === "redis") args.push("--redis-url", bench.redisUrl!);
-  const server = spawnServer(`purple ${protocol} (${backend})`, Deno.execPath(), args, {
-    cwd: ROOT,
+  const name = `purple ${protocol} (${serverName(backend, variant)})`;
+  const server = spawnServer(name, Deno.execPath(), args, {
+    cwd: variant === undefined ? ROOT : new URL(".", `file://${mod}`).pathname,
   });
   const [, port] = await server.line(/Starting up the (?:HTTP|gRPC) server on port (\d+)/);
   return {
@@ -406,27 +441,83 @@ function mergeBaselines(first: Row, second: Row | undefined): Row {
   });
 }
 
+/** Every backend, each followed by its variants. */
+function servers(bench: Bench): [BackendName, Variant | undefined][] {
+  return BACKENDS.flatMap((backend) =>
+    [undefined, ...bench.settings.variants].map((variant) =>
+      [backend, variant] as [BackendName, Variant | undefined]
+    )
+  );
+}
+
+/**
+ * The disk ceilings: a separate process commits 1 KiB entries to its own Deno KV file, one
+ * writer, 1 and 64 entries a commit (bench/baselines/disk_commits.ts).
+ */
+async function diskCeilingGroup(bench: Bench): Promise<void> {
+  const { warmup, duration, runs: count } = bench.settings;
+  for (const batch of DISK_CEILINGS) {
+    const id = `baseline/disk-${batch}-per-commit`;
+    if (!bench.selected(id) && !bench.anySelected("http/disk") && !bench.anySelected("grpc/disk")) {
+      continue;
+    }
+    log(`Disk ceiling: ${batch} entries a commit`);
+    const once = async (seconds: number): Promise<RunFigure> => {
+      const result = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "--unstable-kv",
+        "bench/baselines/disk_commits.ts",
+        "--batch",
+        String(batch),
+        "--seconds",
+        String(seconds),
+      ], { cwd: ROOT });
+      const line = result.stdout.split("\n").find((text) => text.startsWith("BENCH_JSON "));
+      if (result.code !== 0 || line === undefined) {
+        throw new Error(`Cannot measure the disk ceiling: ${result.stdout}${result.stderr}`);
+      }
+      const figures = JSON.parse(line.slice("BENCH_JSON ".length));
+      return { rps: figures.rps, p50Ms: figures.p50Ms, p99Ms: figures.p99Ms, errors: 0 };
+    };
+    await once(warmup);
+    const runs: RunFigure[] = [];
+    for (let i = 0; i < count; i++) runs.push(await once(duration));
+    bench.add(summarize({
+      id,
+      protocol: "Deno KV",
+      server: "one Deno KV file, no server",
+      scenario: `1 KiB sets, ${batch} a commit (entries/s; commit latency)`,
+      runs,
+      errors: 0,
+      check: "-",
+      failures: [],
+    }));
+  }
+}
+
 async function httpGroup(bench: Bench): Promise<void> {
   if (!bench.anySelected("http/")) return;
   log("HTTP: the bare Deno.serve baseline");
   const before = await httpBaseline(bench, "baseline/http-bare");
   const pending: Row[] = [];
-  for (const backend of BACKENDS) {
-    const names = SCENARIO_NAMES.filter((name) => bench.selected(`http/${backend}/${name}`));
+  for (const [backend, variant] of servers(bench)) {
+    const server = serverName(backend, variant);
+    const names = SCENARIO_NAMES.filter((name) => bench.selected(`http/${server}/${name}`));
     if (names.length === 0) continue;
     if (backend === "redis" && bench.redisUrl === undefined) continue;
-    const purple = await startPurple(bench, "http", backend);
+    const purple = await startPurple(bench, "http", backend, variant);
     const baseUrl = `http://127.0.0.1:${purple.port}`;
     const ops = new HttpClient(baseUrl);
     try {
       for (const name of names) {
-        log(`HTTP: ${backend} ${name}`);
+        log(`HTTP: ${server} ${name}`);
         const definition = SCENARIOS[name];
         pending.push(
           await measureHttp(
             bench,
-            `http/${backend}/${name}`,
-            { server: `purple (${backend})`, scenario: name },
+            `http/${server}/${name}`,
+            { server: `purple (${server})`, scenario: name },
             baseUrl,
             definition.http,
             { definition, ops },
@@ -473,21 +564,22 @@ async function grpcGroup(bench: Bench): Promise<void> {
   log("gRPC: the bare grpc-js baseline (Deno)");
   const before = await grpcBaseline(bench, "deno", "baseline/grpc-js-deno");
   const pending: Row[] = [];
-  for (const backend of BACKENDS) {
-    const names = SCENARIO_NAMES.filter((name) => bench.selected(`grpc/${backend}/${name}`));
+  for (const [backend, variant] of servers(bench)) {
+    const server = serverName(backend, variant);
+    const names = SCENARIO_NAMES.filter((name) => bench.selected(`grpc/${server}/${name}`));
     if (names.length === 0) continue;
     if (backend === "redis" && bench.redisUrl === undefined) continue;
-    const purple = await startPurple(bench, "grpc", backend);
+    const purple = await startPurple(bench, "grpc", backend, variant);
     const ops = new GrpcClient(`127.0.0.1:${purple.port}`);
     try {
       for (const name of names) {
-        log(`gRPC: ${backend} ${name}`);
+        log(`gRPC: ${server} ${name}`);
         const definition = SCENARIOS[name];
         pending.push(
           await measureGrpc(
             bench,
-            `grpc/${backend}/${name}`,
-            { server: `purple (${backend})`, scenario: name },
+            `grpc/${server}/${name}`,
+            { server: `purple (${server})`, scenario: name },
             `http://127.0.0.1:${purple.port}`,
             definition.grpc.path,
             framePath(definition.grpc.frame),
@@ -913,7 +1005,7 @@ async function machine(): Promise<Record<string, string>> {
 }
 
 async function main(args: string[]): Promise<number> {
-  let parsed: Settings | "help" | "list";
+  let parsed: Settings | "help" | { list: string[] };
   try {
     parsed = parseSettings(args);
   } catch (error) {
@@ -924,8 +1016,8 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (parsed === "list") {
-    console.log(allIds().join("\n"));
+  if ("list" in parsed) {
+    console.log(parsed.list.join("\n"));
     return 0;
   }
   const bench = new Bench(parsed);
@@ -976,6 +1068,7 @@ async function main(args: string[]): Promise<number> {
     bench.redisUrl = `redis://127.0.0.1:${port}`;
   }
   try {
+    await diskCeilingGroup(bench);
     await httpGroup(bench);
     await grpcGroup(bench);
     await redisBaseline(bench, "incr");
