@@ -35,8 +35,8 @@ import {
   writeChunks,
 } from "./_disk_blob.ts";
 import { retryBusy } from "./_disk_busy.ts";
-import { KeyedBatcher } from "./_disk_batch.ts";
-import { GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
+import { type BatchModel, KeyedBatcher } from "./_disk_batch.ts";
+import { type CommitStats, GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
 import { counterModel, type CounterState, counterValue } from "./_disk_counter.ts";
 import { readItems, setModel, type SetOp, type SetState } from "./_disk_set.ts";
 import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
@@ -51,6 +51,8 @@ import {
 
 export type { Backend } from "./backend.ts";
 export type { Limits } from "./limits.ts";
+export type { CommitStats } from "./_disk_commits.ts";
+export type { SweepResult } from "./_disk_sweep.ts";
 /**
  * The largest `maxKeyBytes` the disk backend supports: every key it writes (a key of that many
  * NUL characters, which Deno KV encodes in two bytes each, plus the service prefix and a digest
@@ -164,6 +166,16 @@ async function digest(item: string): Promise<string> {
   return hex;
 }
 
+/** Flag sets, batched per flag: the last value of a batch is written, without a check. */
+const FLAG_MODEL: BatchModel<boolean, true, void> = {
+  read: () => Promise.resolve(true),
+  plan: (key, state, values) => ({
+    unit: new UnitBuilder().set(flagKey(key), values[values.length - 1]).build(),
+    answers: values.map(() => ({ value: undefined })),
+    next: () => state,
+  }),
+};
+
 /**
  * Opens the disk backend: the Deno KV database `<dataDir>/purple.sqlite3` (creating the
  * directory), or `path` when given, or the platform's KV on Deno Deploy.
@@ -226,6 +238,7 @@ export class DiskBackend implements Backend {
   #sets: KeyedBatcher<SetOp, SetState, string[]>;
   #cache: KeyedBatcher<HeadOp, HeadState, void>;
   #values: KeyedBatcher<HeadOp, HeadState, void>;
+  #flags: KeyedBatcher<boolean, true, void>;
   /** Generations of chunks this backend is writing: the sweep leaves them alone. */
   #writing = new Set<string>();
   #graceMs: number;
@@ -250,6 +263,7 @@ export class DiskBackend implements Backend {
     this.#sets = new KeyedBatcher(committer, setModel(kv), { maxWeight: 1_000_000 });
     this.#cache = new KeyedBatcher(committer, headModel(kv, committer, "cache"));
     this.#values = new KeyedBatcher(committer, headModel(kv, committer, "kv"));
+    this.#flags = new KeyedBatcher(committer, FLAG_MODEL);
     this.#graceMs = sweep.chunkGraceMs ?? DEFAULT_SWEEP_MS;
     const interval = sweep.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
     if (interval > 0) {
@@ -299,8 +313,8 @@ export class DiskBackend implements Backend {
   }
 
   /** Sets the flag, in one commit with the writes that arrive with it. */
-  async flagSet(key: string, value: boolean): Promise<void> {
-    await this.#committer.submit(new UnitBuilder().set(flagKey(key), value).build());
+  flagSet(key: string, value: boolean): Promise<void> {
+    return this.#flags.run(key, value);
   }
 
   /** Returns the bytes, or throws `NotFoundError`. */
@@ -347,6 +361,11 @@ export class DiskBackend implements Backend {
     return await this.#sets.run(set, { type: "remove", item, digest: await digest(item) });
   }
 
+  /** What the group committer did so far: commits, units committed and refused, reads. */
+  get commitStats(): CommitStats {
+    return { ...this.#committer.stats };
+  }
+
   /**
    * Deletes the chunks of large values that a crash left unreferenced (older than the grace
    * period); the backend runs it in the background too.
@@ -367,7 +386,7 @@ export class DiskBackend implements Backend {
     this.#stopSweeps();
     await this.#sweeping;
     await Promise.all(
-      [this.#counters, this.#sets, this.#cache, this.#values].map((b) => b.drain()),
+      [this.#counters, this.#sets, this.#cache, this.#values, this.#flags].map((b) => b.drain()),
     );
     await this.#committer.drain();
     this.#kv.close();
