@@ -433,7 +433,9 @@ Deno.test("DiskBackend keeps a set's size limit exact for concurrent adds in one
       ops.setAdd("s", "new-1"),
       ops.setAdd("s", "new-2"),
     ]);
-    assert.deepEqual(again.map((s) => s.status), ["fulfilled", "fulfilled", "rejected"]);
+    // (Concurrent calls arrive in no set order: one of the two new items gets the room.)
+    assert.equal(again[0].status, "fulfilled");
+    assert.deepEqual(again.slice(1).map((s) => s.status).sort(), ["fulfilled", "rejected"]);
   }, limits);
 });
 
