@@ -19,6 +19,7 @@ import { notFound, quote } from "./_util.ts";
 import { retryBusy } from "./_disk_busy.ts";
 import type { Answer, BatchModel, Plan } from "./_disk_batch.ts";
 import { type GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
+import type { PointReader } from "./_disk_reads.ts";
 import {
   type ChunkedService,
   chunkPrefix,
@@ -27,7 +28,6 @@ import {
   KV_MAX_COMMIT_BYTES,
   KV_MAX_COMMIT_KEY_BYTES,
   KV_MAX_COMMIT_MUTATIONS,
-  KV_MAX_READ_KEYS,
   KV_MAX_VALUE_BYTES,
   pendingKey,
 } from "./_disk_keys.ts";
@@ -211,22 +211,19 @@ function headExpiry(head: unknown): number | undefined {
  * the last one's head is written, each delete of a missing value is refused alone.
  */
 export function headModel(
-  kv: Deno.Kv,
+  reader: PointReader,
   committer: GroupCommitter,
   service: ChunkedService,
 ): BatchModel<HeadOp, HeadState, void> {
   return {
     async read(key, ops) {
       const markers = ops.flatMap((op) => op.type === "put" && op.chunks ? [op.chunks] : []);
-      const keys = [headKey(service, key), ...markers.map((chunks) => pendingKey(chunks.gen))];
-      const entries: Deno.KvEntryMaybe<unknown>[] = [];
-      for (let at = 0; at < keys.length; at += KV_MAX_READ_KEYS) {
-        const part = keys.slice(at, at + KV_MAX_READ_KEYS);
-        entries.push(...await retryBusy(() => kv.getMany(part)));
-      }
-      const [head] = entries;
+      const [head, ...entries] = await Promise.all([
+        reader.get(headKey(service, key)),
+        ...markers.map((chunks) => reader.get(pendingKey(chunks.gen))),
+      ]);
       const lost = new Set(
-        markers.filter((chunks, i) => entries[i + 1].versionstamp !== chunks.marker)
+        markers.filter((chunks, i) => entries[i].versionstamp !== chunks.marker)
           .map((chunks) => chunks.gen),
       );
       return {

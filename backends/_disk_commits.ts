@@ -18,6 +18,7 @@
 // there) is validated by reading its checked keys instead of committing, with no fsync.
 
 import { retryBusy } from "./_disk_busy.ts";
+import { PointReader } from "./_disk_reads.ts";
 import {
   keyBytes,
   KV_MAX_COMMIT_BYTES,
@@ -172,13 +173,15 @@ export interface CommitStats {
 /** Commits units in groups: one commit in flight, the units that wait go together next. */
 export class GroupCommitter {
   #kv: Deno.Kv;
+  #reader: PointReader;
   #queue: Queued[] = [];
   #running: Promise<void> | undefined;
   /** What the committer did so far. */
   readonly stats: CommitStats = { commits: 0, units: 0, refused: 0, reads: 0 };
 
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Deno.Kv, reader: PointReader = new PointReader(kv)) {
     this.#kv = kv;
+    this.#reader = reader;
   }
 
   /** Queues a unit; resolves once the commit that holds it is durable, or its check failed. */
@@ -313,13 +316,21 @@ export class GroupCommitter {
     this.#settle(group.filter((_, i) => !failing[i]), { ok: true, versionstamp: null });
   }
 
-  /** Reads the checked keys of each unit (in one snapshot a unit) and tells which fail now. */
+  /**
+   * Reads the checked keys of each unit and tells which fail now: the checks of a unit are read
+   * in one snapshot when there are at most ten of them (one check: with the reads of other
+   * units), enough for a unit that commits nothing to hold.
+   */
   #failing(group: Queued[]): Promise<boolean[]> {
+    const moved = (entries: Deno.KvEntryMaybe<unknown>[], checks: Deno.AtomicCheck[]) =>
+      entries.some((entry, i) => entry.versionstamp !== checks[i].versionstamp);
     return Promise.all(group.map(async ({ unit }) => {
-      for (let first = 0; first < unit.checks.length; first += KV_MAX_READ_KEYS) {
-        const checks = unit.checks.slice(first, first + KV_MAX_READ_KEYS);
-        const entries = await retryBusy(() => this.#kv.getMany(checks.map((check) => check.key)));
-        if (entries.some((entry, i) => entry.versionstamp !== checks[i].versionstamp)) return true;
+      const { checks } = unit;
+      if (checks.length === 1) return moved([await this.#reader.get(checks[0].key)], checks);
+      for (let first = 0; first < checks.length; first += KV_MAX_READ_KEYS) {
+        const part = checks.slice(first, first + KV_MAX_READ_KEYS);
+        const entries = await retryBusy(() => this.#kv.getMany(part.map((check) => check.key)));
+        if (moved(entries, part)) return true;
       }
       return false;
     }));

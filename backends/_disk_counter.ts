@@ -13,6 +13,7 @@ import { retryBusy } from "./_disk_busy.ts";
 import { counterKey } from "./_disk_keys.ts";
 import type { Answer, BatchModel } from "./_disk_batch.ts";
 import { UnitBuilder } from "./_disk_commits.ts";
+import type { PointReader } from "./_disk_reads.ts";
 
 interface Pending {
   amount: bigint;
@@ -155,10 +156,10 @@ export interface CounterState {
  * The batch model of counters: the increments of one key, applied in order; each gets its own
  * running result, an increment that would leave int64 is refused alone.
  */
-export function counterModel(kv: Deno.Kv): BatchModel<bigint, CounterState, bigint> {
+export function counterModel(reader: PointReader): BatchModel<bigint, CounterState, bigint> {
   return {
     async read(key) {
-      const entry = await retryBusy(() => kv.get(counterKey(key)));
+      const entry = await reader.get(counterKey(key));
       return { value: toBigInt(entry.value), versionstamp: entry.versionstamp };
     },
     plan(key, state, amounts) {

@@ -12,6 +12,7 @@ import { setFull, sortItems } from "./_util.ts";
 import { retryBusy } from "./_disk_busy.ts";
 import type { Answer, BatchModel } from "./_disk_batch.ts";
 import { UnitBuilder } from "./_disk_commits.ts";
+import type { PointReader } from "./_disk_reads.ts";
 import {
   keyBytes,
   KV_MAX_COMMIT_BYTES,
@@ -57,11 +58,14 @@ function position(items: readonly string[], item: string): number {
 }
 
 /** The batch model of sets. */
-export function setModel(kv: Deno.Kv): BatchModel<SetOp, SetState, string[]> {
+export function setModel(
+  kv: Deno.Kv,
+  reader: PointReader,
+): BatchModel<SetOp, SetState, string[]> {
   return {
     async read(set) {
       // The guard first: a change between the two reads moves the guard, and fails the check.
-      const guard = await retryBusy(() => kv.get(setGuardKey(set)));
+      const guard = await reader.get(setGuardKey(set));
       const items = await retryBusy(() => readItems(kv, set));
       return { versionstamp: guard.versionstamp, items, members: new Set(items) };
     },

@@ -37,6 +37,7 @@ import {
 import { retryBusy } from "./_disk_busy.ts";
 import { type BatchModel, KeyedBatcher } from "./_disk_batch.ts";
 import { type CommitStats, GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
+import { PointReader } from "./_disk_reads.ts";
 import { counterModel, type CounterState, counterValue } from "./_disk_counter.ts";
 import { readItems, setModel, type SetOp, type SetState } from "./_disk_set.ts";
 import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
@@ -233,6 +234,7 @@ export async function openDiskBackend(options: DiskBackendOptions): Promise<Disk
  */
 export class DiskBackend implements Backend {
   #kv: Deno.Kv;
+  #reader: PointReader;
   #committer: GroupCommitter;
   #counters: KeyedBatcher<bigint, CounterState, bigint>;
   #sets: KeyedBatcher<SetOp, SetState, string[]>;
@@ -257,17 +259,19 @@ export class DiskBackend implements Backend {
   constructor(kv: Deno.Kv, limits: Limits, sweep: DiskSweepOptions = {}) {
     assertDiskLimits(limits);
     this.#kv = kv;
-    const committer = this.#committer = new GroupCommitter(kv);
-    this.#counters = new KeyedBatcher(committer, counterModel(kv));
+    const reader = this.#reader = new PointReader(kv);
+    const committer = this.#committer = new GroupCommitter(kv, reader);
+    this.#counters = new KeyedBatcher(committer, counterModel(reader));
     // A remembered set holds its items: at most about a million of them in all.
-    this.#sets = new KeyedBatcher(committer, setModel(kv), { maxWeight: 1_000_000 });
-    this.#cache = new KeyedBatcher(committer, headModel(kv, committer, "cache"));
-    this.#values = new KeyedBatcher(committer, headModel(kv, committer, "kv"));
+    this.#sets = new KeyedBatcher(committer, setModel(kv, reader), { maxWeight: 1_000_000 });
+    this.#cache = new KeyedBatcher(committer, headModel(reader, committer, "cache"));
+    this.#values = new KeyedBatcher(committer, headModel(reader, committer, "kv"));
     this.#flags = new KeyedBatcher(committer, FLAG_MODEL);
     this.#graceMs = sweep.chunkGraceMs ?? DEFAULT_SWEEP_MS;
     const interval = sweep.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
     if (interval > 0) {
       const run = () => {
+        if (this.#closed) return;
         this.#sweeping ??= this.sweep().catch(() => {}).finally(() => this.#sweeping = undefined);
       };
       this.#stopSweeps = backgroundInterval(run, interval);
@@ -413,7 +417,7 @@ export class DiskBackend implements Backend {
   }
 
   #get<T>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
-    return retryBusy(() => this.#kv.get<T>(key));
+    return this.#reader.get<T>(key);
   }
 
   #busy(service: "cache" | "kv", key: string): UnavailableError {

@@ -19,6 +19,7 @@ import {
 import { KeyedBatcher } from "../backends/_disk_batch.ts";
 import { headModel, writeChunks } from "../backends/_disk_blob.ts";
 import { GroupCommitter } from "../backends/_disk_commits.ts";
+import { PointReader } from "../backends/_disk_reads.ts";
 import { conformance } from "./conformance.ts";
 
 const INT64_MAX = 2n ** 63n - 1n;
@@ -623,7 +624,7 @@ Deno.test("a large write whose chunks another process's sweep reclaimed is refus
   await withDisk(async ({ dataDir, raw, ops }) => {
     // This "process" writes the chunks, then stalls past the grace period before its head.
     const committer = new GroupCommitter(raw);
-    const heads = new KeyedBatcher(committer, headModel(raw, committer, "kv"));
+    const heads = new KeyedBatcher(committer, headModel(new PointReader(raw), committer, "kv"));
     const chunks = await writeChunks(raw, "kv", "slow", new Uint8Array(100_000).fill(4));
     const sweeper = await openDiskBackend({
       dataDir,
