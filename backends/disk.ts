@@ -8,6 +8,41 @@
  * their SHA-256 digest, and limits that cannot fit are refused when the backend opens.
  * Needs `--unstable-kv` (or `"unstable": ["kv"]` in deno.json).
  *
+ * ## Group commit
+ *
+ * Deno KV commits a local file one transaction at a time, each synced to disk (SQLite in WAL
+ * mode with `synchronous=FULL`: one fsync a commit), so a commit a write would cap writes at
+ * the disk's fsync rate. Instead every write goes through one group committer: each operation
+ * is an atomic unit (the versionstamps it was planned from, and its writes), one commit is in
+ * flight at a time, and the units that arrive meanwhile go together into the next one, as many
+ * as fit in one Deno KV commit (100 checks, 1000 mutations, 800 KiB). The operations of one
+ * key that arrive together (increments of a counter, puts and deletes of a KV key, adds and
+ * removes of a set, cache sets, flag sets) make one unit, planned on the key's state as of its
+ * last commit and checked against it. What it promises:
+ *
+ * - **Durable when acknowledged**: an operation is answered only once the commit holding it
+ *   is on disk (synced), exactly as with a commit of its own; a crash loses no acknowledged
+ *   write (tests/fault_sigkill_test.ts kills Purple mid-load to show it).
+ * - **Atomic and exact, alone**: each operation applies whole or not at all, in arrival order
+ *   among the operations of its key. A refusal (a delete of a missing key, an increment
+ *   leaving int64, an add to a set of `maxSetItems` items) answers only its caller; a unit
+ *   whose check fails (another process wrote the key) is planned again from a fresh read,
+ *   alone: the other units of its commit are committed without it.
+ * - **Reads see acknowledged writes**: a read starts after it is asked, and writes are
+ *   acknowledged after they are on disk. Point reads go together too (at most two reads in
+ *   flight; the reads asked meanwhile share the next ones).
+ * - **Several processes on one file stay exact**: every unit checks the versionstamps it was
+ *   planned from, so the counters, the set limits and the chunk swaps stay exact across them.
+ *
+ * Large values: the chunks are written first, in commits of their own with a pending marker,
+ * then the head swap goes through the group, checking the marker. Chunks a crash leaves
+ * unreferenced (cut off between their commits and their head, or while old chunks were being
+ * deleted) keep their marker; a sweep, right after opening and then every minute, deletes the
+ * chunks of markers older than a minute (a write in progress in another process is younger).
+ * Expired cache entries are hidden from the millisecond they expire and removed from the file
+ * by Deno KV itself: when the database opens, then at the earliest expiry it knows of, looking
+ * again at most 60 s later (its writes do not wake it earlier). See docs/disk.md.
+ *
  * @example Opening the disk backend through `openBackend()`
  * ```ts ignore
  * import { openBackend } from "@purple/server/backends";
