@@ -191,14 +191,22 @@ export type HeadOp =
   | { type: "put"; head: unknown; chunks?: WrittenChunks; expiresAt?: number }
   | { type: "delete" };
 
-/** What is known of a key's head: its versionstamp and value (`null`: absent). */
+/** What is known of a key's head: its versionstamp, whether it is there and where its chunks
+ * are (not its value, which the batches never need). */
 export interface HeadState {
   versionstamp: string | null;
-  head: unknown;
+  present: boolean;
+  /** The chunks the head points at, `null` for an inline value. */
+  ref: ChunkRef | null;
   /** When Deno KV may remove the head (cache values). */
   expiresAt?: number;
   /** Generations of this batch whose pending marker is gone: their chunks were reclaimed. */
   lost?: ReadonlySet<string>;
+}
+
+/** The chunk reference of a head, without its other fields. */
+function pick(ref: ChunkRef): ChunkRef {
+  return { gen: ref.gen, chunks: ref.chunks, size: ref.size };
 }
 
 function headExpiry(head: unknown): number | undefined {
@@ -228,7 +236,8 @@ export function headModel(
       );
       return {
         versionstamp: head.versionstamp,
-        head: head.value,
+        present: head.versionstamp !== null,
+        ref: isChunkRef(head.value) ? pick(head.value) : null,
         expiresAt: headExpiry(head.value),
         lost,
       };
@@ -246,7 +255,7 @@ function planHeads(
   ops: readonly HeadOp[],
 ): Plan<HeadState, void> {
   let last: HeadOp | undefined; // The op whose result the head ends with.
-  let present = state.head !== null;
+  let present = state.present;
   const superseded: ChunkRef[] = []; // Chunks written in this batch that no head will hold.
   const answers: Answer<void>[] = ops.map((op) => {
     if (op.type === "put" && op.chunks !== undefined && state.lost?.has(op.chunks.gen)) {
@@ -270,8 +279,8 @@ function planHeads(
       }
     }
     // The chunks of the head replaced: as many deletes as fit, a marker for the rest.
-    if (isChunkRef(state.head)) {
-      const old = state.head;
+    if (state.ref !== null) {
+      const old = state.ref;
       const prefix = chunkPrefix(service, key, old.gen);
       const marker: PendingMarker = { service, key, chunks: old.chunks, createdAt: 0 };
       const room = unit.roomForDeletes(keyBytes([...prefix, 0]), { mutations: 1, bytes: 1024 });
@@ -289,8 +298,9 @@ function planHeads(
     answers,
     next(versionstamp) {
       if (end === undefined) return state;
-      const head = end.type === "put" ? end.head : null;
-      return { versionstamp, head, expiresAt: end.type === "put" ? end.expiresAt : undefined };
+      if (end.type === "delete") return { versionstamp, present: false, ref: null };
+      const ref = end.chunks === undefined ? null : pick(end.chunks);
+      return { versionstamp, present: true, ref, expiresAt: end.expiresAt };
     },
     async after() {
       if (leftover !== undefined) {

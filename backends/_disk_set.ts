@@ -8,6 +8,7 @@
 // the items that changed and the new count, checked against the guard. A batch that changes
 // nothing (an add of an item already there) only checks the guard.
 
+import { createHash } from "node:crypto";
 import { setFull, sortItems } from "./_util.ts";
 import { retryBusy } from "./_disk_busy.ts";
 import type { Answer, BatchModel } from "./_disk_batch.ts";
@@ -25,10 +26,15 @@ import {
 /** Room kept free in a set's unit for the guard's check and write. */
 const MARGIN = 8192;
 
-/** An add (with the set's size limit) or a remove of one item, with the item's digest. */
+/** An add (with the set's size limit) or a remove of one item. */
 export type SetOp =
-  | { type: "add"; item: string; digest: string; maxItems: number }
-  | { type: "remove"; item: string; digest: string };
+  | { type: "add"; item: string; maxItems: number }
+  | { type: "remove"; item: string };
+
+/** The SHA-256 digest of a set item's UTF-8, in hex: the last part of the item's key. */
+export function digest(item: string): string {
+  return createHash("sha256").update(item).digest("hex");
+}
 
 /** The items of a set, sorted, as of the guard's versionstamp. */
 export interface SetState {
@@ -74,7 +80,7 @@ export function setModel(
       let items = state.items as string[];
       let members = state.members as Set<string>;
       let copied = false;
-      const changes = new Map<string, SetOp>(); // digest -> the last change of that item
+      const changes = new Map<string, SetOp>(); // item -> its last change
       // What the changes may write at most: the ops after the first that would overflow one
       // commit wait for the next unit.
       const itemKey = keyBytes([...setPrefix(set), "0".repeat(64)]);
@@ -100,7 +106,7 @@ export function setModel(
           items.splice(at, 1);
           members.delete(op.item);
         }
-        changes.set(op.digest, op);
+        changes.set(op.item, op);
         return { value: items.slice() };
       };
       let taken = ops.length;
@@ -122,11 +128,11 @@ export function setModel(
       }
       const unit = new UnitBuilder().check(setGuardKey(set), state.versionstamp);
       let changed = false;
-      for (const [digest, op] of changes) {
-        const present = members.has(op.item);
-        if (present === state.members.has(op.item)) continue; // Added and removed again.
-        if (present) unit.set([...setPrefix(set), digest], op.item);
-        else unit.delete([...setPrefix(set), digest]);
+      for (const item of changes.keys()) {
+        const present = members.has(item);
+        if (present === state.members.has(item)) continue; // Added and removed again.
+        if (present) unit.set([...setPrefix(set), digest(item)], item);
+        else unit.delete([...setPrefix(set), digest(item)]);
         changed = true;
       }
       if (changed) unit.set(setGuardKey(set), items.length);

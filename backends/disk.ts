@@ -194,14 +194,6 @@ function isDeploy(): boolean {
   }
 }
 
-/** The SHA-256 digest of a set item, in hex: the last part of the item's key. */
-async function digest(item: string): Promise<string> {
-  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(item)));
-  let hex = "";
-  for (const byte of hash) hex += byte.toString(16).padStart(2, "0");
-  return hex;
-}
-
 /** Flag sets, batched per flag: the last value of a batch is written, without a check. */
 const FLAG_MODEL: BatchModel<boolean, true, void> = {
   read: () => Promise.resolve(true),
@@ -392,12 +384,12 @@ export class DiskBackend implements Backend {
    * entry, and committed only if the guard is unchanged.
    */
   async setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
-    return await this.#sets.run(set, { type: "add", item, digest: await digest(item), maxItems });
+    return await this.#sets.run(set, { type: "add", item, maxItems });
   }
 
   /** Removes the item and returns the sorted items. */
   async setRemove(set: string, item: string): Promise<string[]> {
-    return await this.#sets.run(set, { type: "remove", item, digest: await digest(item) });
+    return await this.#sets.run(set, { type: "remove", item });
   }
 
   /** What the group committer did so far: commits, units committed and refused, reads. */
