@@ -81,6 +81,7 @@ export class KeyedBatcher<O, S, R> {
   #maxWeight: number;
   #maxBatch: number;
 
+  /** Batches the operations `model` plans into units for `committer`. */
   constructor(committer: GroupCommitter, model: BatchModel<O, S, R>, options: BatcherOptions = {}) {
     this.#committer = committer;
     this.#model = model;

@@ -179,6 +179,7 @@ export class GroupCommitter {
   /** What the committer did so far. */
   readonly stats: CommitStats = { commits: 0, units: 0, refused: 0, reads: 0 };
 
+  /** Commits to `kv`; reads the checked keys of failed groups through `reader`. */
   constructor(kv: Deno.Kv, reader: PointReader = new PointReader(kv)) {
     this.#kv = kv;
     this.#reader = reader;

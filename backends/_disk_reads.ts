@@ -40,6 +40,7 @@ export class PointReader {
   #scheduled = false;
   #inFlight = 0;
 
+  /** Reads from `kv`. */
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
   }
