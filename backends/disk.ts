@@ -11,7 +11,7 @@
  * ## Group commit
  *
  * Deno KV commits a local file one transaction at a time, each synced to disk (SQLite in WAL
- * mode with `synchronous=FULL`: one fsync a commit), so a commit a write would cap writes at
+ * mode, with SQLite's default `synchronous=FULL`: one fsync a commit), so a commit a write would cap writes at
  * the disk's fsync rate. Instead every write goes through one group committer: each operation
  * is an atomic unit (the versionstamps it was planned from, and its writes), one commit is in
  * flight at a time, and the units that arrive meanwhile go together into the next one, as many
