@@ -628,7 +628,7 @@ export const DATA_API_CASES: Case[] = [
       { atomic: true },
     );
     assert.deepEqual(thousand.at(-1), { ok: true, value: 1000n });
-    const many = Array.from({ length: 60 }, (_, i) => ctx.key(`many:${three(i)}`));
+    const many = Array.from({ length: 40 }, (_, i) => ctx.key(`many:${three(i)}`));
     await ops.batch(
       many.flatMap((key) => [
         { op: "kvPut" as const, args: [key, key] as const },
