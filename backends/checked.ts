@@ -218,8 +218,8 @@ class CheckedBackend implements CheckedOperations {
   cacheDelete(key: string): Promise<void> {
     return this.#one("cacheDelete", [key]);
   }
-  cacheList(options?: ListOptions): Promise<KeyPage> {
-    return this.#backend.cacheList(this.#query(options));
+  async cacheList(options?: ListOptions): Promise<KeyPage> {
+    return await this.#backend.cacheList(this.#query(options));
   }
   counterIncrement(key: string, amount: CounterAmount): Promise<bigint> {
     return this.#one("counterIncrement", [key, amount]);
@@ -230,8 +230,8 @@ class CheckedBackend implements CheckedOperations {
   counterDelete(key: string): Promise<void> {
     return this.#one("counterDelete", [key]);
   }
-  counterList(options?: ListOptions): Promise<KeyPage> {
-    return this.#backend.counterList(this.#query(options));
+  async counterList(options?: ListOptions): Promise<KeyPage> {
+    return await this.#backend.counterList(this.#query(options));
   }
   flagGet(key: string): Promise<boolean> {
     return this.#one("flagGet", [key]);
@@ -242,8 +242,8 @@ class CheckedBackend implements CheckedOperations {
   flagDelete(key: string): Promise<void> {
     return this.#one("flagDelete", [key]);
   }
-  flagList(options?: ListOptions): Promise<KeyPage> {
-    return this.#backend.flagList(this.#query(options));
+  async flagList(options?: ListOptions): Promise<KeyPage> {
+    return await this.#backend.flagList(this.#query(options));
   }
   kvGet(key: string): Promise<Uint8Array> {
     return this.#one("kvGet", [key]);
@@ -257,8 +257,8 @@ class CheckedBackend implements CheckedOperations {
   kvDelete(key: string, options?: KvWriteOptions): Promise<void> {
     return this.#one("kvDelete", [key, options]);
   }
-  kvList(options?: ListOptions): Promise<KeyPage> {
-    return this.#backend.kvList(this.#query(options));
+  async kvList(options?: ListOptions): Promise<KeyPage> {
+    return await this.#backend.kvList(this.#query(options));
   }
   setGet(set: string): Promise<string[]> {
     return this.#one("setGet", [set]);
@@ -272,8 +272,8 @@ class CheckedBackend implements CheckedOperations {
   setDelete(set: string): Promise<void> {
     return this.#one("setDelete", [set]);
   }
-  setList(options?: ListOptions): Promise<KeyPage> {
-    return this.#backend.setList(this.#query(options));
+  async setList(options?: ListOptions): Promise<KeyPage> {
+    return await this.#backend.setList(this.#query(options));
   }
 
   /**
@@ -297,19 +297,22 @@ class CheckedBackend implements CheckedOperations {
         `Bad batch: ${operations.length} operations, the limit is ${MAX_BATCH_OPERATIONS}`,
       );
     }
-    if (options?.atomic === true) return await this.#atomic(operations) as BatchOutcomes<T>;
-    return await this.#inOrder(operations) as BatchOutcomes<T>;
+    // A batch that names no operation it may hold is refused whole; bad arguments of one that
+    // it may hold fail that operation only (unless the batch is atomic).
+    const named = operations.map(batchable);
+    if (options?.atomic === true) return await this.#atomic(named) as BatchOutcomes<T>;
+    return await this.#inOrder(named) as BatchOutcomes<T>;
   }
 
   close(): Promise<void> {
     return this.#backend.close();
   }
 
-  #prepare(operation: unknown, index?: number): Prepared {
-    const { op, args } = index === undefined
-      ? operation as BatchOperation
-      : batchable(operation, index);
-    return (PREPARE[op] as (args: readonly unknown[], limits: Limits) => Prepared)(args, this.#limits);
+  #prepare({ op, args }: BatchOperation): Prepared {
+    return (PREPARE[op] as (args: readonly unknown[], limits: Limits) => Prepared)(
+      args,
+      this.#limits,
+    );
   }
 
   async #run(prepared: Prepared): Promise<unknown> {
@@ -321,7 +324,7 @@ class CheckedBackend implements CheckedOperations {
 
   // deno-lint-ignore no-explicit-any
   async #one<Op extends BatchableName>(op: Op, args: Parameters<Operations[Op]>): Promise<any> {
-    return await this.#run(this.#prepare({ op, args }));
+    return await this.#run(this.#prepare({ op, args } as unknown as BatchOperation));
   }
 
   #query(options: ListOptions | undefined): ListQuery {
@@ -330,11 +333,11 @@ class CheckedBackend implements CheckedOperations {
     return query;
   }
 
-  async #inOrder(operations: readonly unknown[]): Promise<BatchOutcome<BatchableName>[]> {
+  async #inOrder(operations: readonly BatchOperation[]): Promise<BatchOutcome<BatchableName>[]> {
     const order = this.#backend.keepsCallOrder === true;
     const tails = new Map<string, Promise<unknown>>();
-    const outcomes = operations.map(async (operation, index) => {
-      const prepared = this.#prepare(operation, index);
+    const outcomes = operations.map(async (operation) => {
+      const prepared = this.#prepare(operation);
       if (order) return await this.#run(prepared);
       const previous = tails.get(target(prepared.operation));
       const done = (previous ?? Promise.resolve()).then(() => this.#run(prepared));
@@ -349,10 +352,10 @@ class CheckedBackend implements CheckedOperations {
     ));
   }
 
-  async #atomic(operations: readonly unknown[]): Promise<BatchOutcome<BatchableName>[]> {
+  async #atomic(operations: readonly BatchOperation[]): Promise<BatchOutcome<BatchableName>[]> {
     const prepared = operations.map((operation, index) => {
       try {
-        return this.#prepare(operation, index);
+        return this.#prepare(operation);
       } catch (error) {
         throw withContext(error, `Cannot run the atomic batch: operation ${index}`);
       }

@@ -545,13 +545,9 @@ export class RedisBackend implements Backend {
         anchor,
         keys[0].key,
         (redis) =>
-          redis.callBuffer(
-            "eval",
-            READ_STATE,
-            redisKeys.length,
-            ...redisKeys,
-            ...readArguments(keys),
-          ),
+          // ioredis makes a Buffer variant of every command; its types lack EVAL's.
+          (redis as unknown as { evalBuffer: (...args: unknown[]) => Promise<unknown> })
+            .evalBuffer(READ_STATE, redisKeys.length, ...redisKeys, ...readArguments(keys)),
         describe,
       ) as Array<[Buffer, Buffer | null | Buffer[]]>;
       const { results, applyArguments } = runOver(

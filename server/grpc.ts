@@ -34,7 +34,12 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
 import type { BatchableName, BatchOperation, BatchOutcome, Operations } from "@purple/protocol";
-import { GRPC_STATUS, InternalError, PurpleError } from "@purple/protocol/errors";
+import {
+  GRPC_STATUS,
+  InternalError,
+  PurpleError,
+  ValueTooLargeError,
+} from "@purple/protocol/errors";
 import {
   GRPC_BINDINGS,
   grpcServiceNames,
@@ -53,6 +58,7 @@ import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
 import { type Access, AccessControl, assertBatchAccess } from "./_auth.ts";
 import { ACCESS_METADATA, grpcAccessInterceptor } from "./_grpc_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
+import { jsonBodyLimit } from "./_http_routes.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
@@ -109,7 +115,8 @@ export async function startGrpcServer(
   fixGrpcClientFaults();
   const deadlines = serverDeadlines(options.limits);
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": maxRequestBytes(options.limits),
+    // The largest message is a batch's; every other method refuses more than its own cap.
+    "grpc.max_receive_message_length": jsonBodyLimit(options.limits.maxValueBytes),
     interceptors: [
       ...(options.auth === undefined ? [] : [
         grpcAccessInterceptor(
@@ -124,6 +131,7 @@ export async function startGrpcServer(
     server,
     withBackendTimeout(ops, options.limits.backendTimeoutMs, deadlines),
     context,
+    maxRequestBytes(options.limits),
   );
   const health = new Health(grpcServiceNames());
   health.addTo(server);
@@ -139,7 +147,10 @@ export async function startGrpcServer(
   };
 }
 
-/** The largest request: a value at the size limit, with its key, item and framing. */
+/**
+ * The largest request but a batch: a value at the size limit, with its key, item and framing.
+ * A batch may be as large as the JSON body of `POST /batch` (`jsonBodyLimit`).
+ */
 function maxRequestBytes(limits: Limits): number {
   return limits.maxValueBytes + limits.maxKeyBytes + limits.maxItemBytes + 1024;
 }
@@ -217,12 +228,17 @@ function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise
  * operation with the arguments its binding reads from the request, and encodes the result (an
  * earlier method name that answers `Empty` drops it).
  */
-function registerPurple(server: grpc.Server, ops: Operations, context: Context): void {
+function registerPurple(
+  server: grpc.Server,
+  ops: Operations,
+  context: Context,
+  maxBytes: number,
+): void {
   for (const methods of Object.values(grpcServices())) {
     const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
-      tolerant[name] = tolerate(method);
+      tolerant[name] = tolerate(method, method.operation === "batch" ? Infinity : maxBytes);
       implementation[name] = unary(method.path, handler(method, ops, context), context);
     }
     server.addService(tolerant, implementation);
@@ -261,9 +277,13 @@ function logInternalErrors(outcomes: BatchOutcome<BatchableName>[], context: Con
   }
 }
 
-/** The method, with a request decoder that hands a malformed request to the handler. */
+/**
+ * The method, with a request decoder that hands a malformed request, or one over `maxBytes`
+ * (refused as grpc-js refuses one over the server's cap), to the handler.
+ */
 function tolerate<Request, Response>(
   method: grpc.MethodDefinition<Request, Response>,
+  maxBytes: number,
 ): grpc.MethodDefinition<Request | BadRequest, Response> {
   const decode = method.requestDeserialize;
   return {
@@ -274,6 +294,13 @@ function tolerate<Request, Response>(
       throw new Error(`Cannot serialize a request of '${method.path}': this is the server`);
     },
     requestDeserialize: (bytes) => {
+      if (bytes.length > maxBytes) {
+        return new BadRequest(
+          new ValueTooLargeError(
+            `Received message larger than max (${bytes.length} vs ${maxBytes})`,
+          ),
+        );
+      }
       try {
         return decode(bytes);
       } catch (error) {

@@ -185,14 +185,20 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
 
   app.get("/ping", () => new Response(null, { status: 200 }));
   // One Hono route per method and path; where two operations share one, the one named by its
-  // query parameter when the request has it, else the other (DELETE /sets/:key?item=x).
+  // query parameter when the request has it, else the other (DELETE /sets/:key?item=x). Fixed
+  // paths first: Hono's `/kv/*` also matches `/kv`, the listing's path.
   const shared = Map.groupBy(ROUTES, ({ method, path }) => `${method} ${path}`);
-  for (const candidates of shared.values()) {
+  const fixedFirst = [...shared.values()].sort((a, b) =>
+    Number(a[0].path.includes(":")) - Number(b[0].path.includes(":"))
+  );
+  for (const candidates of fixedFirst) {
     const { method, path } = candidates[0];
     const prefix = routePrefix(path);
     const plain = candidates.find((candidate) => candidate.query === undefined)!;
     const picked = candidates.filter((candidate) => candidate.query !== undefined);
-    app.on(method, prefix.endsWith("/") ? `${prefix}*` : prefix, (c) => {
+    app.on(method, prefix.endsWith("/") ? `${prefix}*` : prefix, (c, next) => {
+      // `/sets/*` matches `/sets` too: that path belongs to the listing (405 for this method).
+      if (!c.req.path.startsWith(prefix)) return next();
       const { name } = picked.find(({ query }) => hasQueryParam(c.req.url, query!)) ?? plain;
       return HTTP_HANDLERS[name](c, keyOf(c, prefix), route);
     });

@@ -23,7 +23,7 @@ function stubs(address: string): Record<string, Stub> {
   // deno-lint-ignore no-explicit-any
   const { proto } = grpc.loadPackageDefinition(definition) as any;
   const found: Record<string, Stub> = {};
-  for (const name of ["Cache", "Counter", "Flag", "KV", "Set"]) {
+  for (const name of ["Cache", "Counter", "Flag", "KV", "Set", "Batch"]) {
     const client = new proto[name](address, grpc.credentials.createInsecure());
     const stub = { close: () => client.close() } as Stub;
     for (const method of Object.keys(proto[name].service)) {
@@ -60,11 +60,19 @@ Deno.test({
       limits: DEFAULT_LIMITS,
       log: () => {},
     });
-    const { Cache, Counter, Flag, KV, Set } = stubs(`127.0.0.1:${server.port}`);
+    const { Cache, Counter, Flag, KV, Set, Batch } = stubs(`127.0.0.1:${server.port}`);
     try {
       assert.deepEqual(
         Object.keys(Counter).sort(),
-        ["CounterGet", "CounterIncrement", "GetCounter", "IncrementCounter", "close"],
+        [
+          "CounterDelete",
+          "CounterGet",
+          "CounterIncrement",
+          "CounterList",
+          "GetCounter",
+          "IncrementCounter",
+          "close",
+        ],
       );
 
       // Cache: a missing key is NOT_FOUND (the original answered OK and an empty value).
@@ -126,8 +134,75 @@ Deno.test({
 
       // An empty key is bad input everywhere.
       await rejectsWith(Set.SetGet({ set: "" }), grpc.status.INVALID_ARGUMENT);
+
+      // The data API v2 (ext): deletes, listings, versions, batches.
+      assert.deepEqual(await Set.SetDelete({ set: "s" }), {});
+      await rejectsWith(Set.SetDelete({ set: "s" }), grpc.status.NOT_FOUND);
+      assert.deepEqual(await Counter.CounterDelete({ key: "n" }), {});
+      assert.deepEqual(await Counter.CounterList({ prefix: "", limit: 10 }), {
+        keys: ["max"],
+        cursor: "",
+      });
+      const first = await Counter.CounterList({ limit: 0 }) as { keys: string[] };
+      assert.deepEqual(first.keys, ["max"], "limit 0 is the default");
+      await rejectsWith(Counter.CounterList({ limit: 1001 }), grpc.status.INVALID_ARGUMENT);
+      await rejectsWith(Counter.CounterList({ cursor: "bad" }), grpc.status.INVALID_ARGUMENT);
+      await KV.KVPut({ location: { key: "v" }, value: { content: Buffer.from("one") } });
+      const entry = await KV.KVGet({ key: "v" }) as { version: string };
+      assert.ok(entry.version.length > 0);
+      await rejectsWith(
+        KV.KVPut({ location: { key: "v" }, value: { content: Buffer.from("x") }, if_match: "no" }),
+        grpc.status.FAILED_PRECONDITION,
+      );
+      await rejectsWith(
+        KV.KVPut({
+          location: { key: "v" },
+          value: { content: Buffer.from("x") },
+          if_none_match: true,
+        }),
+        grpc.status.FAILED_PRECONDITION,
+      );
+      assert.deepEqual(
+        await KV.KVPut({
+          location: { key: "v" },
+          value: { content: Buffer.from("two") },
+          if_match: entry.version,
+        }),
+        {},
+      );
+      await rejectsWith(
+        KV.KVDelete({ key: "v", if_match: entry.version }),
+        grpc.status.FAILED_PRECONDITION,
+      );
+      const batch = await Batch.Batch({
+        operations: [
+          { counter_increment: { key: "b", amount: "2" } },
+          { kv_get_entry: { key: "v" } },
+          { kv_get_entry: { key: "missing" } },
+          { set_add: { set: "t", item: "x" } },
+        ],
+      }) as { results: Record<string, unknown>[] };
+      assert.deepEqual(batch.results[0].counter_increment, { value: "2" });
+      assert.equal(
+        (batch.results[1].kv_get_entry as { value: { content: Buffer } }).value.content
+          .toString(),
+        "two",
+      );
+      assert.equal((batch.results[2].error as { code: string }).code, "NOT_FOUND");
+      assert.deepEqual(batch.results[3].set_add, { items: ["x"] });
+      await rejectsWith(
+        Batch.Batch({
+          atomic: true,
+          operations: [
+            { counter_increment: { key: "b", amount: "1" } },
+            { kv_delete: { key: "missing" } },
+          ],
+        }),
+        grpc.status.NOT_FOUND,
+      );
+      assert.deepEqual(await Counter.CounterGet({ key: "b" }), { value: "2" });
     } finally {
-      for (const stub of [Cache, Counter, Flag, KV, Set]) stub.close();
+      for (const stub of [Cache, Counter, Flag, KV, Set, Batch]) stub.close();
       await server.shutdown();
       await ops.close();
     }
