@@ -28,15 +28,19 @@ import type { KeyPage, ListOptions, Operations } from "./operations.ts";
  * console.log(LISTINGS.kv); // "kvList"
  * ```
  */
-export const LISTINGS = Object.freeze(
-  {
-    cache: "cacheList",
-    counters: "counterList",
-    flags: "flagList",
-    kv: "kvList",
-    sets: "setList",
-  } as const,
-);
+export const LISTINGS: {
+  readonly cache: "cacheList";
+  readonly counters: "counterList";
+  readonly flags: "flagList";
+  readonly kv: "kvList";
+  readonly sets: "setList";
+} = Object.freeze({
+  cache: "cacheList",
+  counters: "counterList",
+  flags: "flagList",
+  kv: "kvList",
+  sets: "setList",
+});
 
 /**
  * A service with keys, named as its HTTP routes are (`/kv`, `/sets`, ...).

@@ -234,11 +234,6 @@ export interface OperationSpec {
   readonly grpc: GrpcRoute;
 }
 
-const KEY = ["key", "key"] as const;
-const SET = ["set", "key"] as const;
-const LIST = ["options", "list?"] as const;
-const LIST_REQUEST = { request: "ListRequest", response: "ListResponse" } as const;
-
 /**
  * The operation table (see the module doc). Adding an operation starts here and in
  * {@linkcode Operations}; docs/ARCHITECTURE.md lists the other places.
@@ -254,7 +249,7 @@ export const OPERATIONS = {
   cacheGet: {
     access: "read",
     action: "get cache key",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "text",
     http: { method: "GET", path: "/cache/:key" },
     grpc: {
@@ -267,7 +262,7 @@ export const OPERATIONS = {
   cacheSet: {
     access: "write",
     action: "set cache key",
-    params: [KEY, ["value", "text"], ["ttl", "seconds?"]],
+    params: [["key", "key"], ["value", "text"], ["ttl", "seconds?"]],
     result: "void",
     http: { method: "PUT", path: "/cache/:key" },
     grpc: { service: "Cache", method: "CacheSet", request: "CacheSetRequest", response: "Empty" },
@@ -275,7 +270,7 @@ export const OPERATIONS = {
   cacheDelete: {
     access: "write",
     action: "delete cache key",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "void",
     http: { method: "DELETE", path: "/cache/:key" },
     grpc: {
@@ -288,16 +283,21 @@ export const OPERATIONS = {
   cacheList: {
     access: "read",
     action: "list cache keys",
-    params: [LIST],
+    params: [["options", "list?"]],
     result: "page",
     batch: false,
     http: { method: "GET", path: "/cache" },
-    grpc: { service: "Cache", method: "CacheList", ...LIST_REQUEST },
+    grpc: {
+      service: "Cache",
+      method: "CacheList",
+      request: "ListRequest",
+      response: "ListResponse",
+    },
   },
   counterIncrement: {
     access: "write",
     action: "increment counter",
-    params: [KEY, ["amount", "int64"]],
+    params: [["key", "key"], ["amount", "int64"]],
     result: "int64",
     http: { method: "PUT", path: "/counters/:key" },
     grpc: {
@@ -311,7 +311,7 @@ export const OPERATIONS = {
   counterGet: {
     access: "read",
     action: "get counter",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "int64",
     http: { method: "GET", path: "/counters/:key" },
     grpc: {
@@ -325,7 +325,7 @@ export const OPERATIONS = {
   counterDelete: {
     access: "write",
     action: "delete counter",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "void",
     http: { method: "DELETE", path: "/counters/:key" },
     grpc: {
@@ -338,16 +338,21 @@ export const OPERATIONS = {
   counterList: {
     access: "read",
     action: "list counters",
-    params: [LIST],
+    params: [["options", "list?"]],
     result: "page",
     batch: false,
     http: { method: "GET", path: "/counters" },
-    grpc: { service: "Counter", method: "CounterList", ...LIST_REQUEST },
+    grpc: {
+      service: "Counter",
+      method: "CounterList",
+      request: "ListRequest",
+      response: "ListResponse",
+    },
   },
   flagGet: {
     access: "read",
     action: "get flag",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "boolean",
     http: { method: "GET", path: "/flags/:key" },
     grpc: {
@@ -360,7 +365,7 @@ export const OPERATIONS = {
   flagSet: {
     access: "write",
     action: "set flag",
-    params: [KEY, ["value", "boolean"]],
+    params: [["key", "key"], ["value", "boolean"]],
     result: "void",
     http: { method: "PUT", path: "/flags/:key" },
     grpc: { service: "Flag", method: "FlagSet", request: "FlagSetRequest", response: "Empty" },
@@ -368,7 +373,7 @@ export const OPERATIONS = {
   flagDelete: {
     access: "write",
     action: "delete flag",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "void",
     http: { method: "DELETE", path: "/flags/:key" },
     grpc: {
@@ -381,16 +386,16 @@ export const OPERATIONS = {
   flagList: {
     access: "read",
     action: "list flags",
-    params: [LIST],
+    params: [["options", "list?"]],
     result: "page",
     batch: false,
     http: { method: "GET", path: "/flags" },
-    grpc: { service: "Flag", method: "FlagList", ...LIST_REQUEST },
+    grpc: { service: "Flag", method: "FlagList", request: "ListRequest", response: "ListResponse" },
   },
   kvGet: {
     access: "read",
     action: "get KV key",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "bytes",
     servedBy: { operation: "kvGetEntry", result: "value" },
     http: { method: "GET", path: "/kv/:key" },
@@ -399,7 +404,7 @@ export const OPERATIONS = {
   kvGetEntry: {
     access: "read",
     action: "get KV key",
-    params: [KEY],
+    params: [["key", "key"]],
     result: "entry",
     http: { method: "GET", path: "/kv/:key" },
     grpc: { service: "KV", method: "KVGet", request: "Location", response: "GetResponse" },
@@ -407,7 +412,7 @@ export const OPERATIONS = {
   kvPut: {
     access: "write",
     action: "put KV key",
-    params: [KEY, ["value", "bytes"], ["options", "kvWrite?"]],
+    params: [["key", "key"], ["value", "bytes"], ["options", "kvWrite?"]],
     result: "void",
     http: { method: "PUT", path: "/kv/:key" },
     grpc: { service: "KV", method: "KVPut", request: "PutRequest", response: "Empty" },
@@ -415,7 +420,7 @@ export const OPERATIONS = {
   kvDelete: {
     access: "write",
     action: "delete KV key",
-    params: [KEY, ["options", "kvWrite?"]],
+    params: [["key", "key"], ["options", "kvWrite?"]],
     result: "void",
     http: { method: "DELETE", path: "/kv/:key" },
     grpc: { service: "KV", method: "KVDelete", request: "Location", response: "Empty" },
@@ -423,16 +428,16 @@ export const OPERATIONS = {
   kvList: {
     access: "read",
     action: "list KV keys",
-    params: [LIST],
+    params: [["options", "list?"]],
     result: "page",
     batch: false,
     http: { method: "GET", path: "/kv" },
-    grpc: { service: "KV", method: "KVList", ...LIST_REQUEST },
+    grpc: { service: "KV", method: "KVList", request: "ListRequest", response: "ListResponse" },
   },
   setGet: {
     access: "read",
     action: "get set",
-    params: [SET],
+    params: [["set", "key"]],
     result: "items",
     http: { method: "GET", path: "/sets/:key" },
     grpc: { service: "Set", method: "SetGet", request: "GetSetRequest", response: "SetResponse" },
@@ -440,7 +445,7 @@ export const OPERATIONS = {
   setAdd: {
     access: "write",
     action: "add to set",
-    params: [SET, ["item", "text"]],
+    params: [["set", "key"], ["item", "text"]],
     result: "items",
     http: { method: "PUT", path: "/sets/:key" },
     grpc: {
@@ -453,7 +458,7 @@ export const OPERATIONS = {
   setRemove: {
     access: "write",
     action: "remove from set",
-    params: [SET, ["item", "text"]],
+    params: [["set", "key"], ["item", "text"]],
     result: "items",
     http: { method: "DELETE", path: "/sets/:key", query: "item" },
     grpc: {
@@ -466,7 +471,7 @@ export const OPERATIONS = {
   setDelete: {
     access: "write",
     action: "delete set",
-    params: [SET],
+    params: [["set", "key"]],
     result: "void",
     http: { method: "DELETE", path: "/sets/:key" },
     grpc: { service: "Set", method: "SetDelete", request: "SetDeleteRequest", response: "Empty" },
@@ -474,11 +479,11 @@ export const OPERATIONS = {
   setList: {
     access: "read",
     action: "list sets",
-    params: [LIST],
+    params: [["options", "list?"]],
     result: "page",
     batch: false,
     http: { method: "GET", path: "/sets" },
-    grpc: { service: "Set", method: "SetList", ...LIST_REQUEST },
+    grpc: { service: "Set", method: "SetList", request: "ListRequest", response: "ListResponse" },
   },
   batch: {
     access: "each",
