@@ -123,12 +123,14 @@ export function everyOperation(name, connect) {
       await purple.flagDelete(key("gone"));
       await purple.setDelete(key("gone"));
       assert.equal(await purple.counterGet(key("gone")), 0n);
-      for (const call of [
-        () => purple.cacheDelete(key("gone")),
-        () => purple.counterDelete(key("gone")),
-        () => purple.flagDelete(key("gone")),
-        () => purple.setDelete(key("gone")),
-      ]) {
+      for (
+        const call of [
+          () => purple.cacheDelete(key("gone")),
+          () => purple.counterDelete(key("gone")),
+          () => purple.flagDelete(key("gone")),
+          () => purple.setDelete(key("gone")),
+        ]
+      ) {
         const error = await call().catch((e) => e);
         assert.ok(error instanceof NotFoundError, String(error));
       }
