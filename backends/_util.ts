@@ -48,10 +48,11 @@ export function checkCondition(
     );
   }
   if (ifMatch !== "*" && ifMatch !== version) {
+    // The current version is left out: a client that needs it reads the value again anyway.
     throw new PreconditionFailedError(
-      `Cannot ${action} KV key ${quote(key)}: its version is ${quote(version)}, not ${
+      `Cannot ${action} KV key ${quote(key)}: its version is not ${
         quote(ifMatch)
-      }`,
+      } (the value changed since it was read)`,
     );
   }
 }
