@@ -286,6 +286,9 @@ export class RedisBackend implements Backend {
   #unique: Link[];
   #safeUrl: string;
   #commandTimeoutMs: number;
+  /** How often the watchdog looks, and when it last did. */
+  #tickMs: number;
+  #lastTick = Date.now();
   #waitReplicas: number;
   #waitTimeoutMs: number;
   /** Until when writes to a master are refused: it lacked replicas (with `waitReplicas`). */
@@ -306,10 +309,8 @@ export class RedisBackend implements Backend {
     this.#commandTimeoutMs = timeouts.commandTimeoutMs;
     this.#waitReplicas = timeouts.waitReplicas;
     this.#waitTimeoutMs = timeouts.waitTimeoutMs;
-    this.#stopWatchdog = backgroundInterval(
-      () => this.#dropStalledConnections(),
-      Math.max(10, Math.floor(timeouts.commandTimeoutMs / 5)),
-    );
+    this.#tickMs = Math.max(10, Math.floor(timeouts.commandTimeoutMs / 5));
+    this.#stopWatchdog = backgroundInterval(() => this.#dropStalledConnections(), this.#tickMs);
   }
 
   /**
@@ -803,7 +804,8 @@ export class RedisBackend implements Backend {
   }
 
   /**
-   * When a connection got no reply for `commandTimeoutMs` while commands waited, Redis hangs
+   * When a connection got no reply for `commandTimeoutMs` while commands waited (and this process
+   * was not itself too busy to read the replies), Redis hangs
    * (it serves one command at a time, so every connection is stuck): drops every connection,
    * which fails the waiting commands, makes the next ones fail at once, and reconnects. On a
    * cluster, only the nodes that hang are dropped.
@@ -812,6 +814,17 @@ export class RedisBackend implements Backend {
     const now = Date.now();
     const timeout = this.#commandTimeoutMs;
     const links = this.#unique;
+    // A late look means this process was busy (a burst of work): replies may wait unread in the
+    // sockets. Count from now instead of blaming Redis for the process' own delay.
+    const late = now - this.#lastTick > 2 * this.#tickMs;
+    this.#lastTick = now;
+    if (late) {
+      for (const link of links) {
+        if (link instanceof ClusterLink) link.forgetHeads();
+        else link.progressAt = now;
+      }
+      return;
+    }
     if (links[0] instanceof ClusterLink) return links[0].dropStalledNodes(now, timeout);
     if (!links.some((link) => link.pending > 0 && now - link.progressAt > timeout)) return;
     for (const link of links) {

@@ -9,7 +9,7 @@
 
 import type { WireOperationName } from "@purple/protocol";
 import { type Arguments, GRPC_BINDINGS, grpcMethod } from "@purple/protocol/wire";
-import { DATA } from "./_scenarios.ts";
+import { BATCH_SIZE, DATA } from "./_scenarios.ts";
 
 /** The folder of the frame files. */
 export const FRAMES_DIR: URL = new URL("./grpc/", import.meta.url);
@@ -41,6 +41,15 @@ export function frames(): Record<string, Uint8Array> {
       request("cacheSet", DATA.cacheSetKey, DATA.cacheValue, DATA.cacheTtlSeconds),
     ),
     "flag_set.bin": frame(request("flagSet", DATA.flagKey, true)),
+    "counter_batch_100.bin": frame(
+      request(
+        "batch",
+        Array.from(
+          { length: BATCH_SIZE },
+          () => ({ op: "counterIncrement" as const, args: [DATA.counterKey, 1n] as const }),
+        ),
+      ),
+    ),
   };
 }
 
