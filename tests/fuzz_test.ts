@@ -11,7 +11,7 @@
 // (default 3000, half per protocol) and PURPLE_FUZZ_SECONDS (default 25). PURPLE_FUZZ_BACKEND
 // picks the backend (default memory).
 
-import { messageCodecOf } from "@purple/protocol/wire";
+import { grpcServices, messageCodecOf } from "@purple/protocol/wire";
 import assert from "node:assert/strict";
 import type http2 from "node:http2";
 import { gzipSync } from "node:zlib";
@@ -197,6 +197,12 @@ const JSON_BODIES = [
   '{"content": "unterminated',
   '\ufeff{"content": "bom"}',
   '{"content": "' + "\\u0041".repeat(20_000) + '"}',
+  '{"operations": [{"op": "counterIncrement", "key": "k", "amount": "1"}]}',
+  '{"operations": [{"op": "kvPut", "key": "k", "value": {"base64": "!!"}}], "atomic": true}',
+  '{"operations": [{"op": "kvList"}], "atomic": "yes"}',
+  '{"operations": [{"op": "setAdd", "set": "", "item": "\ud800"}]}',
+  '{"operations": "all"}',
+  JSON.stringify({ operations: Array(1001).fill({ op: "flagGet", key: "f" }) }),
   "[".repeat(100_000),
   '{"a":'.repeat(50_000),
   "1".repeat(400_000),
@@ -212,10 +218,10 @@ interface HttpCase {
 function httpCase(seed: number, index: number): HttpCase {
   const r = random(seed, index);
   let complete = true;
-  const method = r.chance(0.85) ? r.pick(["GET", "PUT", "DELETE"]) : r.pick(METHODS);
+  const method = r.chance(0.85) ? r.pick(["GET", "PUT", "DELETE", "POST"]) : r.pick(METHODS);
   let path = r.chance(0.9)
     ? r.pick(PREFIXES)
-    : r.pick(["/ping", "/", "/nowhere", "/kv", "/ping/x"]);
+    : r.pick(["/ping", "/", "/nowhere", "/kv", "/ping/x", "/batch", "/sets", "/batch/x"]);
   const parts = r.int(4);
   for (let i = 0; i < parts; i++) path += r.pick(KEY_PARTS);
   if (r.chance(0.05)) path += "k".repeat(r.pick([511, 512, 513, 2000, 9000]));
@@ -335,22 +341,10 @@ async function sendHttp(port: number, bytes: Uint8Array, waitMs: number): Promis
 // ---------------------------------------------------------------------------------------------
 // gRPC cases.
 
-const METHOD_PATHS = [
-  "/proto.Cache/CacheGet",
-  "/proto.Cache/CacheSet",
-  "/proto.Counter/CounterGet",
-  "/proto.Counter/CounterIncrement",
-  "/proto.Counter/IncrementCounter",
-  "/proto.Counter/GetCounter",
-  "/proto.Flag/FlagGet",
-  "/proto.Flag/FlagSet",
-  "/proto.KV/KVGet",
-  "/proto.KV/KVPut",
-  "/proto.KV/KVDelete",
-  "/proto.Set/SetGet",
-  "/proto.Set/SetAdd",
-  "/proto.Set/SetRemove",
-];
+/** Every method Purple serves, from the operation table. */
+const METHOD_PATHS = Object.values(grpcServices()).flatMap((methods) =>
+  Object.values(methods).map((method) => method.path)
+);
 const ODD_PATHS = [
   "/proto.KV/Nope",
   "/proto.KV",
@@ -392,6 +386,28 @@ function validMessage(r: Random, path: string): Uint8Array {
     case "SetAdd":
     case "SetRemove":
       return messageCodecOf("ModifySetRequest").encode({ set: key, item: text });
+    case "CacheList":
+    case "CounterList":
+    case "FlagList":
+    case "KVList":
+    case "SetList":
+      return messageCodecOf("ListRequest").encode({
+        prefix: r.pick(["", key]),
+        limit: r.pick([0, 1, 1000, 1001, -1, 2 ** 31 - 1]),
+        cursor: r.pick(["", "nonsense", "eyJiIjoibWVtb3J5IiwiayI6ImEifQ"]),
+      });
+    case "Batch":
+      return messageCodecOf("BatchRequest").encode({
+        atomic: r.chance(0.5),
+        operations: Array.from({ length: r.pick([0, 1, 3, 1001]) }, () =>
+          r.pick([
+            { operation: { case: "counterIncrement", value: { key, amount: 1n } } },
+            { operation: { case: "kvGetEntry", value: { key } } },
+            { operation: { case: "kvPut", value: { location: { key }, ifMatch: "v" } } },
+            { operation: { case: "setDelete", value: { set: key } } },
+            {},
+          ])),
+      } as never);
     default:
       return messageCodecOf("Location").encode({ key });
   }
