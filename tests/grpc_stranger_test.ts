@@ -13,9 +13,13 @@ import { startGrpcServer } from "../server/grpc.ts";
 type Call = (request: object) => Promise<Record<string, unknown>>;
 type Stub = Record<string, Call> & { close(): void };
 
-/** The services of the proto, as promise-returning stubs. */
-function stubs(address: string): Record<string, Stub> {
-  const definition = protoLoader.loadSync("proto/purple.proto", {
+/** The services of a proto file, as promise-returning stubs. */
+function stubs(
+  address: string,
+  file = "proto/purple.proto",
+  services = ["Cache", "Counter", "Flag", "KV", "Set", "Batch"],
+): Record<string, Stub> {
+  const definition = protoLoader.loadSync(file, {
     keepCase: true,
     longs: String,
     defaults: true,
@@ -23,7 +27,7 @@ function stubs(address: string): Record<string, Stub> {
   // deno-lint-ignore no-explicit-any
   const { proto } = grpc.loadPackageDefinition(definition) as any;
   const found: Record<string, Stub> = {};
-  for (const name of ["Cache", "Counter", "Flag", "KV", "Set", "Batch"]) {
+  for (const name of services) {
     const client = new proto[name](address, grpc.credentials.createInsecure());
     const stub = { close: () => client.close() } as Stub;
     for (const method of Object.keys(proto[name].service)) {
@@ -203,6 +207,51 @@ Deno.test({
       assert.deepEqual(await Counter.CounterGet({ key: "b" }), { value: "2" });
     } finally {
       for (const stub of [Cache, Counter, Flag, KV, Set, Batch]) stub.close();
+      await server.shutdown();
+      await ops.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "a client built from the original Go Purple's protos works exactly as before",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const ops = await openBackend({ kind: "memory" });
+    const server = await startGrpcServer(ops, {
+      hostname: "127.0.0.1",
+      port: 0,
+      limits: DEFAULT_LIMITS,
+      log: () => {},
+    });
+    const { Cache, Counter, Flag, KV, Set } = stubs(
+      `127.0.0.1:${server.port}`,
+      "tests/fixtures/original_purple.proto",
+      ["Cache", "Counter", "Flag", "KV", "Set"],
+    );
+    try {
+      assert.deepEqual(await Cache.CacheSet({ key: "c", item: { value: "v", ttl: 60 } }), {});
+      assert.deepEqual(await Cache.CacheGet({ key: "c" }), { value: "v" });
+      assert.deepEqual(await Counter.CounterIncrement({ key: "n", amount: "5" }), { value: "5" });
+      assert.deepEqual(await Counter.CounterGet({ key: "n" }), { value: "5" });
+      assert.deepEqual(await Flag.FlagSet({ key: "f", value: true }), {});
+      assert.deepEqual(await Flag.FlagGet({ key: "f" }), { value: true });
+      const bytes = Buffer.from([0, 1, 2, 255]);
+      assert.deepEqual(await KV.KVPut({ location: { key: "k" }, value: { content: bytes } }), {});
+      // The answer now carries the value's version too: the original's message has no such
+      // field, so its client reads exactly what it always did.
+      const got = await KV.KVGet({ key: "k" });
+      assert.deepEqual(Object.keys(got), ["value"]);
+      assert.deepEqual([...(got.value as { content: Buffer }).content], [...bytes]);
+      assert.deepEqual(await KV.KVDelete({ key: "k" }), {});
+      await rejectsWith(KV.KVGet({ key: "k" }), grpc.status.NOT_FOUND);
+      assert.deepEqual(await Set.SetAdd({ set: "s", item: "b" }), { items: ["b"] });
+      assert.deepEqual(await Set.SetAdd({ set: "s", item: "a" }), { items: ["a", "b"] });
+      assert.deepEqual(await Set.SetRemove({ set: "s", item: "b" }), { items: ["a"] });
+      assert.deepEqual(await Set.SetGet({ set: "s" }), { items: ["a"] });
+    } finally {
+      for (const stub of [Cache, Counter, Flag, KV, Set]) stub.close();
       await server.shutdown();
       await ops.close();
     }
