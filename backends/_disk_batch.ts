@@ -25,8 +25,9 @@ export interface Plan<S, R> {
   unit: Unit;
   /** Each operation's answer, in the batch's order. */
   answers: Answer<R>[];
-  /** How many of the operations the unit covers, when not all fit in one commit (at least
-   * one); the others go into the key's next unit. */
+  /** How many of the operations the unit covers, when not all fit in one commit; the others
+   * go into the key's next unit. 0 when the unit only makes progress on the first operation
+   * (a set delete larger than one commit deletes a part of the set, then the rest). */
   taken?: number;
   /** The key's state after the unit committed with `versionstamp` (`undefined`: read it next
    * time). */
@@ -41,8 +42,9 @@ export interface BatchModel<O, S, R> {
   read(key: string, ops: readonly O[]): Promise<S>;
   /** Applies the operations in order to the state. */
   plan(key: string, state: S, ops: readonly O[]): Plan<S, R>;
-  /** Whether a remembered state may be planned from (else it is read again). */
-  fresh?(state: S): boolean;
+  /** Whether a remembered state may be planned from for these operations (else it is read
+   * again). */
+  fresh?(state: S, ops: readonly O[]): boolean;
   /** How much memory a remembered state holds, in the units of `maxWeight`. */
   weigh?(state: S): number;
 }
@@ -109,6 +111,15 @@ export class KeyedBatcher<O, S, R> {
     });
   }
 
+  /**
+   * Forgets the remembered state of `key` (another writer changed it: an atomic batch), unless
+   * a unit of the key is on its way (its outcome replaces the state anyway).
+   */
+  forget(key: string): void {
+    const state = this.#states.get(key);
+    if (state !== undefined && !state.busy) this.#remember(state, undefined);
+  }
+
   /** Resolves once no unit is on its way. */
   async drain(): Promise<void> {
     while (this.#flushes.size > 0) await Promise.all(this.#flushes);
@@ -130,7 +141,7 @@ export class KeyedBatcher<O, S, R> {
     try {
       for (;;) {
         let known = state.known;
-        if (known === undefined || this.#model.fresh?.(known) === false) {
+        if (known === undefined || this.#model.fresh?.(known, ops) === false) {
           known = await this.#model.read(key, ops);
         }
         plan = this.#model.plan(key, known, ops);
@@ -144,6 +155,7 @@ export class KeyedBatcher<O, S, R> {
           break;
         }
         this.#remember(state, undefined);
+        if (ops.length === 0) return; // A part of an operation: the queue plans it again.
       }
     } catch (error) {
       this.#remember(state, undefined);
