@@ -55,26 +55,31 @@
  * @module
  */
 
-import type { Backend } from "./backend.ts";
+import type { KeyPage, KvEntry } from "@purple/protocol";
+import type { Backend, BackendOperation, KvCondition, ListQuery } from "./backend.ts";
 import type { Limits } from "./limits.ts";
 import { UnavailableError } from "@purple/protocol/errors";
-import { backgroundInterval, notFound, quote } from "./_util.ts";
+import { backgroundInterval, checkCondition, notFound, quote } from "./_util.ts";
 import {
   CHUNK_BYTES,
   type ChunkRef,
   headModel,
   type HeadOp,
   type HeadState,
+  INLINE_CACHE_UNITS,
   isChunkRef,
   readChunks,
   writeChunks,
 } from "./_disk_blob.ts";
 import { retryBusy } from "./_disk_busy.ts";
-import { type BatchModel, KeyedBatcher } from "./_disk_batch.ts";
-import { type CommitStats, GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
+import { KeyedBatcher } from "./_disk_batch.ts";
+import { type CommitStats, GroupCommitter } from "./_disk_commits.ts";
 import { PointReader } from "./_disk_reads.ts";
-import { counterModel, type CounterState, counterValue } from "./_disk_counter.ts";
+import { counterModel, type CounterOp, type CounterState, counterValue } from "./_disk_counter.ts";
+import { flagModel, type FlagOp, type FlagState } from "./_disk_flag.ts";
 import { readItems, setModel, type SetOp, type SetState } from "./_disk_set.ts";
+import { AtomicBatches, type AtomicService } from "./_disk_atomic.ts";
+import { type ListedService, listKeys } from "./_disk_list.ts";
 import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
 import {
   assertDiskLimits,
@@ -168,9 +173,6 @@ export interface DiskBackendOptions extends DiskSweepOptions {
  */
 export const DISK_FILE_NAME = "purple.sqlite3";
 
-/** Cache values up to this many UTF-16 units are stored inline (2 bytes a unit at worst). */
-const INLINE_CACHE_UNITS = (CHUNK_BYTES - 1024) / 2;
-
 /** How often a read starts over because an overwrite removed the chunks it was reading. */
 const MAX_READ_ATTEMPTS = 100;
 
@@ -194,14 +196,18 @@ function isDeploy(): boolean {
   }
 }
 
-/** Flag sets, batched per flag: the last value of a batch is written, without a check. */
-const FLAG_MODEL: BatchModel<boolean, true, void> = {
-  read: () => Promise.resolve(true),
-  plan: (key, state, values) => ({
-    unit: new UnitBuilder().set(flagKey(key), values[values.length - 1]).build(),
-    answers: values.map(() => ({ value: undefined })),
-    next: () => state,
-  }),
+/** How each service's keys are listed: the first part of its entries' keys, and which exist. */
+const LISTED: Readonly<Record<AtomicService, ListedService>> = {
+  cache: {
+    part: "cache",
+    exists: (head, now) => (head as { expiresAt: number }).expiresAt > now,
+  },
+  counter: { part: "counter" },
+  flag: { part: "flag" },
+  kv: { part: "kv" },
+  // A set's guard: written with its items, deleted with the last (older files may hold guards
+  // of a count of 0, left by sets emptied before guards were deleted).
+  set: { part: "set-guard", exists: (count) => count !== 0 },
 };
 
 /**
@@ -263,13 +269,17 @@ export class DiskBackend implements Backend {
   #kv: Deno.Kv;
   #reader: PointReader;
   #committer: GroupCommitter;
-  #counters: KeyedBatcher<bigint, CounterState, bigint>;
-  #sets: KeyedBatcher<SetOp, SetState, string[]>;
+  #counters: KeyedBatcher<CounterOp, CounterState, bigint | undefined>;
+  #sets: KeyedBatcher<SetOp, SetState, string[] | undefined>;
   #cache: KeyedBatcher<HeadOp, HeadState, void>;
   #values: KeyedBatcher<HeadOp, HeadState, void>;
-  #flags: KeyedBatcher<boolean, true, void>;
+  #flags: KeyedBatcher<FlagOp, FlagState, void>;
+  #atomic: AtomicBatches;
+  /** The atomic batches on their way (close() waits for them). */
+  #batches = new Set<Promise<unknown>>();
   /** Generations of chunks this backend is writing: the sweep leaves them alone. */
   #writing = new Set<string>();
+  #maxKeyBytes: number;
   #graceMs: number;
   #stopSweeps: () => void = () => {};
   #sweeping: Promise<unknown> | undefined;
@@ -293,7 +303,22 @@ export class DiskBackend implements Backend {
     this.#sets = new KeyedBatcher(committer, setModel(kv, reader), { maxWeight: 1_000_000 });
     this.#cache = new KeyedBatcher(committer, headModel(reader, committer, "cache"));
     this.#values = new KeyedBatcher(committer, headModel(reader, committer, "kv"));
-    this.#flags = new KeyedBatcher(committer, FLAG_MODEL);
+    this.#flags = new KeyedBatcher(committer, flagModel(reader));
+    const batchers = {
+      cache: this.#cache,
+      counter: this.#counters,
+      flag: this.#flags,
+      kv: this.#values,
+      set: this.#sets,
+    };
+    this.#atomic = new AtomicBatches({
+      kv,
+      reader,
+      committer,
+      writing: this.#writing,
+      changed: (service, key) => batchers[service].forget(key),
+    });
+    this.#maxKeyBytes = limits.maxKeyBytes;
     this.#graceMs = sweep.chunkGraceMs ?? DEFAULT_SWEEP_MS;
     const interval = sweep.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
     if (interval > 0) {
@@ -325,17 +350,37 @@ export class DiskBackend implements Backend {
       const head: CacheHead = { value, expiresAt };
       return await this.#cache.run(key, { type: "put", head, expiresAt });
     }
-    await this.#putChunked(this.#cache, "cache", key, encoder.encode(value), expiresAt);
+    await this.#putChunked(this.#cache, "cache", key, encoder.encode(value), { expiresAt });
+  }
+
+  /** Deletes the entry and its chunks, or throws `NotFoundError` when absent or expired. */
+  async cacheDelete(key: string): Promise<void> {
+    await this.#cache.run(key, { type: "delete" });
+  }
+
+  /** Lists the keys of the entries that have not expired, in key order. */
+  cacheList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("cache", query);
   }
 
   /** Adds `amount` atomically, in one commit with the increments that arrive with it. */
   counterIncrement(key: string, amount: bigint): Promise<bigint> {
-    return this.#counters.run(key, amount);
+    return this.#counters.run(key, { type: "increment", amount }) as Promise<bigint>;
   }
 
   /** Returns the counter, 0n when absent. */
   async counterGet(key: string): Promise<bigint> {
     return counterValue((await this.#get(counterKey(key))).value);
+  }
+
+  /** Deletes the counter, or throws `NotFoundError` when absent. */
+  async counterDelete(key: string): Promise<void> {
+    await this.#counters.run(key, { type: "delete" });
+  }
+
+  /** Lists the keys of the counters, in key order. */
+  counterList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("counter", query);
   }
 
   /** Returns the flag, false when absent. */
@@ -345,32 +390,60 @@ export class DiskBackend implements Backend {
 
   /** Sets the flag, in one commit with the writes that arrive with it. */
   flagSet(key: string, value: boolean): Promise<void> {
-    return this.#flags.run(key, value);
+    return this.#flags.run(key, { type: "set", value });
   }
 
-  /** Returns the bytes, or throws `NotFoundError`. */
-  async kvGet(key: string): Promise<Uint8Array> {
+  /** Deletes the flag, or throws `NotFoundError` when it was never set. */
+  flagDelete(key: string): Promise<void> {
+    return this.#flags.run(key, { type: "delete" });
+  }
+
+  /** Lists the keys of the flags that are set, in key order. */
+  flagList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("flag", query);
+  }
+
+  /**
+   * Returns a copy of the bytes and their version (the versionstamp of the key's head, which
+   * every write of the key changes), or throws `NotFoundError`.
+   */
+  async kvGetEntry(key: string): Promise<KvEntry> {
     for (let attempt = 1;; attempt++) {
-      const head = (await this.#get<KvHead>(headKey("kv", key))).value;
+      const { value: head, versionstamp } = await this.#get<KvHead>(headKey("kv", key));
       if (head === null) throw notFound("kv", key);
-      if (!isChunkRef(head)) return head;
+      // Reads of one key at once share the entry read: each gets its own copy.
+      if (!isChunkRef(head)) return { value: head.slice(), version: versionstamp! };
       const bytes = await readChunks(this.#kv, "kv", key, head);
-      if (bytes !== null) return bytes;
+      if (bytes !== null) return { value: bytes, version: versionstamp! };
       if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("kv", key);
     }
   }
 
-  /** Stores the bytes: inline up to 64 KiB, else as chunks swapped in atomically. */
-  async kvPut(key: string, value: Uint8Array): Promise<void> {
+  /**
+   * Stores the bytes: inline up to 64 KiB, else as chunks swapped in atomically; with a
+   * condition, only if it holds when the head is swapped (checked in the same commit).
+   */
+  async kvPut(key: string, value: Uint8Array, condition?: KvCondition): Promise<void> {
     if (value.length <= CHUNK_BYTES) {
-      return await this.#values.run(key, { type: "put", head: value });
+      return await this.#values.run(key, { type: "put", head: value, condition });
     }
-    await this.#putChunked(this.#values, "kv", key, value);
+    if (condition !== undefined) {
+      // Not worth writing the chunks of a put that would be refused now (the head's unit
+      // checks the condition again).
+      const { versionstamp } = await this.#get(headKey("kv", key));
+      checkCondition("put", key, condition, versionstamp ?? undefined);
+    }
+    await this.#putChunked(this.#values, "kv", key, value, { condition });
   }
 
-  /** Deletes the value and its chunks, or throws `NotFoundError`. */
-  async kvDelete(key: string): Promise<void> {
-    await this.#values.run(key, { type: "delete" });
+  /** Deletes the value and its chunks, or throws `NotFoundError`; if the condition holds. */
+  async kvDelete(key: string, condition?: KvCondition): Promise<void> {
+    await this.#values.run(key, { type: "delete", condition });
+  }
+
+  /** Lists the keys of the values, in key order. */
+  kvList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("kv", query);
   }
 
   /** Returns the sorted items, empty when absent. */
@@ -384,12 +457,38 @@ export class DiskBackend implements Backend {
    * entry, and committed only if the guard is unchanged.
    */
   async setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
-    return await this.#sets.run(set, { type: "add", item, maxItems });
+    return (await this.#sets.run(set, { type: "add", item, maxItems }))!;
   }
 
   /** Removes the item and returns the sorted items. */
   async setRemove(set: string, item: string): Promise<string[]> {
-    return await this.#sets.run(set, { type: "remove", item });
+    return (await this.#sets.run(set, { type: "remove", item }))!;
+  }
+
+  /**
+   * Deletes the whole set (its items and its guard), or throws `NotFoundError` when it holds
+   * no item. A set too large for one commit is deleted in several, one after the other.
+   */
+  async setDelete(set: string): Promise<void> {
+    await this.#sets.run(set, { type: "delete" });
+  }
+
+  /** Lists the names of the sets that hold items, in key order. */
+  setList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("set", query);
+  }
+
+  /**
+   * Runs the operations all or nothing, in one commit: see `_disk_atomic.ts` and
+   * docs/disk.md. A batch that cannot fit one Deno KV commit is refused with
+   * `ValueTooLargeError`, nothing changed.
+   */
+  atomic(operations: readonly BackendOperation[]): Promise<unknown[]> {
+    const batch = this.#atomic.run(operations);
+    const settled = batch.catch(() => {});
+    this.#batches.add(settled);
+    settled.then(() => this.#batches.delete(settled));
+    return batch;
   }
 
   /** What the group committer did so far: commits, units committed and refused, reads. */
@@ -416,6 +515,7 @@ export class DiskBackend implements Backend {
     this.#closed = true;
     this.#stopSweeps();
     await this.#sweeping;
+    await Promise.all(this.#batches);
     await Promise.all(
       [this.#counters, this.#sets, this.#cache, this.#values, this.#flags].map((b) => b.drain()),
     );
@@ -429,18 +529,23 @@ export class DiskBackend implements Backend {
     service: "cache" | "kv",
     key: string,
     bytes: Uint8Array,
-    expiresAt?: number,
+    options: { expiresAt?: number; condition?: KvCondition },
   ): Promise<void> {
+    const { expiresAt, condition } = options;
     const gen = crypto.randomUUID();
     this.#writing.add(gen);
     try {
       const chunks = await writeChunks(this.#kv, service, key, bytes, { gen, expiresAt });
       const ref: ChunkRef = { gen, chunks: chunks.chunks, size: chunks.size };
       const head = expiresAt === undefined ? ref : { ...ref, expiresAt };
-      await batcher.run(key, { type: "put", head, chunks, expiresAt });
+      await batcher.run(key, { type: "put", head, chunks, expiresAt, condition });
     } finally {
       this.#writing.delete(gen);
     }
+  }
+
+  #list(service: AtomicService, query: ListQuery): Promise<KeyPage> {
+    return listKeys(this.#kv, LISTED[service], query, this.#maxKeyBytes);
   }
 
   #get<T>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
