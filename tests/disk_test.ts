@@ -21,6 +21,7 @@ import { headModel, writeChunks } from "../backends/_disk_blob.ts";
 import { GroupCommitter } from "../backends/_disk_commits.ts";
 import { PointReader } from "../backends/_disk_reads.ts";
 import { conformance } from "./conformance.ts";
+import { balances, casLoops, transfers } from "./_disk_contention.ts";
 
 const INT64_MAX = 2n ** 63n - 1n;
 const MiB = 1024 * 1024;
@@ -643,5 +644,224 @@ Deno.test("a large write whose chunks another process's sweep reclaimed is refus
     await heads.drain();
     await assert.rejects(ops.kvGet("slow"), NotFoundError);
     assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+  });
+});
+
+// The data API v2 on disk: what the conformance suite cannot see (Deno KV's commit limits, the
+// raw entries, several processes on one file).
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** Asserts that a promise rejects with ValueTooLargeError whose message matches `pattern`. */
+async function refusedTooLarge(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: Error) => {
+    assert.ok(error instanceof ValueTooLargeError, `${error.name}: ${error.message}`);
+    assert.match(error.message, pattern);
+    assert.match(error.message, /nothing was changed/);
+    return true;
+  });
+}
+
+Deno.test("DiskBackend refuses an atomic batch that cannot fit one Deno KV commit, naming the limit and leaving nothing behind", async () => {
+  await withDisk(async ({ backend, ops, raw }) => {
+    // 101 counters: one check each, and a commit holds 100 checks.
+    await refusedTooLarge(
+      ops.batch(
+        Array.from(
+          { length: 101 },
+          (_, i) => ({ op: "counterIncrement" as const, args: [`c${i}`, 1] as const }),
+        ),
+        { atomic: true },
+      ),
+      /101 checks .* one Deno KV commit holds 100/,
+    );
+    assert.deepEqual((await ops.counterList({ prefix: "c" })).keys, []);
+    // A large value (written as chunks first), then a set delete of 1200 items: 1200 deletes
+    // and a commit holds 1000 mutations. The chunks are deleted before the batch answers.
+    const items = Array.from({ length: 1200 }, (_, i) => `item-${i}`);
+    await Promise.all(items.map((item) => ops.setAdd("big-set", item)));
+    await ops.kvPut("kept", "old");
+    const commits = backend.commitStats.commits;
+    await refusedTooLarge(
+      ops.batch([
+        { op: "kvPut", args: ["large", new Uint8Array(MiB).fill(1)] },
+        { op: "kvPut", args: ["kept", "new"] },
+        { op: "setDelete", args: ["big-set"] },
+      ], { atomic: true }),
+      /120\d writes .* one Deno KV commit holds 1000/,
+    );
+    assert.ok(backend.commitStats.commits > commits, "the chunks were written, then deleted");
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    await assert.rejects(ops.kvGet("large"), NotFoundError);
+    assert.equal(text(await ops.kvGet("kept")), "old");
+    assert.equal((await ops.setGet("big-set")).length, 1200);
+    // 700 items of 1000 bytes: about 1.4 MB in one commit, which holds 800 KiB.
+    await refusedTooLarge(
+      ops.batch(
+        Array.from({ length: 700 }, (_, i) => ({
+          op: "setAdd" as const,
+          args: ["wide", `${i}`.padEnd(1000, ".")] as const,
+        })),
+        { atomic: true },
+      ),
+      /KiB of keys and values .* one Deno KV commit holds 800 KiB/,
+    );
+    // 150 items of a set with a 500-byte name: the written keys add up to more than 80 KiB.
+    const long = "s".repeat(500);
+    await refusedTooLarge(
+      ops.batch(
+        Array.from(
+          { length: 150 },
+          (_, i) => ({ op: "setAdd" as const, args: [long, `${i}`] as const }),
+        ),
+        { atomic: true },
+      ),
+      /KiB of written keys, and one Deno KV commit holds 80 KiB/,
+    );
+    assert.deepEqual(await ops.setGet("wide"), []);
+    assert.deepEqual(await ops.setGet(long), []);
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+  });
+});
+
+Deno.test("DiskBackend writes the large and many mid-size values of an atomic batch as chunks first, and deletes the chunks they replace", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    // 20 values of 60 KiB: 1.2 MB, more than one commit holds inline.
+    const value = (i: number) => new Uint8Array(60 * 1024).fill(i);
+    await ops.batch(
+      Array.from(
+        { length: 20 },
+        (_, i) => ({ op: "kvPut" as const, args: [`mid${i}`, value(i)] as const }),
+      ),
+      { atomic: true },
+    );
+    for (let i = 0; i < 20; i++) assert.deepEqual(await ops.kvGet(`mid${i}`), value(i));
+    assert.ok((await rawKeys(raw, ["chunk", "kv"])).length >= 8, "the largest were chunked");
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    // Replacing and deleting chunked values deletes their chunks, as single writes do.
+    const big = new Uint8Array(3 * MiB).map((_, i) => i % 251);
+    await ops.kvPut("big", big);
+    await ops.cacheSet("cached", "c".repeat(200_000), 60);
+    await ops.batch([
+      { op: "kvPut", args: ["big", "small now"] },
+      { op: "cacheDelete", args: ["cached"] },
+      ...Array.from(
+        { length: 20 },
+        (_, i) => ({ op: "kvDelete" as const, args: [`mid${i}`] as const }),
+      ),
+    ], { atomic: true });
+    assert.equal(text(await ops.kvGet("big")), "small now");
+    await assert.rejects(ops.cacheGet("cached"), NotFoundError);
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+  }, { ...DEFAULT_LIMITS, maxValueBytes: 4 * MiB });
+});
+
+Deno.test("DiskBackend deletes a set too large for one commit in several, items and guard", async () => {
+  await withDisk(async ({ backend, ops, raw }) => {
+    const items = Array.from({ length: 2500 }, (_, i) => `item-${i}`);
+    await Promise.all(items.map((item) => ops.setAdd("large", item)));
+    await ops.setAdd("other", "stays");
+    const commits = backend.commitStats.commits;
+    await ops.setDelete("large");
+    assert.ok(backend.commitStats.commits - commits >= 3, "three commits at least");
+    assert.deepEqual(await ops.setGet("large"), []);
+    assert.deepEqual(await rawKeys(raw, ["set", "large"]), []);
+    assert.equal((await raw.get(["set-guard", "large"])).versionstamp, null);
+    assert.deepEqual((await ops.setList({})).keys, ["other"]);
+    await assert.rejects(ops.setDelete("large"), NotFoundError);
+  });
+});
+
+Deno.test("DiskBackend lists no set for the empty guard an older file may hold, nor a bad cursor", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    await raw.set(["set-guard", "emptied"], 0); // as sets emptied before guards were deleted
+    await ops.setAdd("full", "x");
+    assert.deepEqual((await ops.setList({})).keys, ["full"]);
+    await assert.rejects(ops.setDelete("emptied"), NotFoundError);
+    assert.deepEqual(await ops.setAdd("emptied", "again"), ["again"]);
+    assert.deepEqual((await ops.setList({})).keys, ["emptied", "full"]);
+    // A cursor of another prefix's listing is not one of this listing's.
+    await Promise.all(["a1", "a2", "b1", "b2"].map((key) => ops.kvPut(key, "v")));
+    const { cursor } = await ops.kvList({ prefix: "a", limit: 1 });
+    assert.ok(cursor !== undefined);
+    assert.deepEqual(await ops.kvList({ prefix: "a", cursor }), { keys: ["a2"] });
+    await assert.rejects(ops.kvList({ prefix: "b", cursor }), InvalidArgumentError);
+  });
+});
+
+Deno.test("DiskBackend keeps counters and sets exact under atomic batches and single writes of the same keys", async () => {
+  await withDisk(async ({ ops }) => {
+    const singles: Promise<unknown>[] = [];
+    const batches: Promise<unknown>[] = [];
+    for (let i = 0; i < 100; i++) {
+      singles.push(ops.counterIncrement("a", 1), ops.setAdd("s", `single-${i}`));
+      if (i % 2 === 0) {
+        batches.push(ops.batch([
+          { op: "counterIncrement", args: ["a", 1] },
+          { op: "counterIncrement", args: ["b", 1] },
+          { op: "setAdd", args: ["s", `batch-${i}`] },
+          { op: "counterGet", args: ["a"] },
+        ], { atomic: true }));
+      }
+    }
+    await Promise.all([...singles, ...batches]);
+    assert.equal(await ops.counterGet("a"), 150n);
+    assert.equal(await ops.counterGet("b"), 50n);
+    assert.equal((await ops.setGet("s")).length, 150);
+    // The single writes' remembered states follow what the batches wrote.
+    assert.equal(await ops.counterIncrement("a", 1), 151n);
+    assert.equal((await ops.setAdd("s", "last")).length, 151);
+    await ops.batch([{ op: "counterDelete", args: ["a"] }, { op: "setDelete", args: ["s"] }], {
+      atomic: true,
+    });
+    assert.equal(await ops.counterIncrement("a", 5), 5n);
+    assert.deepEqual(await ops.setAdd("s", "new"), ["new"]);
+  });
+});
+
+Deno.test("conditional writes and atomic batches from another process on one file stay exact", async () => {
+  await withDisk(async ({ dataDir, ops }) => {
+    // Both processes run compare-and-set loops on one KV key, atomic transfers between two
+    // counters, and versioned atomic transfers between two KV balances, at the same time.
+    const child = `
+      import { DEFAULT_LIMITS, checked } from "${new URL("../backends/mod.ts", import.meta.url)}";
+      import { openDiskBackend } from "${new URL("../backends/disk.ts", import.meta.url)}";
+      import { balances, casLoops, transfers } from "${new URL(
+      "./_disk_contention.ts",
+      import.meta.url,
+    )}";
+      const ops = checked(await openDiskBackend({ dataDir: ${
+      JSON.stringify(dataDir)
+    }, limits: DEFAULT_LIMITS }), DEFAULT_LIMITS);
+      const [conflicts] = await Promise.all([casLoops(ops, 16, 10), transfers(ops, 100), balances(ops, 8, 5)]);
+      await ops.close();
+      console.log(JSON.stringify({ conflicts }));
+    `;
+    await ops.kvPut("cas", "0");
+    await ops.kvPut("a", "1000");
+    await ops.kvPut("b", "0");
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", config, "--unstable-kv", child],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const output = process.output();
+    const [conflicts] = await Promise.all([
+      casLoops(ops, 16, 10),
+      transfers(ops, 100),
+      balances(ops, 8, 5),
+    ]);
+    const { success, stdout } = await output;
+    assert.ok(success, "the child process failed");
+    const theirs = JSON.parse(text(stdout).trim().split("\n").at(-1)!);
+    assert.equal(text(await ops.kvGet("cas")), String(2 * 16 * 10), "no update lost");
+    assert.ok(conflicts + theirs.conflicts > 0, "the loops did contend");
+    assert.equal(await ops.counterGet("from"), -200n);
+    assert.equal(await ops.counterGet("to"), 200n);
+    assert.equal(text(await ops.kvGet("a")), String(1000 - 2 * 8 * 5));
+    assert.equal(text(await ops.kvGet("b")), String(2 * 8 * 5));
   });
 });
