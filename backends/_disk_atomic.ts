@@ -84,6 +84,9 @@ export interface AtomicContext {
   changed(service: AtomicService, key: string): void;
 }
 
+/** A generation id of the right length, for estimates. */
+const GEN_SAMPLE = "00000000-0000-0000-0000-000000000000";
+
 /** How often a batch runs again when its entries keep changing under it. */
 const MAX_ATTEMPTS = 100;
 
@@ -203,6 +206,7 @@ export class AtomicBatches {
     const toStage = chooseStaged(operations, touched, startedAt);
     const checks = [...touched.values()].filter((t) => !t.blind).length + toStage.length;
     if (checks > COMMIT_LIMIT.checks) throw tooLarge("checks", checks);
+    if (toStage.length > 0) await this.#dryRun(operations, touched, toStage, startedAt);
     const staged = new Map<number, Staged>();
     let done = false;
     try {
@@ -218,6 +222,37 @@ export class AtomicBatches {
     } finally {
       if (!done) await this.#unstage(staged);
       for (const { chunks } of staged.values()) this.#context.writing.delete(chunks.gen);
+    }
+  }
+
+  /**
+   * Before chunks are written: runs the batch over a first read and builds its unit with
+   * stand-ins of the same size for the chunks, so that a batch that fails, or cannot fit one
+   * commit, is refused without writing them. (What it read may change before the batch runs
+   * for good: that run decides.)
+   * @throws {AtomicBatchError} For the first operation that fails.
+   * @throws {ValueTooLargeError} When the batch cannot fit one commit.
+   */
+  async #dryRun(
+    operations: readonly BackendOperation[],
+    touched: Map<string, Touched>,
+    toStage: ToStage[],
+    startedAt: number,
+  ): Promise<void> {
+    if (!(await this.#read(touched, new Map()))) return;
+    const run = runOver(operations, touched);
+    if (run.ok) {
+      const standIns = new Map(toStage.map(({ index, touched, bytes }): [number, Staged] => {
+        const chunks = Math.ceil(bytes.length / CHUNK_BYTES);
+        const stand: WrittenChunks = { gen: GEN_SAMPLE, chunks, size: bytes.length, marker: "" };
+        return [index, { service: touched.service as ChunkedService, key: "", chunks: stand }];
+      }));
+      buildUnit(operations, touched, standIns, startedAt);
+      return;
+    }
+    const checked = [...touched.values()].filter((t) => !t.blind);
+    if (!needsValidation(checked) || await this.#unchanged(checked)) {
+      throw new AtomicBatchError(run.index, run.error);
     }
   }
 
@@ -258,8 +293,7 @@ export class AtomicBatches {
   ): Promise<unknown[]> {
     const { committer } = this.#context;
     const checked = [...touched.values()].filter((t) => !t.blind);
-    // One entry read is a snapshot by itself (a set's items are not: its guard is read again).
-    const validate = checked.length > 1 || checked.some((t) => t.service === "set");
+    const validate = needsValidation(checked);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (!(await this.#read(touched, staged))) continue;
       const run = runOver(operations, touched);
@@ -331,6 +365,14 @@ export class AtomicBatches {
     const entries = await Promise.all(checked.map((t) => this.#context.reader.get(t.entryKey)));
     return entries.every((entry, i) => entry.versionstamp === checked[i].versionstamp);
   }
+}
+
+/**
+ * Whether what a batch read must be read again to stand without a commit: one entry read is a
+ * snapshot by itself, several are not (nor a set's items: its guard is read again).
+ */
+function needsValidation(checked: readonly Touched[]): boolean {
+  return checked.length > 1 || checked.some((t) => t.service === "set");
 }
 
 /** Reads a head's presence (a cache value until it expires), and its value when a get needs

@@ -4,6 +4,7 @@ import type { Operations } from "@purple/client";
 import {
   InvalidArgumentError,
   NotFoundError,
+  PreconditionFailedError,
   UnavailableError,
   ValueTooLargeError,
 } from "@purple/client/errors";
@@ -676,8 +677,8 @@ Deno.test("DiskBackend refuses an atomic batch that cannot fit one Deno KV commi
       /101 checks .* one Deno KV commit holds 100/,
     );
     assert.deepEqual((await ops.counterList({ prefix: "c" })).keys, []);
-    // A large value (written as chunks first), then a set delete of 1200 items: 1200 deletes
-    // and a commit holds 1000 mutations. The chunks are deleted before the batch answers.
+    // A large value (to be written as chunks first), then a set delete of 1200 items: 1200
+    // deletes, and a commit holds 1000 mutations. Known before any chunk is written.
     const items = Array.from({ length: 1200 }, (_, i) => `item-${i}`);
     await Promise.all(items.map((item) => ops.setAdd("big-set", item)));
     await ops.kvPut("kept", "old");
@@ -690,7 +691,7 @@ Deno.test("DiskBackend refuses an atomic batch that cannot fit one Deno KV commi
       ], { atomic: true }),
       /120\d writes .* one Deno KV commit holds 1000/,
     );
-    assert.ok(backend.commitStats.commits > commits, "the chunks were written, then deleted");
+    assert.equal(backend.commitStats.commits, commits, "nothing was written");
     assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
     assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
     await assert.rejects(ops.kvGet("large"), NotFoundError);
@@ -863,5 +864,34 @@ Deno.test("conditional writes and atomic batches from another process on one fil
     assert.equal(await ops.counterGet("to"), 200n);
     assert.equal(text(await ops.kvGet("a")), String(1000 - 2 * 8 * 5));
     assert.equal(text(await ops.kvGet("b")), String(2 * 8 * 5));
+  });
+});
+
+Deno.test("DiskBackend deletes the chunks of an atomic batch that fails after writing them", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    // Each batch puts a large value and a small one over a version that a single put, started
+    // with it, replaces while the batch writes its chunks: most batches fail after writing them.
+    let failed = 0;
+    for (let round = 0; round < 10; round++) {
+      await ops.kvPut("b", `b${round}`);
+      const { version } = await ops.kvGetEntry("b");
+      const large = new Uint8Array(MiB).fill(round);
+      const [batch] = await Promise.allSettled([
+        ops.batch([
+          { op: "kvPut", args: ["a", large] },
+          { op: "kvPut", args: ["b", "from the batch", { ifMatch: version }] },
+        ], { atomic: true }),
+        ops.kvPut("b", "single"),
+      ]);
+      if (batch.status === "rejected") {
+        assert.ok(batch.reason instanceof PreconditionFailedError, String(batch.reason));
+        failed++;
+      } else assert.deepEqual(await ops.kvGet("a"), large);
+    }
+    assert.ok(failed > 0, "no batch failed after writing its chunks");
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    const head = (await raw.get<{ gen?: string }>(["kv", "a"])).value;
+    const gens = new Set((await rawKeys(raw, ["chunk"])).map((key) => key[3]));
+    assert.deepEqual([...gens], head?.gen === undefined ? [] : [head.gen]);
   });
 });
