@@ -266,6 +266,12 @@ export async function openDiskBackend(options: DiskBackendOptions): Promise<Disk
  * ```
  */
 export class DiskBackend implements Backend {
+  /**
+   * Always true: the operations of one key take effect in the order they are called (each
+   * key's writes are queued at once, its reads wait for the writes asked before them and the
+   * writes for the reads), so a batch runs them all at once.
+   */
+  readonly keepsCallOrder = true;
   #kv: Deno.Kv;
   #reader: PointReader;
   #committer: GroupCommitter;
@@ -274,6 +280,14 @@ export class DiskBackend implements Backend {
   #cache: KeyedBatcher<HeadOp, HeadState, void>;
   #values: KeyedBatcher<HeadOp, HeadState, void>;
   #flags: KeyedBatcher<FlagOp, FlagState, void>;
+  #batchers: {
+    readonly [S in AtomicService]: {
+      settled(key: string): Promise<void> | undefined;
+      forget(key: string): void;
+    };
+  };
+  /** The reads in flight, by service and key (see `#read`). */
+  #reads = new Map<string, Promise<void>>();
   #atomic: AtomicBatches;
   /** The atomic batches on their way (close() waits for them). */
   #batches = new Set<Promise<unknown>>();
@@ -304,7 +318,7 @@ export class DiskBackend implements Backend {
     this.#cache = new KeyedBatcher(committer, headModel(reader, committer, "cache"));
     this.#values = new KeyedBatcher(committer, headModel(reader, committer, "kv"));
     this.#flags = new KeyedBatcher(committer, flagModel(reader));
-    const batchers = {
+    const batchers = this.#batchers = {
       cache: this.#cache,
       counter: this.#counters,
       flag: this.#flags,
@@ -332,15 +346,17 @@ export class DiskBackend implements Backend {
   }
 
   /** Returns the value, or throws `NotFoundError` when absent or expired (exact to the ms). */
-  async cacheGet(key: string): Promise<string> {
-    for (let attempt = 1;; attempt++) {
-      const head = (await this.#get<CacheHead>(headKey("cache", key))).value;
-      if (head === null || head.expiresAt <= Date.now()) throw notFound("cache", key);
-      if (!isChunkRef(head)) return head.value;
-      const bytes = await readChunks(this.#kv, "cache", key, head);
-      if (bytes !== null) return decoder.decode(bytes);
-      if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("cache", key);
-    }
+  cacheGet(key: string): Promise<string> {
+    return this.#read("cache", key, async () => {
+      for (let attempt = 1;; attempt++) {
+        const head = (await this.#get<CacheHead>(headKey("cache", key))).value;
+        if (head === null || head.expiresAt <= Date.now()) throw notFound("cache", key);
+        if (!isChunkRef(head)) return head.value;
+        const bytes = await readChunks(this.#kv, "cache", key, head);
+        if (bytes !== null) return decoder.decode(bytes);
+        if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("cache", key);
+      }
+    });
   }
 
   /** Stores the value for `ttlSeconds`; Deno KV removes it once it has expired. */
@@ -348,14 +364,14 @@ export class DiskBackend implements Backend {
     const expiresAt = Date.now() + ttlSeconds * 1000;
     if (value.length <= INLINE_CACHE_UNITS) {
       const head: CacheHead = { value, expiresAt };
-      return await this.#cache.run(key, { type: "put", head, expiresAt });
+      return await this.#write(this.#cache, "cache", key, { type: "put", head, expiresAt });
     }
     await this.#putChunked(this.#cache, "cache", key, encoder.encode(value), { expiresAt });
   }
 
   /** Deletes the entry and its chunks, or throws `NotFoundError` when absent or expired. */
   async cacheDelete(key: string): Promise<void> {
-    await this.#cache.run(key, { type: "delete" });
+    await this.#write(this.#cache, "cache", key, { type: "delete" });
   }
 
   /** Lists the keys of the entries that have not expired, in key order. */
@@ -365,17 +381,23 @@ export class DiskBackend implements Backend {
 
   /** Adds `amount` atomically, in one commit with the increments that arrive with it. */
   counterIncrement(key: string, amount: bigint): Promise<bigint> {
-    return this.#counters.run(key, { type: "increment", amount }) as Promise<bigint>;
+    return this.#write(this.#counters, "counter", key, { type: "increment", amount }) as Promise<
+      bigint
+    >;
   }
 
   /** Returns the counter, 0n when absent. */
-  async counterGet(key: string): Promise<bigint> {
-    return counterValue((await this.#get(counterKey(key))).value);
+  counterGet(key: string): Promise<bigint> {
+    return this.#read(
+      "counter",
+      key,
+      async () => counterValue((await this.#get(counterKey(key))).value),
+    );
   }
 
   /** Deletes the counter, or throws `NotFoundError` when absent. */
   async counterDelete(key: string): Promise<void> {
-    await this.#counters.run(key, { type: "delete" });
+    await this.#write(this.#counters, "counter", key, { type: "delete" });
   }
 
   /** Lists the keys of the counters, in key order. */
@@ -384,18 +406,22 @@ export class DiskBackend implements Backend {
   }
 
   /** Returns the flag, false when absent. */
-  async flagGet(key: string): Promise<boolean> {
-    return (await this.#get<boolean>(flagKey(key))).value === true;
+  flagGet(key: string): Promise<boolean> {
+    return this.#read(
+      "flag",
+      key,
+      async () => (await this.#get<boolean>(flagKey(key))).value === true,
+    );
   }
 
   /** Sets the flag, in one commit with the writes that arrive with it. */
   flagSet(key: string, value: boolean): Promise<void> {
-    return this.#flags.run(key, { type: "set", value });
+    return this.#write(this.#flags, "flag", key, { type: "set", value });
   }
 
   /** Deletes the flag, or throws `NotFoundError` when it was never set. */
   flagDelete(key: string): Promise<void> {
-    return this.#flags.run(key, { type: "delete" });
+    return this.#write(this.#flags, "flag", key, { type: "delete" });
   }
 
   /** Lists the keys of the flags that are set, in key order. */
@@ -407,16 +433,18 @@ export class DiskBackend implements Backend {
    * Returns a copy of the bytes and their version (the versionstamp of the key's head, which
    * every write of the key changes), or throws `NotFoundError`.
    */
-  async kvGetEntry(key: string): Promise<KvEntry> {
-    for (let attempt = 1;; attempt++) {
-      const { value: head, versionstamp } = await this.#get<KvHead>(headKey("kv", key));
-      if (head === null) throw notFound("kv", key);
-      // Reads of one key at once share the entry read: each gets its own copy.
-      if (!isChunkRef(head)) return { value: head.slice(), version: versionstamp! };
-      const bytes = await readChunks(this.#kv, "kv", key, head);
-      if (bytes !== null) return { value: bytes, version: versionstamp! };
-      if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("kv", key);
-    }
+  kvGetEntry(key: string): Promise<KvEntry> {
+    return this.#read("kv", key, async () => {
+      for (let attempt = 1;; attempt++) {
+        const { value: head, versionstamp } = await this.#get<KvHead>(headKey("kv", key));
+        if (head === null) throw notFound("kv", key);
+        // Reads of one key at once share the entry read: each gets its own copy.
+        if (!isChunkRef(head)) return { value: head.slice(), version: versionstamp! };
+        const bytes = await readChunks(this.#kv, "kv", key, head);
+        if (bytes !== null) return { value: bytes, version: versionstamp! };
+        if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("kv", key);
+      }
+    });
   }
 
   /**
@@ -425,20 +453,14 @@ export class DiskBackend implements Backend {
    */
   async kvPut(key: string, value: Uint8Array, condition?: KvCondition): Promise<void> {
     if (value.length <= CHUNK_BYTES) {
-      return await this.#values.run(key, { type: "put", head: value, condition });
-    }
-    if (condition !== undefined) {
-      // Not worth writing the chunks of a put that would be refused now (the head's unit
-      // checks the condition again).
-      const { versionstamp } = await this.#get(headKey("kv", key));
-      checkCondition("put", key, condition, versionstamp ?? undefined);
+      return await this.#write(this.#values, "kv", key, { type: "put", head: value, condition });
     }
     await this.#putChunked(this.#values, "kv", key, value, { condition });
   }
 
   /** Deletes the value and its chunks, or throws `NotFoundError`; if the condition holds. */
   async kvDelete(key: string, condition?: KvCondition): Promise<void> {
-    await this.#values.run(key, { type: "delete", condition });
+    await this.#write(this.#values, "kv", key, { type: "delete", condition });
   }
 
   /** Lists the keys of the values, in key order. */
@@ -448,7 +470,7 @@ export class DiskBackend implements Backend {
 
   /** Returns the sorted items, empty when absent. */
   setGet(set: string): Promise<string[]> {
-    return retryBusy(() => readItems(this.#kv, set));
+    return this.#read("set", set, () => retryBusy(() => readItems(this.#kv, set)));
   }
 
   /**
@@ -457,12 +479,12 @@ export class DiskBackend implements Backend {
    * entry, and committed only if the guard is unchanged.
    */
   async setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
-    return (await this.#sets.run(set, { type: "add", item, maxItems }))!;
+    return (await this.#write(this.#sets, "set", set, { type: "add", item, maxItems }))!;
   }
 
   /** Removes the item and returns the sorted items. */
   async setRemove(set: string, item: string): Promise<string[]> {
-    return (await this.#sets.run(set, { type: "remove", item }))!;
+    return (await this.#write(this.#sets, "set", set, { type: "remove", item }))!;
   }
 
   /**
@@ -470,7 +492,7 @@ export class DiskBackend implements Backend {
    * no item. A set too large for one commit is deleted in several, one after the other.
    */
   async setDelete(set: string): Promise<void> {
-    await this.#sets.run(set, { type: "delete" });
+    await this.#write(this.#sets, "set", set, { type: "delete" });
   }
 
   /** Lists the names of the sets that hold items, in key order. */
@@ -523,7 +545,12 @@ export class DiskBackend implements Backend {
     this.#kv.close();
   }
 
-  /** Writes the chunks of a large value, then swaps its head in through the batcher. */
+  /**
+   * Puts a large value: its operation takes its place among its key's at once, and waits there
+   * while the chunks are written (a conditional put first checks its condition, once the key's
+   * earlier operations are done: not worth writing the chunks of a put refused now; the head's
+   * unit checks it again); then the head swap goes through the batcher.
+   */
   async #putChunked(
     batcher: KeyedBatcher<HeadOp, HeadState, void>,
     service: "cache" | "kv",
@@ -534,14 +561,63 @@ export class DiskBackend implements Backend {
     const { expiresAt, condition } = options;
     const gen = crypto.randomUUID();
     this.#writing.add(gen);
+    const ref: ChunkRef = {
+      gen,
+      chunks: Math.ceil(bytes.length / CHUNK_BYTES),
+      size: bytes.length,
+    };
+    const head = expiresAt === undefined ? ref : { ...ref, expiresAt };
+    const op: HeadOp = { type: "put", head, expiresAt, condition };
+    const earlier = batcher.settled(key);
+    const staged = (async () => {
+      if (condition !== undefined) {
+        await earlier;
+        const { versionstamp } = await this.#get(headKey(service, key));
+        checkCondition("put", key, condition, versionstamp ?? undefined);
+      }
+      op.chunks = await writeChunks(this.#kv, service, key, bytes, { gen, expiresAt });
+    })();
     try {
-      const chunks = await writeChunks(this.#kv, service, key, bytes, { gen, expiresAt });
-      const ref: ChunkRef = { gen, chunks: chunks.chunks, size: chunks.size };
-      const head = expiresAt === undefined ? ref : { ...ref, expiresAt };
-      await batcher.run(key, { type: "put", head, chunks, expiresAt, condition });
+      await this.#write(batcher, service, key, op, staged);
     } finally {
       this.#writing.delete(gen);
     }
+  }
+
+  /**
+   * Reads `key` of `service` once the writes of the key asked before have their answers, and
+   * notes the read until it is done: the writes of the key asked meanwhile wait for it. So the
+   * operations of one key take effect in the order they are called (`keepsCallOrder`).
+   */
+  #read<T>(service: AtomicService, key: string, read: () => Promise<T>): Promise<T> {
+    const written = this.#batchers[service].settled(key);
+    const result = written === undefined ? read() : written.then(read);
+    const id = `${service}\u0000${key}`;
+    const before = this.#reads.get(id);
+    const done = result.then(() => {}, () => {});
+    const reads = before === undefined ? done : Promise.all([before, done]).then(() => {});
+    this.#reads.set(id, reads);
+    reads.then(() => {
+      if (this.#reads.get(id) === reads) this.#reads.delete(id);
+    });
+    return result;
+  }
+
+  /** Runs a write of `key` once the reads of the key asked before it are done (and `ready`). */
+  #write<O, S, R>(
+    batcher: KeyedBatcher<O, S, R>,
+    service: AtomicService,
+    key: string,
+    op: O,
+    ready?: Promise<void>,
+  ): Promise<R> {
+    const reads = this.#reads.size === 0 ? undefined : this.#reads.get(`${service}\u0000${key}`);
+    const before = reads === undefined
+      ? ready
+      : ready === undefined
+      ? reads
+      : Promise.all([reads, ready]).then(() => {});
+    return batcher.run(key, op, before);
   }
 
   #list(service: AtomicService, query: ListQuery): Promise<KeyPage> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { Operations } from "@purple/client";
+import type { BatchOperation, Operations } from "@purple/client";
 import {
   InvalidArgumentError,
   NotFoundError,
@@ -8,7 +8,13 @@ import {
   UnavailableError,
   ValueTooLargeError,
 } from "@purple/client/errors";
-import { checked, DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
+import {
+  checked,
+  DEFAULT_LIMITS,
+  type Limits,
+  MemoryBackend,
+  openBackend,
+} from "../backends/mod.ts";
 import {
   DISK_FILE_NAME,
   DISK_MAX_ITEM_BYTES,
@@ -893,5 +899,58 @@ Deno.test("DiskBackend deletes the chunks of an atomic batch that fails after wr
     const head = (await raw.get<{ gen?: string }>(["kv", "a"])).value;
     const gens = new Set((await rawKeys(raw, ["chunk"])).map((key) => key[3]));
     assert.deepEqual([...gens], head?.gen === undefined ? [] : [head.gen]);
+  });
+});
+
+Deno.test("DiskBackend applies the operations of one key in call order, as memory does (keepsCallOrder)", async () => {
+  // One pseudo-random sequence of every single operation on three keys of each service, all
+  // called without waiting, and again as one in-order batch: every outcome is the memory
+  // backend's (which applies each call when it is made), but the versions.
+  let seed = 42;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const big = (i: number) => new Uint8Array(100_000 + i).fill(i % 256);
+  const sequence: BatchOperation[] = [];
+  for (let i = 0; i < 400; i++) {
+    const k = `k${random(3)}`;
+    const choices: BatchOperation[] = [
+      { op: "counterIncrement", args: [k, random(5) - 1] },
+      { op: "counterGet", args: [k] },
+      { op: "counterDelete", args: [k] },
+      { op: "flagSet", args: [k, random(2) === 0] },
+      { op: "flagGet", args: [k] },
+      { op: "flagDelete", args: [k] },
+      { op: "kvPut", args: [k, `v${i}`] },
+      { op: "kvPut", args: [k, big(i)] },
+      { op: "kvPut", args: [k, `new${i}`, { ifNoneMatch: "*" }] },
+      { op: "kvPut", args: [k, big(i), { ifMatch: "*" }] },
+      { op: "kvGet", args: [k] },
+      { op: "kvDelete", args: [k] },
+      { op: "cacheSet", args: [k, random(4) === 0 ? "c".repeat(40_000 + i) : `c${i}`, 60] },
+      { op: "cacheGet", args: [k] },
+      { op: "cacheDelete", args: [k] },
+      { op: "setAdd", args: [k, `i${random(4)}`] },
+      { op: "setRemove", args: [k, `i${random(4)}`] },
+      { op: "setGet", args: [k] },
+      { op: "setDelete", args: [k] },
+    ];
+    sequence.push(choices[random(choices.length)]);
+  }
+  const call = (ops: Operations, { op, args }: BatchOperation) =>
+    (ops[op] as (...args: unknown[]) => Promise<unknown>)(...args);
+  const outcome = (promise: Promise<unknown>) =>
+    promise.then((value) => ({ value }), (error) => ({ error: (error as Error).name }));
+  const memory = checked(new MemoryBackend(), DEFAULT_LIMITS);
+  const expected: ({ value: unknown } | { error: string })[] = [];
+  for (const operation of sequence) expected.push(await outcome(call(memory, operation)));
+  await memory.close();
+  await withDisk(async ({ ops }) => {
+    const atOnce = await Promise.all(sequence.map((operation) => outcome(call(ops, operation))));
+    assert.deepEqual(atOnce, expected);
+  });
+  await withDisk(async ({ ops }) => {
+    const batched = (await ops.batch(sequence)).map((result) =>
+      result.ok ? { value: result.value } : { error: result.error.name }
+    );
+    assert.deepEqual(batched, expected);
   });
 });
