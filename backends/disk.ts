@@ -11,28 +11,49 @@
  * ## Group commit
  *
  * Deno KV commits a local file one transaction at a time, each synced to disk (SQLite in WAL
- * mode, with SQLite's default `synchronous=FULL`: one fsync a commit), so a commit a write would cap writes at
- * the disk's fsync rate. Instead every write goes through one group committer: each operation
- * is an atomic unit (the versionstamps it was planned from, and its writes), one commit is in
- * flight at a time, and the units that arrive meanwhile go together into the next one, as many
- * as fit in one Deno KV commit (100 checks, 1000 mutations, 800 KiB). The operations of one
- * key that arrive together (increments of a counter, puts and deletes of a KV key, adds and
- * removes of a set, cache sets, flag sets) make one unit, planned on the key's state as of its
- * last commit and checked against it. What it promises:
+ * mode, with SQLite's default `synchronous=FULL`: one fsync a commit), so a commit a write
+ * would cap writes at the disk's fsync rate. Instead every write goes through one group
+ * committer: each operation is an atomic unit (the versionstamps it was planned from, and its
+ * writes), one commit is in flight at a time, and the units that arrive meanwhile go together
+ * into the next one, as many as fit in one Deno KV commit (100 checks, 1000 mutations,
+ * 800 KiB). The operations of one key that arrive together (increments and deletes of a
+ * counter, puts and deletes of a KV or cache key, adds, removes and deletes of a set, flag
+ * sets and deletes) make one unit, planned on the key's state as of its last commit and
+ * checked against it. What it promises:
  *
  * - **Durable when acknowledged**: an operation is answered only once the commit holding it
  *   is on disk (synced), exactly as with a commit of its own; a crash loses no acknowledged
  *   write (tests/fault_sigkill_test.ts kills Purple mid-load to show it).
- * - **Atomic and exact, alone**: each operation applies whole or not at all, in arrival order
- *   among the operations of its key. A refusal (a delete of a missing key, an increment
- *   leaving int64, an add to a set of `maxSetItems` items) answers only its caller; a unit
- *   whose check fails (another process wrote the key) is planned again from a fresh read,
- *   alone: the other units of its commit are committed without it.
+ * - **Atomic and exact, alone**: each operation applies whole or not at all. A refusal (a
+ *   delete of something absent, a KV condition that does not hold, an increment leaving
+ *   int64, an add to a set of `maxSetItems` items) answers only its caller; a unit whose check
+ *   fails (another process wrote the key) is planned again from a fresh read, alone: the other
+ *   units of its commit are committed without it.
+ * - **Call order per key** (`keepsCallOrder`): the operations of one key take effect in the
+ *   order they are called, reads too (a read waits for the writes of its key asked before it,
+ *   a write for the reads asked before it), so in-order batches run all at once.
  * - **Reads see acknowledged writes**: a read starts after it is asked, and writes are
  *   acknowledged after they are on disk. Point reads go together too (at most two reads in
  *   flight; the reads asked meanwhile share the next ones).
  * - **Several processes on one file stay exact**: every unit checks the versionstamps it was
- *   planned from, so the counters, the set limits and the chunk swaps stay exact across them.
+ *   planned from, so the counters, the set limits, the KV conditions and the chunk swaps stay
+ *   exact across them.
+ *
+ * ## The data API v2
+ *
+ * - **Versions** of KV values are the versionstamps of their heads (20 hex digits), which
+ *   every write of the key changes; a conditional put or delete is checked against the head
+ *   as its unit was planned, in the commit that writes it (a large value's chunks are written
+ *   first, the condition is checked when its head is swapped in).
+ * - **Listings** read the entries of one service in Deno KV's key order (UTF-8 bytes) from the
+ *   prefix, or from just after the cursor's key, and stop at the first key past the prefix:
+ *   a page reads only what it lists, plus one entry (and the expired cache entries it skips).
+ *   Sets are listed by their guard entries, deleted with their last item.
+ * - **Atomic batches** (`_disk_atomic.ts`) read every entry they depend on, run over it, and
+ *   submit one unit checking all of them: serialisable against every other write, in this
+ *   process or another. Their large values are written as chunks first; a batch whose unit
+ *   cannot fit one Deno KV commit (about 100 keys read, 1000 entries written, 800 KiB inline)
+ *   is refused with `ValueTooLargeError`, nothing changed, nothing left behind.
  *
  * Large values: the chunks are written first, in commits of their own with a pending marker,
  * then the head swap goes through the group, checking the marker. Chunks a crash leaves
