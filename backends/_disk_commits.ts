@@ -57,8 +57,8 @@ export interface Unit {
  * or refused because a check failed. */
 export type Outcome = { ok: true; versionstamp: string | null } | { ok: false };
 
-/** The most one commit may hold. */
-const LIMIT: UnitSize = {
+/** The most one commit may hold (Deno KV's limits, less room for the estimates' errors). */
+export const COMMIT_LIMIT: Readonly<UnitSize> = {
   checks: KV_MAX_COMMIT_CHECKS,
   mutations: KV_MAX_COMMIT_MUTATIONS,
   bytes: KV_MAX_COMMIT_BYTES - MARGIN,
@@ -126,8 +126,8 @@ export class UnitBuilder {
     return Math.max(
       0,
       Math.min(
-        LIMIT.mutations - this.size.mutations - (reserved.mutations ?? 0),
-        Math.floor((LIMIT.bytes - this.size.bytes - (reserved.bytes ?? 0)) / bytes),
+        COMMIT_LIMIT.mutations - this.size.mutations - (reserved.mutations ?? 0),
+        Math.floor((COMMIT_LIMIT.bytes - this.size.bytes - (reserved.bytes ?? 0)) / bytes),
       ),
     );
   }
@@ -152,10 +152,10 @@ function keyId(key: Deno.KvKey): string {
 }
 
 function fits(total: UnitSize, next: UnitSize): boolean {
-  return total.checks + next.checks <= LIMIT.checks &&
-    total.mutations + next.mutations <= LIMIT.mutations &&
-    total.bytes + next.bytes <= LIMIT.bytes &&
-    total.keyBytes + next.keyBytes <= LIMIT.keyBytes;
+  return total.checks + next.checks <= COMMIT_LIMIT.checks &&
+    total.mutations + next.mutations <= COMMIT_LIMIT.mutations &&
+    total.bytes + next.bytes <= COMMIT_LIMIT.bytes &&
+    total.keyBytes + next.keyBytes <= COMMIT_LIMIT.keyBytes;
 }
 
 /** Counts of what the committer did, for tests and the bench. */
