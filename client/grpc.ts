@@ -45,8 +45,6 @@ import {
   type KvValue,
   type KvWriteOptions,
   type ListOptions,
-  type OperationName,
-  OPERATIONS,
   type Operations,
   type WireOperationName,
 } from "@purple/protocol";

@@ -36,7 +36,7 @@ export type {
   ListOptions,
   Operations,
 } from "@purple/protocol";
-export { iterateKeys, keysOf, type KeyService, LISTINGS } from "@purple/protocol";
+export { iterateKeys, type KeyService, keysOf, LISTINGS } from "@purple/protocol";
 export * from "./errors.ts";
 export {
   type CallOptions,

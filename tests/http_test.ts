@@ -280,7 +280,10 @@ Deno.test("an empty key is 400 on every route", async () => {
         ["GET", "/sets/"],
         ["PUT", "/sets/?item=x"],
         ["DELETE", "/sets/?item=x"],
-        ["GET", "/kv"],
+        ["DELETE", "/sets/"],
+        ["DELETE", "/cache/"],
+        ["DELETE", "/counters/"],
+        ["DELETE", "/flags/"],
       ]
     ) {
       assertError(await call(method, path), 400, /key/);
