@@ -26,11 +26,10 @@ import {
   InternalError,
   InvalidArgumentError,
   PurpleError,
-  ValueTooLargeError,
 } from "@purple/protocol/errors";
 import {
+  assertBatchSize,
   describe,
-  MAX_BATCH_OPERATIONS,
   normalizeListOptions,
   normalizeWriteOptions,
 } from "@purple/protocol/validate";
@@ -287,16 +286,7 @@ class CheckedBackend implements CheckedOperations {
     operations: T,
     options?: BatchOptions,
   ): Promise<BatchOutcomes<T>> {
-    if (!Array.isArray(operations)) {
-      throw new InvalidArgumentError(
-        `Bad batch: expected a list of operations, found ${describe(operations)}`,
-      );
-    }
-    if (operations.length > MAX_BATCH_OPERATIONS) {
-      throw new ValueTooLargeError(
-        `Bad batch: ${operations.length} operations, the limit is ${MAX_BATCH_OPERATIONS}`,
-      );
-    }
+    assertBatchSize(operations);
     // A batch that names no operation it may hold is refused whole; bad arguments of one that
     // it may hold fail that operation only (unless the batch is atomic).
     const named = operations.map(batchable);

@@ -307,6 +307,34 @@ export function normalizeWriteOptions(
 }
 
 /**
+ * Checks that a batch is a list of at most {@linkcode MAX_BATCH_OPERATIONS} entries (what each
+ * entry holds is checked after).
+ *
+ * @param operations The batch as given.
+ * @throws {InvalidArgumentError} When it is not a list.
+ * @throws {ValueTooLargeError} For more than {@linkcode MAX_BATCH_OPERATIONS} entries.
+ *
+ * @example
+ * ```ts
+ * import { assertBatchSize } from "@purple/protocol/validate";
+ *
+ * assertBatchSize([{ op: "flagGet", args: ["beta"] }]);
+ * ```
+ */
+export function assertBatchSize(operations: unknown): asserts operations is readonly unknown[] {
+  if (!Array.isArray(operations)) {
+    throw new InvalidArgumentError(
+      `Bad batch: expected a list of operations, found ${describe(operations)}`,
+    );
+  }
+  if (operations.length > MAX_BATCH_OPERATIONS) {
+    throw new ValueTooLargeError(
+      `Bad batch: ${operations.length} operations, the limit is ${MAX_BATCH_OPERATIONS}`,
+    );
+  }
+}
+
+/**
  * Checks a batch's shape before it is sent: a list of at most {@linkcode MAX_BATCH_OPERATIONS}
  * `{ op, args }`, each naming an operation a batch may hold; counter amounts become `bigint`s
  * (refused when they are not int64 integers, as `counterIncrement` refuses them). The other
@@ -329,16 +357,7 @@ export function normalizeBatch<T extends { op: string; args: readonly unknown[] 
   operations: readonly T[],
   batchable: readonly string[],
 ): T[] {
-  if (!Array.isArray(operations)) {
-    throw new InvalidArgumentError(
-      `Bad batch: expected a list of operations, found ${describe(operations)}`,
-    );
-  }
-  if (operations.length > MAX_BATCH_OPERATIONS) {
-    throw new ValueTooLargeError(
-      `Bad batch: ${operations.length} operations, the limit is ${MAX_BATCH_OPERATIONS}`,
-    );
-  }
+  assertBatchSize(operations);
   return operations.map((operation, index) => {
     const { op, args } = (typeof operation === "object" && operation !== null ? operation : {}) as {
       op?: unknown;
