@@ -176,6 +176,7 @@ class WorkerProcess {
     const early: string[] = []; // stderr before it listens: the reason if it never does.
     let listening!: (ports: Ports) => void;
     let failed!: (reason: string) => void;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     this.ready = new Promise((resolve, reject) => {
       listening = resolve;
       failed = (reason) => reject(new Error(reason));
@@ -187,6 +188,7 @@ class WorkerProcess {
       ports[startup[1] === "HTTP" ? "http" : "grpc"] = Number(startup[2]);
       if (expected.every((protocol) => ports[protocol] !== undefined)) {
         this.#listening = true;
+        clearTimeout(timer);
         early.splice(0).forEach((text) => console.error(prefix + text));
         listening(ports);
       }
@@ -195,7 +197,7 @@ class WorkerProcess {
       if (this.#listening) console.error(prefix + line);
       else early.push(line);
     });
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       failed(`worker ${index} did not listen within ${START_LIMIT_MS / 1000} s`);
       this.kill("SIGKILL");
     }, START_LIMIT_MS);
