@@ -115,7 +115,9 @@ function allIds(): string[] {
     }
   }
   for (const server of GAP_SERVERS) {
-    for (const call of GAP_CALLS) ids.push(`gap/${server.id}/${call.id}`);
+    for (const call of GAP_CALLS) {
+      if (server.id !== "go" || !("withoutGo" in call)) ids.push(`gap/${server.id}/${call.id}`);
+    }
   }
   ids.push("startup/http-memory", "startup/default", "rss/kv-1m");
   return ids;
@@ -1032,6 +1034,12 @@ const GAP_CALLS = [
     /** The Go server on Redis in the earlier run (its memory figure was not kept). */
     earlierGo: 14_604,
     earlierGoBackend: "redis",
+    /**
+     * Not the Go server: its memory backend's maps have no lock, and concurrent increments end
+     * it within a second ("fatal error: concurrent map writes"); its redis backend needs a Go
+     * Redis client that the build here lacks.
+     */
+    withoutGo: true,
   },
 ] as const;
 
@@ -1095,7 +1103,10 @@ async function gapGroup(bench: Bench): Promise<void> {
       });
     }
     for (const call of GAP_CALLS) {
-      const targets = running.filter((server) => bench.selected(`gap/${server.id}/${call.id}`));
+      const targets = running.filter((server) =>
+        bench.selected(`gap/${server.id}/${call.id}`) &&
+        (server.id !== "go" || !("withoutGo" in call))
+      );
       if (targets.length === 0) continue;
       log(`The gRPC gap: ${call.what}`);
       const rows = new Map(targets.map((server) => [server.id, [] as Row[]]));
