@@ -1,15 +1,25 @@
-// Large values on Deno KV: chunks under a fresh generation, a head entry that points at them,
-// and an atomic swap of the head. Private to this folder.
+// Cache and KV values on Deno KV: a head entry per key, large values in chunks, and the batch
+// model that swaps heads through the group committer. Private to this folder.
 //
 // A value too large for one Deno KV entry is written as chunks under a generation id nobody
-// else uses, in as many commits as Deno KV's commit limits need. Then one atomic commit checks
-// that the head is still the one read, points it at the new generation and deletes the chunks
-// of the old one (the few an unusually large value leaves over go in the next commits). A
-// reader reads the head, then the chunks of its generation; when some are gone (an overwrite
+// else uses, in as many commits as Deno KV's limits need, before its head is written: the first
+// of those commits also writes the generation's pending marker (["chunk-pending", gen]), which
+// says that no head points at these chunks yet. The head's unit then checks that the marker is
+// still the one written (the sweep has not reclaimed the chunks), deletes it, points the head at
+// the generation and deletes the chunks of the old one; the old chunks that do not fit in that
+// unit get a pending marker of their own and go right after. So every chunk a crash can leave
+// behind has a marker, and the sweep (_disk_sweep.ts) finds and deletes them.
+//
+// A reader reads the head, then the chunks of its generation; when some are gone (an overwrite
 // finished in between), it reads the head again. Chunks of a generation never change, so a
 // reader that finds all of them has exactly the value the head pointed at.
 
+import { UnavailableError } from "@purple/protocol/errors";
+import { notFound, quote } from "./_util.ts";
 import { retryBusy } from "./_disk_busy.ts";
+import type { Answer, BatchModel, Plan } from "./_disk_batch.ts";
+import { type GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
+import type { PointReader } from "./_disk_reads.ts";
 import {
   type ChunkedService,
   chunkPrefix,
@@ -19,12 +29,13 @@ import {
   KV_MAX_COMMIT_KEY_BYTES,
   KV_MAX_COMMIT_MUTATIONS,
   KV_MAX_VALUE_BYTES,
+  pendingKey,
 } from "./_disk_keys.ts";
 
 /** The bytes in one chunk: Deno KV stores a Uint8Array value as raw bytes, up to 64 KiB. */
 export const CHUNK_BYTES = KV_MAX_VALUE_BYTES;
 
-/** Room kept free in every commit, for the head entry's encoding and the unforeseen. */
+/** Room kept free in every commit, for the entries' encoding and the unforeseen. */
 const MARGIN = 1024;
 
 /** Where the chunks of a large value are: the head of a chunked value holds this. */
@@ -37,83 +48,103 @@ export interface ChunkRef {
   size: number;
 }
 
+/** The chunks of a value being written, and the versionstamp of their pending marker. */
+export interface WrittenChunks extends ChunkRef {
+  marker: string;
+}
+
+/** The pending marker of a generation no head points at. */
+export interface PendingMarker {
+  service: ChunkedService;
+  key: string;
+  chunks: number;
+  /** When the chunks were written (ms since the epoch); 0 for chunks being deleted. */
+  createdAt: number;
+}
+
 /** Tells whether a head value points at chunks (inline values are bytes or have `value`). */
 export function isChunkRef(head: unknown): head is ChunkRef {
   return typeof head === "object" && head !== null && typeof (head as ChunkRef).gen === "string";
 }
 
-/** Options of a chunk or head write. */
-export interface WriteOptions {
-  /** The moment the entries may go, in milliseconds since the epoch (cache entries). */
-  expiresAt?: number;
-}
-
-function kvOptions(options: WriteOptions): { expireIn: number } | undefined {
-  if (options.expiresAt === undefined) return undefined;
-  return { expireIn: Math.max(1, options.expiresAt - Date.now()) };
-}
-
-/**
- * How many chunk entries of `size` bytes under `prefix` one commit can hold (Deno KV counts a
- * written key twice in the commit size).
- */
-function perCommit(
-  prefix: Deno.KvKey,
-  size: number,
-  reserved: { bytes: number; keyBytes: number } = { bytes: 0, keyBytes: 0 },
-): number {
+/** How many chunk entries of `size` bytes under `prefix` one commit can hold. */
+function perCommit(prefix: Deno.KvKey, size: number): number {
   const key = keyBytes([...prefix, 0]);
   return Math.max(
     1,
     Math.min(
-      Math.floor((KV_MAX_COMMIT_BYTES - MARGIN - reserved.bytes) / (2 * key + size)),
-      Math.floor((KV_MAX_COMMIT_KEY_BYTES - MARGIN - reserved.keyBytes) / key),
+      // Deno KV counts a written key twice in the commit size, and the marker's entry.
+      Math.floor((KV_MAX_COMMIT_BYTES - 2 * MARGIN) / (2 * key + size)),
+      Math.floor((KV_MAX_COMMIT_KEY_BYTES - 2 * MARGIN) / key),
       KV_MAX_COMMIT_MUTATIONS - 2,
     ),
   );
 }
 
 /**
- * Writes `bytes` as chunks of a fresh generation, in parallel commits that each fit Deno KV's
- * limits, and returns where they are. Nothing points at them yet.
+ * Writes `bytes` as chunks of a fresh generation and its pending marker (in the first commit,
+ * then the other commits in parallel), and returns where they are. Nothing points at them yet.
  */
 export async function writeChunks(
   kv: Deno.Kv,
   service: ChunkedService,
   key: string,
   bytes: Uint8Array,
-  options: WriteOptions = {},
-): Promise<ChunkRef> {
-  const gen = crypto.randomUUID();
+  options: { gen?: string; expiresAt?: number } = {},
+): Promise<WrittenChunks> {
+  const { gen = crypto.randomUUID(), expiresAt } = options;
   const prefix = chunkPrefix(service, key, gen);
   const chunks = Math.ceil(bytes.length / CHUNK_BYTES);
   const step = perCommit(prefix, CHUNK_BYTES);
-  const expiry = kvOptions(options);
-  const commits: Promise<Deno.KvCommitResult | Deno.KvCommitError>[] = [];
-  for (let first = 0; first < chunks; first += step) {
+  const marker: PendingMarker = { service, key, chunks, createdAt: Date.now() };
+  const commit = (first: number) => {
     const op = kv.atomic();
+    if (first === 0) op.set(pendingKey(gen), marker);
     for (let i = first; i < Math.min(first + step, chunks); i++) {
-      op.set([...prefix, i], bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES), expiry);
+      const chunk = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+      if (expiresAt === undefined) op.set([...prefix, i], chunk);
+      else op.set([...prefix, i], chunk, { expireIn: Math.max(1, expiresAt - Date.now()) });
     }
-    commits.push(retryBusy(() => op.commit())); // Without checks, it succeeds or throws.
-  }
+    return retryBusy(() => op.commit()); // Without checks, it succeeds or throws.
+  };
   const ref = { gen, chunks, size: bytes.length };
-  const failed = (await Promise.allSettled(commits)).find((r) => r.status === "rejected");
-  if (failed !== undefined) {
-    await discardChunks(kv, service, key, ref);
-    throw failed.reason;
+  try {
+    const first = await commit(0) as Deno.KvCommitResult;
+    const rest: Promise<unknown>[] = [];
+    for (let at = step; at < chunks; at += step) rest.push(commit(at));
+    const failed = (await Promise.allSettled(rest)).find((r) => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    return { ...ref, marker: first.versionstamp };
+  } catch (error) {
+    await deleteChunks(kv, service, key, ref, 0).catch(() => {}); // Else the sweep does.
+    throw error;
   }
-  return ref;
 }
 
-/** Deletes the chunks of a generation nothing points at, as far as the database lets it. */
-async function discardChunks(
-  kv: Deno.Kv,
+/**
+ * Deletes the chunks `from` onward of a generation nothing points at, then its pending marker,
+ * in commits that each fit Deno KV's limits (through the committer when one is given).
+ */
+export async function deleteChunks(
+  kv: Deno.Kv | GroupCommitter,
   service: ChunkedService,
   key: string,
   ref: ChunkRef,
+  from: number,
 ): Promise<void> {
-  await deleteChunks(kv, chunkPrefix(service, key, ref.gen), 0, ref.chunks).catch(() => {});
+  const prefix = chunkPrefix(service, key, ref.gen);
+  const step = perCommit(prefix, 0);
+  for (let first = from; first < ref.chunks || first === from; first += step) {
+    const unit = new UnitBuilder();
+    for (let i = first; i < Math.min(first + step, ref.chunks); i++) unit.delete([...prefix, i]);
+    if (first + step >= ref.chunks) unit.delete(pendingKey(ref.gen));
+    if ("submit" in kv) await kv.submit(unit.build());
+    else {
+      const op = kv.atomic();
+      for (const mutation of unit.mutations) op.delete(mutation.key);
+      await retryBusy(() => op.commit());
+    }
+  }
 }
 
 /**
@@ -152,73 +183,138 @@ async function readChunksOnce(
   return index === ref.chunks && offset === ref.size ? out : null;
 }
 
-async function deleteChunks(
-  kv: Deno.Kv,
-  prefix: Deno.KvKey,
-  from: number,
-  to: number,
-): Promise<void> {
-  const step = perCommit(prefix, 0);
-  const commits: Promise<Deno.KvCommitResult | Deno.KvCommitError>[] = [];
-  for (let first = from; first < to; first += step) {
-    const op = kv.atomic();
-    for (let i = first; i < Math.min(first + step, to); i++) op.delete([...prefix, i]);
-    commits.push(retryBusy(() => op.commit()));
-  }
-  await Promise.all(commits);
+// ---------------------------------------------------------------------------------------------
+// Head swaps, batched per key
+
+/** A write of a head: a put of an inline value or of chunks already written, or a delete. */
+export type HeadOp =
+  | { type: "put"; head: unknown; chunks?: WrittenChunks; expiresAt?: number }
+  | { type: "delete" };
+
+/** What is known of a key's head: its versionstamp, whether it is there and where its chunks
+ * are (not its value, which the batches never need). */
+export interface HeadState {
+  versionstamp: string | null;
+  present: boolean;
+  /** The chunks the head points at, `null` for an inline value. */
+  ref: ChunkRef | null;
+  /** When Deno KV may remove the head (cache values). */
+  expiresAt?: number;
+  /** Generations of this batch whose pending marker is gone: their chunks were reclaimed. */
+  lost?: ReadonlySet<string>;
+}
+
+/** The chunk reference of a head, without its other fields. */
+function pick(ref: ChunkRef): ChunkRef {
+  return { gen: ref.gen, chunks: ref.chunks, size: ref.size };
+}
+
+function headExpiry(head: unknown): number | undefined {
+  const expiresAt = (head as { expiresAt?: unknown } | null)?.expiresAt;
+  return typeof expiresAt === "number" ? expiresAt : undefined;
 }
 
 /**
- * Replaces the head of a value (or deletes it when `next` is `undefined`) in one atomic commit
- * that checks the head did not change since it was read and deletes the old generation's
- * chunks; on a conflict it reads the head again and retries.
- *
- * @returns Whether there was a head before (a delete of a missing value changes nothing).
+ * The batch model of the heads of one service: puts and deletes of a key, applied in order;
+ * the last one's head is written, each delete of a missing value is refused alone.
  */
-export async function replaceHead(
-  kv: Deno.Kv,
+export function headModel(
+  reader: PointReader,
+  committer: GroupCommitter,
   service: ChunkedService,
-  key: string,
-  next: unknown,
-  options: WriteOptions = {},
-): Promise<boolean> {
-  const head = headKey(service, key);
-  // The head: an inline value up to a whole entry, its key written (counted twice) and checked.
-  const reserved = { bytes: KV_MAX_VALUE_BYTES + 3 * keyBytes(head), keyBytes: 2 * keyBytes(head) };
-  for (;;) {
-    let old: Deno.KvEntryMaybe<unknown>;
-    let doomed: Deno.KvKey[];
-    try {
-      old = await retryBusy(() => kv.get(head));
-      if (next === undefined && old.versionstamp === null) return false;
-      const op = kv.atomic().check(old);
-      if (next === undefined) op.delete(head);
-      else op.set(head, next, kvOptions(options));
-      doomed = firstChunks(service, key, old.value, reserved);
-      for (const chunk of doomed) op.delete(chunk);
-      if (!(await retryBusy(() => op.commit())).ok) continue;
-    } catch (error) {
-      if (isChunkRef(next)) await discardChunks(kv, service, key, next);
-      throw error;
-    }
-    // The chunks the commit could not hold: nothing points at them any more.
-    if (isChunkRef(old.value) && doomed.length < old.value.chunks) {
-      const prefix = chunkPrefix(service, key, old.value.gen);
-      await deleteChunks(kv, prefix, doomed.length, old.value.chunks);
-    }
-    return old.versionstamp !== null;
-  }
+): BatchModel<HeadOp, HeadState, void> {
+  return {
+    async read(key, ops) {
+      const markers = ops.flatMap((op) => op.type === "put" && op.chunks ? [op.chunks] : []);
+      const [head, ...entries] = await Promise.all([
+        reader.get(headKey(service, key)),
+        ...markers.map((chunks) => reader.get(pendingKey(chunks.gen))),
+      ]);
+      const lost = new Set(
+        markers.filter((chunks, i) => entries[i].versionstamp !== chunks.marker)
+          .map((chunks) => chunks.gen),
+      );
+      return {
+        versionstamp: head.versionstamp,
+        present: head.versionstamp !== null,
+        ref: isChunkRef(head.value) ? pick(head.value) : null,
+        expiresAt: headExpiry(head.value),
+        lost,
+      };
+    },
+    fresh: (state) => state.expiresAt === undefined || state.expiresAt > Date.now(),
+    plan: (key, state, ops) => planHeads(committer, service, key, state, ops),
+  };
 }
 
-/** The keys of the first chunks of a head's generation, as many as fit beside the head. */
-function firstChunks(
+function planHeads(
+  committer: GroupCommitter,
   service: ChunkedService,
   key: string,
-  head: unknown,
-  reserved: { bytes: number; keyBytes: number },
-): Deno.KvKey[] {
-  if (!isChunkRef(head)) return [];
-  const prefix = chunkPrefix(service, key, head.gen);
-  const count = Math.min(head.chunks, perCommit(prefix, 0, reserved));
-  return Array.from({ length: count }, (_, i) => [...prefix, i]);
+  state: HeadState,
+  ops: readonly HeadOp[],
+): Plan<HeadState, void> {
+  let last: HeadOp | undefined; // The op whose result the head ends with.
+  let present = state.present;
+  const superseded: ChunkRef[] = []; // Chunks written in this batch that no head will hold.
+  const answers: Answer<void>[] = ops.map((op) => {
+    if (op.type === "put" && op.chunks !== undefined && state.lost?.has(op.chunks.gen)) {
+      return { error: reclaimed(service, key) };
+    }
+    if (op.type === "delete" && !present) return { error: notFound(service, key) };
+    if (last?.type === "put" && last.chunks !== undefined) superseded.push(last.chunks);
+    last = op;
+    present = op.type === "put";
+    return { value: undefined };
+  });
+  const unit = new UnitBuilder().check(headKey(service, key), state.versionstamp);
+  let leftover: { ref: ChunkRef; from: number } | undefined;
+  if (last !== undefined) {
+    if (last.type === "delete") unit.delete(headKey(service, key));
+    else {
+      unit.set(headKey(service, key), last.head, last.expiresAt);
+      if (last.chunks !== undefined) {
+        unit.check(pendingKey(last.chunks.gen), last.chunks.marker);
+        unit.delete(pendingKey(last.chunks.gen));
+      }
+    }
+    // The chunks of the head replaced: as many deletes as fit, a marker for the rest.
+    if (state.ref !== null) {
+      const old = state.ref;
+      const prefix = chunkPrefix(service, key, old.gen);
+      const marker: PendingMarker = { service, key, chunks: old.chunks, createdAt: 0 };
+      const room = unit.roomForDeletes(keyBytes([...prefix, 0]), { mutations: 1, bytes: 1024 });
+      const count = Math.min(old.chunks, room);
+      for (let i = 0; i < count; i++) unit.delete([...prefix, i]);
+      if (count < old.chunks) {
+        unit.set(pendingKey(old.gen), marker);
+        leftover = { ref: old, from: count };
+      }
+    }
+  }
+  const end = last;
+  return {
+    unit: unit.build(),
+    answers,
+    next(versionstamp) {
+      if (end === undefined) return state;
+      if (end.type === "delete") return { versionstamp, present: false, ref: null };
+      const ref = end.chunks === undefined ? null : pick(end.chunks);
+      return { versionstamp, present: true, ref, expiresAt: end.expiresAt };
+    },
+    async after() {
+      if (leftover !== undefined) {
+        await deleteChunks(committer, service, key, leftover.ref, leftover.from);
+      }
+      for (const ref of superseded) await deleteChunks(committer, service, key, ref, 0);
+    },
+  };
+}
+
+function reclaimed(service: ChunkedService, key: string): UnavailableError {
+  return new UnavailableError(
+    `Cannot write ${service} key ${
+      quote(key)
+    }: its chunks were reclaimed by the sweep before the value was stored (the write took longer than the grace period), try again`,
+  );
 }

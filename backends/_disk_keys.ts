@@ -11,6 +11,9 @@
 //   ["set-guard", name]                the item count of a set, rewritten by every change of the
 //                                      set: its versionstamp makes a check-then-add atomic
 //   ["chunk", service, key, gen, i]    chunk i of a large cache or KV value of generation gen
+//   ["chunk-pending", gen]             a generation no head points at yet (being written) or any
+//                                      more (being deleted): { service, key, chunks, createdAt };
+//                                      the sweep reclaims those a crash left behind
 
 import { InvalidArgumentError } from "@purple/protocol/errors";
 import { utf8Length } from "@purple/protocol/text";
@@ -29,6 +32,10 @@ export const KV_MAX_COMMIT_BYTES = 819200;
 export const KV_MAX_COMMIT_KEY_BYTES = 81920;
 /** Deno KV refuses an atomic commit with more mutations than this. */
 export const KV_MAX_COMMIT_MUTATIONS = 1000;
+/** Deno KV refuses an atomic commit with more checks than this. */
+export const KV_MAX_COMMIT_CHECKS = 100;
+/** Deno KV reads at most this many keys in one `getMany()`. */
+export const KV_MAX_READ_KEYS = 10;
 
 /** A generation id is a UUID: 36 characters. */
 const GEN_SAMPLE = "00000000-0000-0000-0000-000000000000";
@@ -46,6 +53,11 @@ export function headKey(service: ChunkedService, key: string): Deno.KvKey {
 /** The prefix of the chunks of one generation of a value. */
 export function chunkPrefix(service: ChunkedService, key: string, gen: string): Deno.KvKey {
   return ["chunk", service, key, gen];
+}
+
+/** The marker of a generation of chunks that no head points at (yet, or any more). */
+export function pendingKey(gen: string): Deno.KvKey {
+  return ["chunk-pending", gen];
 }
 
 /** The entry of a counter. */

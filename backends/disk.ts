@@ -8,6 +8,41 @@
  * their SHA-256 digest, and limits that cannot fit are refused when the backend opens.
  * Needs `--unstable-kv` (or `"unstable": ["kv"]` in deno.json).
  *
+ * ## Group commit
+ *
+ * Deno KV commits a local file one transaction at a time, each synced to disk (SQLite in WAL
+ * mode, with SQLite's default `synchronous=FULL`: one fsync a commit), so a commit a write would cap writes at
+ * the disk's fsync rate. Instead every write goes through one group committer: each operation
+ * is an atomic unit (the versionstamps it was planned from, and its writes), one commit is in
+ * flight at a time, and the units that arrive meanwhile go together into the next one, as many
+ * as fit in one Deno KV commit (100 checks, 1000 mutations, 800 KiB). The operations of one
+ * key that arrive together (increments of a counter, puts and deletes of a KV key, adds and
+ * removes of a set, cache sets, flag sets) make one unit, planned on the key's state as of its
+ * last commit and checked against it. What it promises:
+ *
+ * - **Durable when acknowledged**: an operation is answered only once the commit holding it
+ *   is on disk (synced), exactly as with a commit of its own; a crash loses no acknowledged
+ *   write (tests/fault_sigkill_test.ts kills Purple mid-load to show it).
+ * - **Atomic and exact, alone**: each operation applies whole or not at all, in arrival order
+ *   among the operations of its key. A refusal (a delete of a missing key, an increment
+ *   leaving int64, an add to a set of `maxSetItems` items) answers only its caller; a unit
+ *   whose check fails (another process wrote the key) is planned again from a fresh read,
+ *   alone: the other units of its commit are committed without it.
+ * - **Reads see acknowledged writes**: a read starts after it is asked, and writes are
+ *   acknowledged after they are on disk. Point reads go together too (at most two reads in
+ *   flight; the reads asked meanwhile share the next ones).
+ * - **Several processes on one file stay exact**: every unit checks the versionstamps it was
+ *   planned from, so the counters, the set limits and the chunk swaps stay exact across them.
+ *
+ * Large values: the chunks are written first, in commits of their own with a pending marker,
+ * then the head swap goes through the group, checking the marker. Chunks a crash leaves
+ * unreferenced (cut off between their commits and their head, or while old chunks were being
+ * deleted) keep their marker; a sweep, right after opening and then every minute, deletes the
+ * chunks of markers older than a minute (a write in progress in another process is younger).
+ * Expired cache entries are hidden from the millisecond they expire and removed from the file
+ * by Deno KV itself: when the database opens, then at the earliest expiry it knows of, looking
+ * again at most 60 s later (its writes do not wake it earlier). See docs/disk.md.
+ *
  * @example Opening the disk backend through `openBackend()`
  * ```ts ignore
  * import { openBackend } from "@purple/server/backends";
@@ -23,18 +58,24 @@
 import type { Backend } from "./backend.ts";
 import type { Limits } from "./limits.ts";
 import { UnavailableError } from "@purple/protocol/errors";
-import { notFound, quote, setFull, sortItems } from "./_util.ts";
-import { KeyedLock } from "./_keyed_lock.ts";
+import { backgroundInterval, notFound, quote } from "./_util.ts";
 import {
   CHUNK_BYTES,
   type ChunkRef,
+  headModel,
+  type HeadOp,
+  type HeadState,
   isChunkRef,
   readChunks,
-  replaceHead,
   writeChunks,
 } from "./_disk_blob.ts";
 import { retryBusy } from "./_disk_busy.ts";
-import { CounterBatcher, counterValue } from "./_disk_counter.ts";
+import { type BatchModel, KeyedBatcher } from "./_disk_batch.ts";
+import { type CommitStats, GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
+import { PointReader } from "./_disk_reads.ts";
+import { counterModel, type CounterState, counterValue } from "./_disk_counter.ts";
+import { readItems, setModel, type SetOp, type SetState } from "./_disk_set.ts";
+import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
 import {
   assertDiskLimits,
   counterKey,
@@ -42,12 +83,12 @@ import {
   headKey,
   MAX_ITEM_BYTES,
   MAX_KEY_BYTES,
-  setGuardKey,
-  setPrefix,
 } from "./_disk_keys.ts";
 
 export type { Backend } from "./backend.ts";
 export type { Limits } from "./limits.ts";
+export type { CommitStats } from "./_disk_commits.ts";
+export type { SweepResult } from "./_disk_sweep.ts";
 /**
  * The largest `maxKeyBytes` the disk backend supports: every key it writes (a key of that many
  * NUL characters, which Deno KV encodes in two bytes each, plus the service prefix and a digest
@@ -76,6 +117,26 @@ export const DISK_MAX_KEY_BYTES: number = MAX_KEY_BYTES;
 export const DISK_MAX_ITEM_BYTES: number = MAX_ITEM_BYTES;
 
 /**
+ * How the disk backend reclaims the chunks of large values that a crash left behind (see the
+ * module doc).
+ *
+ * @example
+ * ```ts
+ * import type { DiskSweepOptions } from "./disk.ts";
+ *
+ * const sweep: DiskSweepOptions = { sweepIntervalMs: 60_000, chunkGraceMs: 60_000 };
+ * ```
+ */
+export interface DiskSweepOptions {
+  /** How often the sweep runs in the background, in ms (the first run is right after opening);
+   * 0 runs none (call `sweep()`). Default 60,000. */
+  sweepIntervalMs?: number;
+  /** How old unreferenced chunks must be before the sweep deletes them, in ms: a large write
+   * in progress in another process on the same file is younger. Default 60,000. */
+  chunkGraceMs?: number;
+}
+
+/**
  * Options of {@linkcode openDiskBackend}.
  *
  * @example
@@ -86,7 +147,7 @@ export const DISK_MAX_ITEM_BYTES: number = MAX_ITEM_BYTES;
  * const options: DiskBackendOptions = { dataDir: "./data", limits: DEFAULT_LIMITS };
  * ```
  */
-export interface DiskBackendOptions {
+export interface DiskBackendOptions extends DiskSweepOptions {
   /** The directory of the database file `purple.sqlite3`; created when missing. */
   dataDir: string;
   /** The limits in force; keys and items must fit Deno KV's key and value limits. */
@@ -113,6 +174,9 @@ const INLINE_CACHE_UNITS = (CHUNK_BYTES - 1024) / 2;
 /** How often a read starts over because an overwrite removed the chunks it was reading. */
 const MAX_READ_ATTEMPTS = 100;
 
+/** How long a grace and how often a sweep by default, in ms. */
+const DEFAULT_SWEEP_MS = 60_000;
+
 /** A cache head: the value inline, or a reference to its UTF-8 chunks; and its expiry. */
 type CacheHead = { value: string; expiresAt: number } | (ChunkRef & { expiresAt: number });
 
@@ -130,12 +194,15 @@ function isDeploy(): boolean {
   }
 }
 
-async function digest(item: string): Promise<string> {
-  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(item)));
-  let hex = "";
-  for (const byte of hash) hex += byte.toString(16).padStart(2, "0");
-  return hex;
-}
+/** Flag sets, batched per flag: the last value of a batch is written, without a check. */
+const FLAG_MODEL: BatchModel<boolean, true, void> = {
+  read: () => Promise.resolve(true),
+  plan: (key, state, values) => ({
+    unit: new UnitBuilder().set(flagKey(key), values[values.length - 1]).build(),
+    answers: values.map(() => ({ value: undefined })),
+    next: () => state,
+  }),
+};
 
 /**
  * Opens the disk backend: the Deno KV database `<dataDir>/purple.sqlite3` (creating the
@@ -174,12 +241,13 @@ export async function openDiskBackend(options: DiskBackendOptions): Promise<Disk
     await Deno.mkdir(options.dataDir, { recursive: true });
     kv = await Deno.openKv(`${options.dataDir}/${DISK_FILE_NAME}`);
   }
-  return new DiskBackend(kv, options.limits);
+  return new DiskBackend(kv, options.limits, options);
 }
 
 /**
- * Keeps every service in one Deno KV database, each under its own key prefix. Opened by
- * {@linkcode openDiskBackend}, which picks the file; or built on any open `Deno.Kv`.
+ * Keeps every service in one Deno KV database, each under its own key prefix, and commits
+ * every write through one group committer. Opened by {@linkcode openDiskBackend}, which picks
+ * the file; or built on any open `Deno.Kv`.
  *
  * @example
  * ```ts
@@ -193,21 +261,49 @@ export async function openDiskBackend(options: DiskBackendOptions): Promise<Disk
  */
 export class DiskBackend implements Backend {
   #kv: Deno.Kv;
-  #counters: CounterBatcher;
-  #setLocks = new KeyedLock();
+  #reader: PointReader;
+  #committer: GroupCommitter;
+  #counters: KeyedBatcher<bigint, CounterState, bigint>;
+  #sets: KeyedBatcher<SetOp, SetState, string[]>;
+  #cache: KeyedBatcher<HeadOp, HeadState, void>;
+  #values: KeyedBatcher<HeadOp, HeadState, void>;
+  #flags: KeyedBatcher<boolean, true, void>;
+  /** Generations of chunks this backend is writing: the sweep leaves them alone. */
+  #writing = new Set<string>();
+  #graceMs: number;
+  #stopSweeps: () => void = () => {};
+  #sweeping: Promise<unknown> | undefined;
   #closed = false;
 
   /**
-   * Builds the backend on an open database.
+   * Builds the backend on an open database and starts its background sweep.
    *
    * @param kv The open database; the backend closes it on `close()`.
    * @param limits The limits in force, checked against Deno KV's own.
+   * @param sweep How the sweep runs (defaults: every minute, a minute's grace).
    * @throws {InvalidArgumentError} When the limits do not fit Deno KV.
    */
-  constructor(kv: Deno.Kv, limits: Limits) {
+  constructor(kv: Deno.Kv, limits: Limits, sweep: DiskSweepOptions = {}) {
     assertDiskLimits(limits);
     this.#kv = kv;
-    this.#counters = new CounterBatcher(kv);
+    const reader = this.#reader = new PointReader(kv);
+    const committer = this.#committer = new GroupCommitter(kv, reader);
+    this.#counters = new KeyedBatcher(committer, counterModel(reader));
+    // A remembered set holds its items: at most about a million of them in all.
+    this.#sets = new KeyedBatcher(committer, setModel(kv, reader), { maxWeight: 1_000_000 });
+    this.#cache = new KeyedBatcher(committer, headModel(reader, committer, "cache"));
+    this.#values = new KeyedBatcher(committer, headModel(reader, committer, "kv"));
+    this.#flags = new KeyedBatcher(committer, FLAG_MODEL);
+    this.#graceMs = sweep.chunkGraceMs ?? DEFAULT_SWEEP_MS;
+    const interval = sweep.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
+    if (interval > 0) {
+      const run = () => {
+        if (this.#closed) return;
+        this.#sweeping ??= this.sweep().catch(() => {}).finally(() => this.#sweeping = undefined);
+      };
+      this.#stopSweeps = backgroundInterval(run, interval);
+      queueMicrotask(run);
+    }
   }
 
   /** Returns the value, or throws `NotFoundError` when absent or expired (exact to the ms). */
@@ -222,21 +318,19 @@ export class DiskBackend implements Backend {
     }
   }
 
-  /** Stores the value for `ttlSeconds`; Deno KV removes it some time after it expires. */
+  /** Stores the value for `ttlSeconds`; Deno KV removes it once it has expired. */
   async cacheSet(key: string, value: string, ttlSeconds: number): Promise<void> {
     const expiresAt = Date.now() + ttlSeconds * 1000;
-    let head: CacheHead;
-    if (value.length <= INLINE_CACHE_UNITS) head = { value, expiresAt };
-    else {
-      const ref = await writeChunks(this.#kv, "cache", key, encoder.encode(value), { expiresAt });
-      head = { ...ref, expiresAt };
+    if (value.length <= INLINE_CACHE_UNITS) {
+      const head: CacheHead = { value, expiresAt };
+      return await this.#cache.run(key, { type: "put", head, expiresAt });
     }
-    await replaceHead(this.#kv, "cache", key, head, { expiresAt });
+    await this.#putChunked(this.#cache, "cache", key, encoder.encode(value), expiresAt);
   }
 
-  /** Adds `amount` atomically, batching the concurrent increments of one key. */
+  /** Adds `amount` atomically, in one commit with the increments that arrive with it. */
   counterIncrement(key: string, amount: bigint): Promise<bigint> {
-    return this.#counters.increment(key, amount);
+    return this.#counters.run(key, amount);
   }
 
   /** Returns the counter, 0n when absent. */
@@ -249,9 +343,9 @@ export class DiskBackend implements Backend {
     return (await this.#get<boolean>(flagKey(key))).value === true;
   }
 
-  /** Sets the flag. */
-  async flagSet(key: string, value: boolean): Promise<void> {
-    await retryBusy(() => this.#kv.set(flagKey(key), value));
+  /** Sets the flag, in one commit with the writes that arrive with it. */
+  flagSet(key: string, value: boolean): Promise<void> {
+    return this.#flags.run(key, value);
   }
 
   /** Returns the bytes, or throws `NotFoundError`. */
@@ -268,90 +362,89 @@ export class DiskBackend implements Backend {
 
   /** Stores the bytes: inline up to 64 KiB, else as chunks swapped in atomically. */
   async kvPut(key: string, value: Uint8Array): Promise<void> {
-    const head: KvHead = value.length <= CHUNK_BYTES
-      ? value
-      : await writeChunks(this.#kv, "kv", key, value);
-    await replaceHead(this.#kv, "kv", key, head);
+    if (value.length <= CHUNK_BYTES) {
+      return await this.#values.run(key, { type: "put", head: value });
+    }
+    await this.#putChunked(this.#values, "kv", key, value);
   }
 
   /** Deletes the value and its chunks, or throws `NotFoundError`. */
   async kvDelete(key: string): Promise<void> {
-    if (!await replaceHead(this.#kv, "kv", key, undefined)) throw notFound("kv", key);
+    await this.#values.run(key, { type: "delete" });
   }
 
   /** Returns the sorted items, empty when absent. */
   setGet(set: string): Promise<string[]> {
-    return retryBusy(() => this.#items(set));
-  }
-
-  async #items(set: string): Promise<string[]> {
-    const items: string[] = [];
-    for await (
-      const entry of this.#kv.list<string>({ prefix: setPrefix(set) }, { batchSize: 500 })
-    ) {
-      items.push(entry.value);
-    }
-    return sortItems(items);
+    return retryBusy(() => readItems(this.#kv, set));
   }
 
   /**
    * Adds the item (one entry, keyed by its digest) and returns the sorted items. A set of
-   * `maxItems` items refuses a new one: the items are read and the item written in one
-   * atomic step, checked against the set's guard entry.
+   * `maxItems` items refuses a new one: the add is planned on the set's items as of its guard
+   * entry, and committed only if the guard is unchanged.
    */
   async setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
-    const entry = [...setPrefix(set), await digest(item)];
-    return await this.#setLocks.run(set, () => this.#changeSet(set, item, entry, maxItems));
+    return await this.#sets.run(set, { type: "add", item, maxItems });
   }
 
   /** Removes the item and returns the sorted items. */
   async setRemove(set: string, item: string): Promise<string[]> {
-    const entry = [...setPrefix(set), await digest(item)];
-    return await this.#setLocks.run(set, () => this.#changeSet(set, item, entry, undefined));
+    return await this.#sets.run(set, { type: "remove", item });
+  }
+
+  /** What the group committer did so far: commits, units committed and refused, reads. */
+  get commitStats(): CommitStats {
+    return { ...this.#committer.stats };
   }
 
   /**
-   * Adds (with `maxItems`) or removes (without) an item: reads the guard, then the items;
-   * commits the change only if the guard is unchanged (no other change of the set came in
-   * between, from this process or another), else reads again. Returns the items right after.
+   * Deletes the chunks of large values that a crash left unreferenced (older than the grace
+   * period); the backend runs it in the background too.
+   *
+   * @returns How many generations of chunks, and chunks, it deleted.
    */
-  async #changeSet(
-    set: string,
-    item: string,
-    entry: Deno.KvKey,
-    maxItems: number | undefined,
-  ): Promise<string[]> {
-    const adding = maxItems !== undefined;
-    while (true) {
-      const guard = await this.#get<number>(setGuardKey(set));
-      const items = await retryBusy(() => this.#items(set));
-      const index = items.indexOf(item);
-      if (adding === index >= 0) return items;
-      if (adding && items.length >= maxItems) throw setFull(set, item, items.length, maxItems);
-      const committed = await retryBusy(() => {
-        const atomic = this.#kv.atomic().check(guard);
-        if (adding) atomic.set(entry, item);
-        else atomic.delete(entry);
-        return atomic.set(setGuardKey(set), items.length + (adding ? 1 : -1)).commit();
-      });
-      if (committed.ok) {
-        if (adding) return sortItems([...items, item]);
-        items.splice(index, 1);
-        return items;
-      }
-    }
+  sweep(): Promise<SweepResult> {
+    return sweepChunks(this.#kv, this.#committer, {
+      graceMs: this.#graceMs,
+      writing: this.#writing,
+    });
   }
 
-  /** Waits for the counter commits in flight, then closes the database. */
+  /** Waits for the writes in flight and a running sweep, then closes the database. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#counters.drain();
+    this.#stopSweeps();
+    await this.#sweeping;
+    await Promise.all(
+      [this.#counters, this.#sets, this.#cache, this.#values, this.#flags].map((b) => b.drain()),
+    );
+    await this.#committer.drain();
     this.#kv.close();
   }
 
+  /** Writes the chunks of a large value, then swaps its head in through the batcher. */
+  async #putChunked(
+    batcher: KeyedBatcher<HeadOp, HeadState, void>,
+    service: "cache" | "kv",
+    key: string,
+    bytes: Uint8Array,
+    expiresAt?: number,
+  ): Promise<void> {
+    const gen = crypto.randomUUID();
+    this.#writing.add(gen);
+    try {
+      const chunks = await writeChunks(this.#kv, service, key, bytes, { gen, expiresAt });
+      const ref: ChunkRef = { gen, chunks: chunks.chunks, size: chunks.size };
+      const head = expiresAt === undefined ? ref : { ...ref, expiresAt };
+      await batcher.run(key, { type: "put", head, chunks, expiresAt });
+    } finally {
+      this.#writing.delete(gen);
+    }
+  }
+
   #get<T>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
-    return retryBusy(() => this.#kv.get<T>(key));
+    return this.#reader.get<T>(key);
   }
 
   #busy(service: "cache" | "kv", key: string): UnavailableError {

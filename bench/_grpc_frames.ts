@@ -37,6 +37,10 @@ export function frames(): Record<string, Uint8Array> {
     "kv_get.bin": frame(request("kvGet", DATA.kvKey)),
     "set_add.bin": frame(request("setAdd", DATA.setName, DATA.setItem)),
     "cache_get.bin": frame(request("cacheGet", DATA.cacheKey)),
+    "cache_set.bin": frame(
+      request("cacheSet", DATA.cacheSetKey, DATA.cacheValue, DATA.cacheTtlSeconds),
+    ),
+    "flag_set.bin": frame(request("flagSet", DATA.flagKey, true)),
   };
 }
 

@@ -207,6 +207,11 @@ export function evaluateTargets(rows: Row[], extras: Extra[], failures: string[]
   ratioTarget("http/memory/counter-get", "HTTP memory counter get", 0.75, 5);
   ratioTarget("http/redis/counter-increment", "HTTP redis counter increment", 0.40);
   ratioTarget("http/disk/counter-increment", "HTTP disk counter increment, exact", 0.15);
+  ratioTarget("http/disk/kv-put", "HTTP disk KV put of 1 KiB, exact", 0.25, 20);
+  ratioTarget("http/disk/set-add", "HTTP disk set add, exact", 0.25, 20);
+  ratioTarget("http/disk/cache-set", "HTTP disk cache set, exact", 0.25, 20);
+  ratioTarget("http/disk/flag-set", "HTTP disk flag set, exact", 0.25, 20);
+  ratioTarget("grpc/disk/kv-put", "gRPC disk KV put of 1 KiB, exact", 0.5);
   ratioTarget("grpc/memory/counter-increment", "gRPC memory counter increment", 0.9);
   const startup = extra("startup/http-memory");
   const startupDefault = extra("startup/default");

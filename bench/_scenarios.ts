@@ -18,6 +18,9 @@ export const DATA = {
   setItem: "member",
   cacheKey: "bench-cache",
   cacheValue: "c".repeat(64),
+  /** The key the cache-set scenario writes (cache-get reads its own). */
+  cacheSetKey: "bench-cache-set",
+  flagKey: "bench-flag",
   /** Cache entries of the bench live long enough for any run. */
   cacheTtlSeconds: 3600,
 } as const;
@@ -30,6 +33,8 @@ export const SCENARIO_NAMES = [
   "kv-get",
   "set-add",
   "cache-get",
+  "cache-set",
+  "flag-set",
 ] as const;
 
 /** A scenario name. */
@@ -205,6 +210,32 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     },
     replyBytes: (n) => n * frameBytes(reply("cacheGet", DATA.cacheValue)),
     check: () => Promise.resolve(undefined),
+  },
+  "cache-set": {
+    name: "cache-set",
+    writes: true,
+    http: {
+      method: "PUT",
+      path: `/cache/${DATA.cacheSetKey}?value=${DATA.cacheValue}&ttl=${DATA.cacheTtlSeconds}`,
+    },
+    grpc: { path: "/proto.Cache/CacheSet", frame: "cache_set.bin" },
+    prepare: () => Promise.resolve(),
+    replyBytes: (n) => n * frameBytes(reply("cacheSet", undefined)),
+    async check(ops) {
+      const value = await ops.cacheGet(DATA.cacheSetKey);
+      return value === DATA.cacheValue ? undefined : `the cache value read back differs`;
+    },
+  },
+  "flag-set": {
+    name: "flag-set",
+    writes: true,
+    http: { method: "PUT", path: `/flags/${DATA.flagKey}?value=true` },
+    grpc: { path: "/proto.Flag/FlagSet", frame: "flag_set.bin" },
+    prepare: () => Promise.resolve(),
+    replyBytes: (n) => n * frameBytes(reply("flagSet", undefined)),
+    async check(ops) {
+      return await ops.flagGet(DATA.flagKey) ? undefined : "the flag reads false";
+    },
   },
 };
 

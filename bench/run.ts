@@ -75,6 +75,8 @@ Options:
   --against REF      also measure Purple as of git REF (a commit, a branch), scenario by
                      scenario right after this one, and report the ratio of each (A/B in one
                      run); REF is checked out in .tmp/bench-against/
+  --variant N=PATH   the same, against the mod.ts at PATH (another checkout, named N in the
+                     report) instead of a git ref
   --go-grpc BIN      also measure the original Go server (a purple-grpc binary built from
                      github.com/purpledb/purple; memory backend) in the gap/ group
   --list             print the ids and exit
@@ -87,6 +89,8 @@ interface Settings {
   quick: boolean;
   /** A git ref to measure beside this checkout (`--against`). */
   against?: string;
+  /** Another checkout to measure beside this one (`--variant`): its name and mod.ts. */
+  variant?: { label: string; mod: string };
   filters: string[];
   duration: number;
   warmup: number;
@@ -98,8 +102,12 @@ interface Settings {
 }
 
 /** Every id the bench can measure, in order. */
+/** The disk ceilings: one Deno KV file committing 1 KiB entries, so many a commit. */
+const DISK_CEILINGS = [1, 64] as const;
+
 function allIds(): string[] {
-  const ids = ["baseline/http-bare"];
+  const ids = DISK_CEILINGS.map((batch) => `baseline/disk-${batch}-per-commit`);
+  ids.push("baseline/http-bare");
   for (const backend of BACKENDS) {
     for (const name of SCENARIO_NAMES) ids.push(`http/${backend}/${name}`);
   }
@@ -135,6 +143,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
       connections: { type: "string" },
       out: { type: "string" },
       against: { type: "string" },
+      variant: { type: "string" },
       "go-grpc": { type: "string" },
       list: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -151,6 +160,17 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
     return value;
   };
   const quick = values.quick ?? false;
+  let variant: Settings["variant"];
+  if (values.variant !== undefined) {
+    const [label, path] = values.variant.split("=", 2);
+    if (!/^[a-z0-9-]+$/.test(label) || !path) {
+      throw new Error(
+        `Bad --variant: expected NAME=PATH (NAME in a-z, 0-9, -), found '${values.variant}'`,
+      );
+    }
+    if (values.against !== undefined) throw new Error("Give --against or --variant, not both");
+    variant = { label, mod: new URL(path, `file://${Deno.cwd()}/`).pathname };
+  }
   return {
     quick,
     filters: (values.filter ?? "").split(",").map((part) => part.trim()).filter(Boolean),
@@ -160,6 +180,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
     connections: number("connections", values.connections, 64, 1),
     out: values.out ?? new URL("./results", import.meta.url).pathname,
     against: values.against,
+    variant,
     goGrpc: values["go-grpc"],
   };
 }
@@ -436,6 +457,52 @@ async function httpBaseline(bench: Bench, id: string): Promise<Row> {
     );
   } finally {
     await server.stop();
+  }
+}
+
+/**
+ * The disk ceilings: a separate process commits 1 KiB entries to its own Deno KV file, one
+ * writer, 1 and 64 entries a commit (bench/baselines/disk_commits.ts).
+ */
+async function diskCeilingGroup(bench: Bench): Promise<void> {
+  const { warmup, duration, runs: count } = bench.settings;
+  for (const batch of DISK_CEILINGS) {
+    const id = `baseline/disk-${batch}-per-commit`;
+    if (!bench.selected(id) && !bench.anySelected("http/disk") && !bench.anySelected("grpc/disk")) {
+      continue;
+    }
+    log(`Disk ceiling: ${batch} entries a commit`);
+    const once = async (seconds: number): Promise<RunFigure> => {
+      const result = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "--unstable-kv",
+        "bench/baselines/disk_commits.ts",
+        "--batch",
+        String(batch),
+        "--seconds",
+        String(seconds),
+      ], { cwd: ROOT });
+      const line = result.stdout.split("\n").find((text) => text.startsWith("BENCH_JSON "));
+      if (result.code !== 0 || line === undefined) {
+        throw new Error(`Cannot measure the disk ceiling: ${result.stdout}${result.stderr}`);
+      }
+      const figures = JSON.parse(line.slice("BENCH_JSON ".length));
+      return { rps: figures.rps, p50Ms: figures.p50Ms, p99Ms: figures.p99Ms, errors: 0 };
+    };
+    await once(warmup);
+    const runs: RunFigure[] = [];
+    for (let i = 0; i < count; i++) runs.push(await once(duration));
+    bench.add(summarize({
+      id,
+      protocol: "Deno KV",
+      server: "one Deno KV file, no server",
+      scenario: `1 KiB sets, ${batch} a commit (entries/s; commit latency)`,
+      runs,
+      errors: 0,
+      check: "-",
+      failures: [],
+    }));
   }
 }
 
@@ -1366,6 +1433,10 @@ async function main(args: string[]): Promise<number> {
     }
     log(`Measuring beside this checkout: Purple as of ${bench.against.label}`);
   }
+  if (parsed.variant !== undefined) {
+    bench.against = parsed.variant;
+    log(`Measuring beside this checkout: ${bench.against.label} (${bench.against.mod})`);
+  }
   const startedAt = new Date().toISOString();
   const info = await machine();
   let redis: Server | undefined;
@@ -1395,6 +1466,7 @@ async function main(args: string[]): Promise<number> {
     bench.redisUrl = `redis://127.0.0.1:${port}`;
   }
   try {
+    await diskCeilingGroup(bench);
     await httpGroup(bench);
     await grpcGroup(bench);
     await redisBaseline(bench, "incr");

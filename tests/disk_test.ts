@@ -1,14 +1,25 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import type { Operations } from "@purple/client";
-import { InvalidArgumentError, NotFoundError } from "@purple/client/errors";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+  ValueTooLargeError,
+} from "@purple/client/errors";
 import { checked, DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
 import {
   DISK_FILE_NAME,
   DISK_MAX_ITEM_BYTES,
   DISK_MAX_KEY_BYTES,
   type DiskBackend,
+  type DiskSweepOptions,
   openDiskBackend,
 } from "../backends/disk.ts";
+import { KeyedBatcher } from "../backends/_disk_batch.ts";
+import { headModel, writeChunks } from "../backends/_disk_blob.ts";
+import { GroupCommitter } from "../backends/_disk_commits.ts";
+import { PointReader } from "../backends/_disk_reads.ts";
 import { conformance } from "./conformance.ts";
 
 const INT64_MAX = 2n ** 63n - 1n;
@@ -45,9 +56,10 @@ interface Disk {
 async function withDisk(
   fn: (disk: Disk) => Promise<void>,
   limits: Limits = DEFAULT_LIMITS,
+  sweep: DiskSweepOptions = {},
 ): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "purple_disk_" });
-  const backend = await openDiskBackend({ dataDir, limits });
+  const backend = await openDiskBackend({ dataDir, limits, ...sweep });
   const path = `${dataDir}/${DISK_FILE_NAME}`;
   const raw = await Deno.openKv(path);
   try {
@@ -369,5 +381,266 @@ Deno.test("a DiskBackend in another process shares counters atomically", async (
     assert.equal(await ops.counterGet("p"), BigInt(all.length));
     const [low, high] = [theirs[0], theirs[theirs.length - 1]];
     assert.ok(mine.every((n) => n > low && n < high), "the child ran before and after the parent");
+  });
+});
+
+Deno.test("DiskBackend commits 200 concurrent puts of one key in a few commits, answering each in order", async () => {
+  await withDisk(async ({ backend, ops }) => {
+    const before = backend.commitStats.commits;
+    await Promise.all(Array.from({ length: 200 }, (_, i) => ops.kvPut("hot", `v${i}`)));
+    assert.equal(new TextDecoder().decode(await ops.kvGet("hot")), "v199");
+    assert.ok(backend.commitStats.commits - before <= 3, `${backend.commitStats.commits} commits`);
+    // In one batch: put, delete, delete (refused alone: nothing to delete), put, delete.
+    const settled = await Promise.allSettled([
+      ops.kvPut("k", "a"),
+      ops.kvDelete("k"),
+      ops.kvDelete("k"),
+      ops.kvPut("k", "b"),
+      ops.kvDelete("k"),
+    ]);
+    assert.deepEqual(settled.map((s) => s.status === "fulfilled" ? "ok" : s.reason.name), [
+      "ok",
+      "ok",
+      "NotFoundError",
+      "ok",
+      "ok",
+    ]);
+    await assert.rejects(ops.kvGet("k"), NotFoundError);
+  });
+});
+
+Deno.test("DiskBackend keeps a set's size limit exact for concurrent adds in one batch", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxSetItems: 10 };
+  await withDisk(async ({ ops }) => {
+    const settled = await Promise.allSettled(
+      Array.from({ length: 25 }, (_, i) => ops.setAdd("s", `item-${String(i).padStart(2, "0")}`)),
+    );
+    const added = settled.filter((s) => s.status === "fulfilled");
+    assert.equal(added.length, 10);
+    assert.ok(
+      settled.every((s) => s.status === "fulfilled" || s.reason instanceof ValueTooLargeError),
+    );
+    // Each caller saw the set right after its own add.
+    assert.deepEqual(
+      added.map((s) => (s as PromiseFulfilledResult<string[]>).value.length).sort((a, b) => a - b),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
+    const items = await ops.setGet("s");
+    assert.equal(items.length, 10);
+    // A remove makes room for exactly one more, and an add of an item there is no change.
+    await ops.setRemove("s", items[0]);
+    const again = await Promise.allSettled([
+      ops.setAdd("s", items[1]),
+      ops.setAdd("s", "new-1"),
+      ops.setAdd("s", "new-2"),
+    ]);
+    // (Concurrent calls arrive in no set order: one of the two new items gets the room.)
+    assert.equal(again[0].status, "fulfilled");
+    assert.deepEqual(again.slice(1).map((s) => s.status).sort(), ["fulfilled", "rejected"]);
+  }, limits);
+});
+
+Deno.test("two DiskBackends on one file keep a set's size limit exact", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxSetItems: 50 };
+  await withDisk(async ({ dataDir, ops }) => {
+    const other = checked(await openDiskBackend({ dataDir, limits }), limits);
+    try {
+      const adds: Promise<string[]>[] = [];
+      for (let i = 0; i < 40; i++) adds.push(ops.setAdd("s", `a${i}`), other.setAdd("s", `b${i}`));
+      const settled = await Promise.allSettled(adds);
+      assert.equal(settled.filter((s) => s.status === "fulfilled").length, 50);
+      assert.equal((await ops.setGet("s")).length, 50);
+      assert.deepEqual(await other.setGet("s"), await ops.setGet("s"));
+      // Each one's remembered items follow the other's changes.
+      await other.setRemove("s", (await other.setGet("s"))[0]);
+      assert.equal((await ops.setAdd("s", "last")).length, 50);
+      await assert.rejects(other.setAdd("s", "one-too-many"), ValueTooLargeError);
+    } finally {
+      await other.close();
+    }
+  }, limits);
+});
+
+Deno.test("a DiskBackend in another process keeps sets exact and KV values whole", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxSetItems: 300 };
+  await withDisk(async ({ dataDir, ops, raw }) => {
+    // Both processes add 250 items each to one set of at most 300, and overwrite one KV key
+    // with large (chunked) and small values in turn.
+    const child = `
+      import { DEFAULT_LIMITS, checked } from "${new URL("../backends/mod.ts", import.meta.url)}";
+      import { openDiskBackend } from "${new URL("../backends/disk.ts", import.meta.url)}";
+      const limits = { ...DEFAULT_LIMITS, maxSetItems: 300 };
+      const ops = checked(await openDiskBackend({ dataDir: ${
+      JSON.stringify(dataDir)
+    }, limits }), limits);
+      let added = 0;
+      await Promise.all([
+        ...Array.from({ length: 250 }, (_, i) =>
+          ops.setAdd("shared", "child-" + i).then(() => added++, () => {})),
+        (async () => {
+          for (let i = 0; i < 20; i++) {
+            await ops.kvPut("hot", new Uint8Array(i % 2 ? 100 : 200_000).fill(1));
+          }
+        })(),
+      ]);
+      await ops.close();
+      console.log(JSON.stringify({ added }));
+    `;
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", config, "--unstable-kv", child],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    let mine = 0;
+    await Promise.all([
+      ...Array.from(
+        { length: 250 },
+        (_, i) =>
+          ops.setAdd("shared", `parent-${i}`).then(() => mine++, (error) => {
+            assert.ok(error instanceof ValueTooLargeError, String(error));
+          }),
+      ),
+      (async () => {
+        for (let i = 0; i < 20; i++) {
+          await ops.kvPut("hot", new Uint8Array(i % 2 ? 150_000 : 50).fill(2));
+        }
+      })(),
+    ]);
+    const output = await process.output();
+    assert.ok(output.success, "the child process failed");
+    const { added } = JSON.parse(new TextDecoder().decode(output.stdout));
+    assert.equal(mine + added, 300, `parent ${mine} + child ${added} adds accepted`);
+    assert.equal((await ops.setGet("shared")).length, 300);
+    const hot = await ops.kvGet("hot");
+    assert.ok(hot.every((byte) => byte === hot[0]), "one whole value");
+    // Only the chunks of the value the head points at are left.
+    const chunks = await rawKeys(raw, ["chunk"]);
+    const head = (await raw.get<{ gen?: string }>(["kv", "hot"])).value;
+    assert.deepEqual(new Set(chunks.map((key) => key[3])).size, head?.gen ? 1 : 0);
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+  }, limits);
+});
+
+Deno.test("DiskBackend: Deno KV removes expired cache entries and their chunks from the file", async () => {
+  // Deno KV's write thread deletes every expired entry when the database opens, then again at
+  // the earliest expiry it knows of (or 60 s later when it knows none), each time looking for
+  // the next earliest. Short-lived entries are gone from the file, not only hidden. The rows
+  // are counted with SQLite itself: opening the file with Deno KV would collect them.
+  const dataDir = await Deno.makeTempDir({ prefix: "purple_disk_" });
+  const path = `${dataDir}/${DISK_FILE_NAME}`;
+  const rows = () => {
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      return (db.prepare("SELECT count(*) AS n FROM kv").get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
+  const eventually = async (expected: number) => {
+    for (const start = Date.now(); rows() !== expected && Date.now() - start < 5_000;) {
+      await sleep(100);
+    }
+    assert.equal(rows(), expected);
+  };
+  try {
+    let ops = checked(await openDiskBackend({ dataDir, limits: DEFAULT_LIMITS }), DEFAULT_LIMITS);
+    await ops.cacheSet("keep", "long-lived", 3600);
+    await ops.cacheSet("soon", "wakes Deno KV's collector up", 2);
+    await Promise.all(Array.from({ length: 500 }, (_, i) => ops.cacheSet(`c${i}`, "x", 1)));
+    await ops.cacheSet("large", "y".repeat(200_000), 1); // a head and 4 chunks
+    assert.equal(rows(), 2 + 500 + 5);
+    await ops.close();
+    await sleep(1_100);
+    // Opening the file removes what expired meanwhile (right after it opens).
+    ops = checked(await openDiskBackend({ dataDir, limits: DEFAULT_LIMITS }), DEFAULT_LIMITS);
+    try {
+      await eventually(2);
+      // In a running backend: the collector wakes at the expiry of "soon", and follows the
+      // expiries of the entries written since.
+      await Promise.all(Array.from({ length: 500 }, (_, i) => ops.cacheSet(`d${i}`, "x", 1)));
+      assert.equal(rows(), 502);
+      await eventually(1);
+      assert.equal(await ops.cacheGet("keep"), "long-lived");
+    } finally {
+      await ops.close();
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("DiskBackend.sweep() reclaims the chunks a crash left unreferenced, and nothing else", async () => {
+  await withDisk(async ({ dataDir, backend, ops, raw }) => {
+    await ops.kvPut("kept", new Uint8Array(300_000).fill(1));
+    await ops.cacheSet("cached", "z".repeat(300_000), 60);
+    // What a SIGKILL leaves between the chunk commits of a large value and its head's commit.
+    await writeChunks(raw, "kv", "kept", new Uint8Array(500_000).fill(2));
+    await writeChunks(raw, "cache", "never", new Uint8Array(100_000).fill(3));
+    assert.equal((await rawKeys(raw, ["chunk-pending"])).length, 2);
+    // The backend's own sweep leaves them alone during the grace period (a minute)...
+    assert.deepEqual(await backend.sweep(), { generations: 0, chunks: 0 });
+    // ...which another backend with no grace does not wait for.
+    const sweeper = await openDiskBackend({
+      dataDir,
+      limits: DEFAULT_LIMITS,
+      chunkGraceMs: 0,
+      sweepIntervalMs: 0,
+    });
+    try {
+      assert.deepEqual(await sweeper.sweep(), { generations: 2, chunks: 8 + 2 });
+    } finally {
+      await sweeper.close();
+    }
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    assert.equal((await rawKeys(raw, ["chunk", "kv"])).length, 5);
+    assert.equal((await rawKeys(raw, ["chunk", "cache"])).length, 5);
+    assert.deepEqual(await ops.kvGet("kept"), new Uint8Array(300_000).fill(1));
+    assert.equal(await ops.cacheGet("cached"), "z".repeat(300_000));
+  });
+});
+
+Deno.test("DiskBackend sweeps in the background, and never the chunks it is writing", async () => {
+  await withDisk(
+    async ({ ops, raw }) => {
+      await writeChunks(raw, "kv", "orphan", new Uint8Array(100_000).fill(2));
+      // Large writes while the sweep runs every 10 ms with no grace: none is disturbed.
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => ops.kvPut(`big${i}`, new Uint8Array(400_000).fill(i))),
+      );
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(await ops.kvGet(`big${i}`), new Uint8Array(400_000).fill(i));
+      }
+      await sleep(50);
+      assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+      assert.equal((await rawKeys(raw, ["chunk", "kv"])).length, 10 * 7);
+    },
+    DEFAULT_LIMITS,
+    { chunkGraceMs: 0, sweepIntervalMs: 10 },
+  );
+});
+
+Deno.test("a large write whose chunks another process's sweep reclaimed is refused, not stored", async () => {
+  await withDisk(async ({ dataDir, raw, ops }) => {
+    // This "process" writes the chunks, then stalls past the grace period before its head.
+    const committer = new GroupCommitter(raw);
+    const heads = new KeyedBatcher(committer, headModel(new PointReader(raw), committer, "kv"));
+    const chunks = await writeChunks(raw, "kv", "slow", new Uint8Array(100_000).fill(4));
+    const sweeper = await openDiskBackend({
+      dataDir,
+      limits: DEFAULT_LIMITS,
+      chunkGraceMs: 0,
+      sweepIntervalMs: 0,
+    });
+    try {
+      assert.equal((await sweeper.sweep()).generations, 1);
+    } finally {
+      await sweeper.close();
+    }
+    const head = { gen: chunks.gen, chunks: chunks.chunks, size: chunks.size };
+    await assert.rejects(heads.run("slow", { type: "put", head, chunks }), UnavailableError);
+    await heads.drain();
+    await assert.rejects(ops.kvGet("slow"), NotFoundError);
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
   });
 });

@@ -1,0 +1,148 @@
+// Set changes on Deno KV, batched per set. Private to this folder.
+//
+// A set is its items (one entry each, keyed by the item's SHA-256 digest) and a guard entry
+// holding the item count, rewritten by every change of the set: its versionstamp stands for the
+// whole set. The batch model remembers a set's items with the guard's versionstamp; the adds
+// and removes of one set that arrive together are applied in order to those items (an add to
+// a set of `maxItems` items is refused alone, so the limit stays exact), and the unit writes
+// the items that changed and the new count, checked against the guard. A batch that changes
+// nothing (an add of an item already there) only checks the guard.
+
+import { createHash } from "node:crypto";
+import { setFull, sortItems } from "./_util.ts";
+import { retryBusy } from "./_disk_busy.ts";
+import type { Answer, BatchModel } from "./_disk_batch.ts";
+import { UnitBuilder } from "./_disk_commits.ts";
+import type { PointReader } from "./_disk_reads.ts";
+import {
+  keyBytes,
+  KV_MAX_COMMIT_BYTES,
+  KV_MAX_COMMIT_KEY_BYTES,
+  KV_MAX_COMMIT_MUTATIONS,
+  setGuardKey,
+  setPrefix,
+} from "./_disk_keys.ts";
+
+/** Room kept free in a set's unit for the guard's check and write. */
+const MARGIN = 8192;
+
+/** An add (with the set's size limit) or a remove of one item. */
+export type SetOp =
+  | { type: "add"; item: string; maxItems: number }
+  | { type: "remove"; item: string };
+
+/** The SHA-256 digest of a set item's UTF-8, in hex: the last part of the item's key. */
+export function digest(item: string): string {
+  return createHash("sha256").update(item).digest("hex");
+}
+
+/** The items of a set, sorted, as of the guard's versionstamp. */
+export interface SetState {
+  versionstamp: string | null;
+  items: readonly string[];
+  members: ReadonlySet<string>;
+}
+
+/** Reads the sorted items of a set. */
+export async function readItems(kv: Deno.Kv, set: string): Promise<string[]> {
+  const items: string[] = [];
+  const entries = kv.list<string>({ prefix: setPrefix(set) }, { batchSize: 500 });
+  for await (const entry of entries) items.push(entry.value);
+  return sortItems(items);
+}
+
+/** Where `item` goes in sorted `items` (JavaScript's default string order). */
+function position(items: readonly string[], item: string): number {
+  let low = 0;
+  let high = items.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (items[middle] < item) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The batch model of sets. */
+export function setModel(
+  kv: Deno.Kv,
+  reader: PointReader,
+): BatchModel<SetOp, SetState, string[]> {
+  return {
+    async read(set) {
+      // The guard first: a change between the two reads moves the guard, and fails the check.
+      const guard = await reader.get(setGuardKey(set));
+      const items = await retryBusy(() => readItems(kv, set));
+      return { versionstamp: guard.versionstamp, items, members: new Set(items) };
+    },
+    weigh: (state) => state.items.length + 1,
+    plan(set, state, ops) {
+      let items = state.items as string[];
+      let members = state.members as Set<string>;
+      let copied = false;
+      const changes = new Map<string, SetOp>(); // item -> its last change
+      // What the changes may write at most: the ops after the first that would overflow one
+      // commit wait for the next unit.
+      const itemKey = keyBytes([...setPrefix(set), "0".repeat(64)]);
+      const budget = {
+        bytes: KV_MAX_COMMIT_BYTES - MARGIN,
+        keys: KV_MAX_COMMIT_KEY_BYTES - MARGIN,
+      };
+      const apply = (op: SetOp, has: boolean): Answer<string[]> => {
+        if ((op.type === "add") === has) return { value: items.slice() };
+        if (op.type === "add" && items.length >= op.maxItems) {
+          return { error: setFull(set, op.item, items.length, op.maxItems) };
+        }
+        if (!copied) {
+          items = items.slice();
+          members = new Set(members);
+          copied = true;
+        }
+        const at = position(items, op.item);
+        if (op.type === "add") {
+          items.splice(at, 0, op.item);
+          members.add(op.item);
+        } else {
+          items.splice(at, 1);
+          members.delete(op.item);
+        }
+        changes.set(op.item, op);
+        return { value: items.slice() };
+      };
+      let taken = ops.length;
+      let writes = 0;
+      const answers: Answer<string[]>[] = [];
+      for (const [i, op] of ops.entries()) {
+        const has = members.has(op.item);
+        if ((op.type === "add") !== has) {
+          budget.bytes -= 2 * itemKey + 2 * op.item.length + 8;
+          budget.keys -= itemKey;
+          writes++;
+          const full = budget.bytes < 0 || budget.keys < 0 || writes > KV_MAX_COMMIT_MUTATIONS - 10;
+          if (i > 0 && full) {
+            taken = i;
+            break;
+          }
+        }
+        answers.push(apply(op, has));
+      }
+      const unit = new UnitBuilder().check(setGuardKey(set), state.versionstamp);
+      let changed = false;
+      for (const item of changes.keys()) {
+        const present = members.has(item);
+        if (present === state.members.has(item)) continue; // Added and removed again.
+        if (present) unit.set([...setPrefix(set), digest(item)], item);
+        else unit.delete([...setPrefix(set), digest(item)]);
+        changed = true;
+      }
+      if (changed) unit.set(setGuardKey(set), items.length);
+      const after: SetState = { versionstamp: null, items, members };
+      return {
+        unit: unit.build(),
+        answers,
+        taken,
+        next: (versionstamp) => changed ? { ...after, versionstamp } : state,
+      };
+    },
+  };
+}
