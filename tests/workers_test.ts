@@ -282,6 +282,24 @@ Deno.test("PURPLE_WORKERS=auto: one worker per core; SIGTERM drains every worker
   });
 });
 
+Deno.test("workers keep serving past their start-up time limit", async () => {
+  await withDisk(async (dataDir) => {
+    const purple = await startPurple(
+      ["http", "--workers", "2", "--data-dir", dataDir, "--port", "0"],
+      { PURPLE_INTERNAL_START_LIMIT_MS: "5000" },
+    );
+    try {
+      const pids = await workerPids(purple, 2);
+      await sleep(5_000); // Past the 5 s limit, counted from each worker's start.
+      assert.deepEqual(pids.filter(alive), pids, purple.lines.join("\n"));
+      assert.ok(!purple.lines.some((line) => / died /.test(line)), purple.lines.join("\n"));
+    } finally {
+      const { code, stderr } = await purple.stop();
+      assert.equal(code, 0, stderr);
+    }
+  });
+});
+
 Deno.test("workers stop by themselves when their supervisor is killed with SIGKILL", async () => {
   await withDisk(async (dataDir) => {
     const port = freePort();
