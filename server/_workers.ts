@@ -178,12 +178,15 @@ class WorkerProcess {
     const early: string[] = []; // stderr before it listens: the reason if it never does.
     let listening!: (ports: Ports) => void;
     let failed!: (reason: string) => void;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     this.ready = new Promise((resolve, reject) => {
       listening = resolve;
       failed = (reason) => reject(new Error(reason));
     });
     this.ready.catch(() => {});
+    const timer = setTimeout(() => {
+      failed(`worker ${index} did not listen within ${startLimitMs / 1000} s`);
+      this.kill("SIGKILL");
+    }, startLimitMs);
     const out = eachLine(this.child.stdout, (line) => {
       const startup = this.#listening ? null : STARTUP_LINE.exec(line);
       if (startup === null) return console.log(prefix + line);
@@ -199,10 +202,6 @@ class WorkerProcess {
       if (this.#listening) console.error(prefix + line);
       else early.push(line);
     });
-    timer = setTimeout(() => {
-      failed(`worker ${index} did not listen within ${startLimitMs / 1000} s`);
-      this.kill("SIGKILL");
-    }, startLimitMs);
     this.ended = Promise.all([this.child.status, out, err]).then(([status]) => {
       clearTimeout(timer);
       if (!this.#listening) {
