@@ -1,6 +1,6 @@
 // Runs h2load for gRPC: unary calls over h2c with a prebuilt length-prefixed frame as the body,
-// `content-type: application/grpc` and `te: trailers`, one stream per connection. Private to
-// the bench.
+// `content-type: application/grpc` and `te: trailers`, one stream per connection unless told.
+// Private to the bench.
 //
 // h2load knows HTTP statuses, not gRPC ones: a gRPC error is an HTTP 200 whose status travels
 // in the trailers (or in the headers of a trailers-only answer). An answer that failed carries
@@ -49,7 +49,14 @@ export interface GrpcCall {
 export async function h2load(
   baseUrl: string,
   call: GrpcCall,
-  options: { n?: number; seconds?: number; warmupSeconds?: number; connections: number },
+  options: {
+    n?: number;
+    seconds?: number;
+    warmupSeconds?: number;
+    connections: number;
+    /** Concurrent streams per connection (h2load's -m, default 1). */
+    streams?: number;
+  },
 ): Promise<H2loadResult> {
   const log = await Deno.makeTempFile({ prefix: "purple-bench-h2load-" });
   const timed = options.seconds !== undefined;
@@ -59,7 +66,7 @@ export async function h2load(
       ? [`-D${options.seconds}`, `--warm-up-time=${options.warmupSeconds ?? 1}`]
       : [`-n${n}`]),
     `-c${options.connections}`,
-    "-m1",
+    `-m${options.streams ?? 1}`,
     "-t1",
     "-d",
     call.frameFile,

@@ -106,3 +106,33 @@ export async function loadAverage(): Promise<number | undefined> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** The CPU time of a process and its descendants so far, in seconds (Linux `/proc`). */
+export async function treeCpuSeconds(pid: number): Promise<number> {
+  let ticks = 0;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const at = pending.pop()!;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${at}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      for (const task of Deno.readDirSync(`/proc/${at}/task`)) {
+        const children = await Deno.readTextFile(`/proc/${at}/task/${task.name}/children`);
+        pending.push(...children.trim().split(/\s+/).filter(Boolean).map(Number));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/** The machine's busy and total CPU time so far, in seconds of all cores (`/proc/stat`). */
+export async function machineCpuSeconds(): Promise<{ busy: number; total: number }> {
+  const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0];
+  const values = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = values.reduce((sum, value) => sum + value, 0);
+  const idle = values[3] + (values[4] ?? 0); // idle, iowait
+  return { busy: (total - idle) / 100, total: total / 100 };
+}

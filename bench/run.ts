@@ -27,16 +27,19 @@ import {
   available,
   freePort,
   loadAverage,
+  machineCpuSeconds,
   residentBytes,
   run,
   type Server,
   sleep,
   spawnServer,
+  treeCpuSeconds,
 } from "./_process.ts";
 import {
   evaluateTargets,
   type Extra,
   markdown,
+  median,
   type Report,
   type Row,
   type RunFigure,
@@ -75,6 +78,8 @@ Options:
                      run); REF is checked out in .tmp/bench-against/
   --variant N=PATH   the same, against the mod.ts at PATH (another checkout, named N in the
                      report) instead of a git ref
+  --go-grpc BIN      also measure the original Go server (a purple-grpc binary built from
+                     github.com/purpledb/purple; memory backend) in the gap/ group
   --list             print the ids and exit
   -h, --help         show this help
 
@@ -93,6 +98,8 @@ interface Settings {
   runs: number;
   connections: number;
   out: string;
+  /** A build of the original Go gRPC server to measure beside Purple (`--go-grpc`). */
+  goGrpc?: string;
 }
 
 /** Every id the bench can measure, in order. */
@@ -114,6 +121,16 @@ function allIds(): string[] {
   }
   ids.push("baseline/redis-benchmark-incr", "baseline/redis-benchmark-get");
   ids.push(...COMPARISONS.map((comparison) => comparison.id));
+  for (const protocol of ["http", "grpc"]) {
+    for (const backend of SHARED_BACKENDS) {
+      for (const n of WORKER_COUNTS) ids.push(`workers/${protocol}/${backend}/${n}`);
+    }
+  }
+  for (const server of GAP_SERVERS) {
+    for (const call of GAP_CALLS) {
+      if (server.id !== "go" || !("withoutGo" in call)) ids.push(`gap/${server.id}/${call.id}`);
+    }
+  }
   ids.push("startup/http-memory", "startup/default", "rss/kv-1m");
   return ids;
 }
@@ -131,6 +148,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
       out: { type: "string" },
       against: { type: "string" },
       variant: { type: "string" },
+      "go-grpc": { type: "string" },
       list: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -167,6 +185,7 @@ function parseSettings(args: string[]): Settings | "help" | "list" {
     out: values.out ?? new URL("./results", import.meta.url).pathname,
     against: values.against,
     variant,
+    goGrpc: values["go-grpc"],
   };
 }
 
@@ -235,15 +254,18 @@ async function startPurple(
   protocol: "http" | "grpc",
   backend: BackendName,
   mod = MOD,
+  workers = 1,
 ): Promise<{ server: Server; port: number; cleanup: () => Promise<void> }> {
   const args = ["run", "-A", "--unstable-kv", mod, protocol, "--backend", backend, "--port", "0"];
+  if (workers > 1) args.push("--workers", String(workers));
   let dataDir: string | undefined;
   if (backend === "disk") {
     dataDir = await Deno.makeTempDir({ prefix: "purple-bench-disk-" });
     args.push("--data-dir", dataDir);
   }
   if (backend === "redis") args.push("--redis-url", bench.redisUrl!);
-  const name = `purple${mod === MOD ? "" : `@${bench.against!.label}`} ${protocol} (${backend})`;
+  const name = `purple${mod === MOD ? "" : `@${bench.against!.label}`} ${protocol} (${backend}` +
+    `${workers > 1 ? `, ${workers} workers` : ""})`;
   const server = spawnServer(name, Deno.execPath(), args, {
     cwd: mod === MOD ? ROOT : mod.slice(0, mod.lastIndexOf("/")),
   });
@@ -288,8 +310,10 @@ async function measureHttp(
   baseUrl: string,
   request: HttpRequest,
   scenario?: { definition: Scenario; ops: Operations },
+  runsOverride?: number,
 ): Promise<Row> {
-  const { warmup, duration, runs: count, connections } = bench.settings;
+  const { warmup, duration, connections } = bench.settings;
+  const count = runsOverride ?? bench.settings.runs;
   const failures: string[] = [];
   let errors = 0;
   const check = async (
@@ -353,9 +377,15 @@ async function measureGrpc(
     bareCounter?: { done: number };
     /** Several server processes, each with its own counter: replies are only bounded below. */
     processes?: number;
+    /** Replies of unknown content: each at least this many bytes (a prefix is 5). */
+    atLeastBytes?: number;
   },
+  load: { runs?: number; connections?: number; streams?: number } = {},
 ): Promise<Row> {
-  const { warmup, duration, runs: count, connections } = bench.settings;
+  const { warmup, duration } = bench.settings;
+  const count = load.runs ?? bench.settings.runs;
+  const connections = load.connections ?? bench.settings.connections;
+  const streams = load.streams ?? 1;
   const failures: string[] = [];
   let errors = 0;
   const scenario = replies.scenario;
@@ -368,11 +398,14 @@ async function measureGrpc(
       frameFile,
       replyBytes: (succeeded) => {
         if (scenario) return scenario.definition.replyBytes(succeeded, before);
+        if (replies.atLeastBytes !== undefined) {
+          return { atLeast: replies.atLeastBytes * succeeded };
+        }
         // Each reply is at least a prefix and a one-byte value (7 bytes).
         if ((replies.processes ?? 1) > 1) return { atLeast: 7 * succeeded };
         return incrementReplyBytes(succeeded, BigInt(bare!.done));
       },
-    }, { n, connections });
+    }, { n, connections, streams });
     if (bare) bare.done += result.requests - result.errors;
     errors += result.errors;
     if (scenario) {
@@ -386,11 +419,12 @@ async function measureGrpc(
     }
     return result;
   };
-  const probe = await once(connections * 20, "probe");
-  const warm = await once(Math.max(connections * 10, Math.round(probe.rps * warmup)), "warm-up");
+  const inFlight = connections * streams;
+  const probe = await once(inFlight * 20, "probe");
+  const warm = await once(Math.max(inFlight * 10, Math.round(probe.rps * warmup)), "warm-up");
   const runs: RunFigure[] = [];
   for (let i = 0; i < count; i++) {
-    const n = Math.max(connections * 10, Math.round(warm.rps * duration));
+    const n = Math.max(inFlight * 10, Math.round(warm.rps * duration));
     const result = await once(n, `run ${i + 1}`);
     runs.push({ rps: result.rps, p50Ms: result.p50Ms, p99Ms: result.p99Ms, errors: result.errors });
   }
@@ -988,6 +1022,302 @@ async function measureCrashing(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Workers: the same scenario with 1 and 2 worker processes, interleaved
+
+/** The worker counts compared, and the backends that workers can share. */
+const WORKER_COUNTS = [1, 2] as const;
+const SHARED_BACKENDS = ["disk", "redis"] as const;
+
+/** The rows of one server measured in several rounds, as one row of all their runs. */
+function mergeRounds(rows: Row[]): Row {
+  const failures = rows.flatMap((row) => row.failures);
+  return summarize({
+    ...rows[0],
+    runs: rows.flatMap((row) => row.runs),
+    errors: rows.reduce((sum, row) => sum + row.errors, 0),
+    failures,
+    check: failures.length > 0 ? rows.find((row) => row.failures.length > 0)!.check : rows[0].check,
+  });
+}
+
+const percent = (fraction: number) => `${Math.round(fraction * 100)}%`;
+
+/** Ratios per round as `median (low-high over N rounds: a, b, c)`. */
+function ratioDetail(ratios: number[]): string {
+  const sorted = [...ratios].sort((a, b) => a - b);
+  return `${sorted[0].toFixed(2)}-${sorted.at(-1)!.toFixed(2)} over ${ratios.length} ` +
+    `interleaved rounds (${ratios.map((ratio) => ratio.toFixed(2)).join(", ")})`;
+}
+
+/**
+ * Counter increments over HTTP and gRPC, on disk and on redis, with 1 and with 2 workers: both
+ * servers run side by side, and each round measures one run of each (the order alternates), so
+ * that the machine's noise falls on both alike. The write check stays exact: the workers share
+ * one backend.
+ */
+async function workersGroup(bench: Bench): Promise<void> {
+  const scenario = SCENARIOS["counter-increment"];
+  for (const protocol of ["http", "grpc"] as const) {
+    for (const backend of SHARED_BACKENDS) {
+      const ids = WORKER_COUNTS.map((n) => `workers/${protocol}/${backend}/${n}`);
+      if (!ids.some((id) => bench.selected(id))) continue;
+      if (backend === "redis" && bench.redisUrl === undefined) continue;
+      log(`Workers: ${protocol} ${backend}, 1 and 2 workers`);
+      const servers: Array<{
+        n: number;
+        purple: Awaited<ReturnType<typeof startPurple>>;
+        ops: Operations & { close(): Promise<void> };
+        rows: Row[];
+        /** Per round: the cores Purple's processes used, and how busy the machine was. */
+        cores: number[];
+        busy: number[];
+      }> = [];
+      try {
+        for (const n of WORKER_COUNTS) {
+          const purple = await startPurple(bench, protocol, backend, MOD, n);
+          const ops = protocol === "http"
+            ? new HttpClient(`http://127.0.0.1:${purple.port}`)
+            : new GrpcClient(`127.0.0.1:${purple.port}`);
+          servers.push({ n, purple, ops, rows: [], cores: [], busy: [] });
+        }
+        for (let round = 0; round < bench.settings.runs; round++) {
+          const order = round % 2 === 0 ? servers : [...servers].reverse();
+          for (const server of order) {
+            const id = `workers/${protocol}/${backend}/${server.n}`;
+            const labels = {
+              server: `purple (${backend}, ${server.n} worker${server.n > 1 ? "s" : ""})`,
+              scenario: "counter-increment",
+            };
+            const target = { definition: scenario, ops: server.ops };
+            const started = performance.now();
+            const cpu = await treeCpuSeconds(server.purple.server.pid);
+            const machine = await machineCpuSeconds();
+            server.rows.push(
+              protocol === "http"
+                ? await measureHttp(
+                  bench,
+                  id,
+                  labels,
+                  `http://127.0.0.1:${server.purple.port}`,
+                  scenario.http,
+                  target,
+                  1,
+                )
+                : await measureGrpc(
+                  bench,
+                  id,
+                  labels,
+                  `http://127.0.0.1:${server.purple.port}`,
+                  scenario.grpc.path,
+                  framePath(scenario.grpc.frame),
+                  { scenario: target },
+                  { runs: 1 },
+                ),
+            );
+            const seconds = (performance.now() - started) / 1000;
+            server.cores.push((await treeCpuSeconds(server.purple.server.pid) - cpu) / seconds);
+            const after = await machineCpuSeconds();
+            server.busy.push((after.busy - machine.busy) / (after.total - machine.total));
+          }
+        }
+        const [one, two] = servers.map((server) => mergeRounds(server.rows));
+        bench.add(one);
+        bench.add({ ...two, baseline: one.id, ratio: two.rps / one.rps });
+        const ratios = servers[1].rows.map((row, i) => row.rps / servers[0].rows[i].rps);
+        bench.addExtra({
+          id: `workers/${protocol}/${backend}/2-vs-1`,
+          what: `${protocol === "http" ? "HTTP" : "gRPC"} ${backend} counter increment, ` +
+            "2 workers / 1 worker",
+          value: median(ratios),
+          unit: "×",
+          detail: `${Math.round(two.rps)} vs ${Math.round(one.rps)} req/s (medians); ` +
+            `${ratioDetail(ratios)}; Purple used ${median(servers[1].cores).toFixed(2)} cores ` +
+            `with 2 workers, ${median(servers[0].cores).toFixed(2)} with 1; the machine's ` +
+            `${navigator.hardwareConcurrency} cores were ${
+              percent(median([...servers[0].busy, ...servers[1].busy]))
+            } busy`,
+          failures: [],
+        });
+      } finally {
+        for (const server of servers) {
+          if (server.ops instanceof GrpcClient) await server.ops.close();
+          await server.purple.cleanup();
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gRPC gap to the original Go server
+
+/**
+ * The calls of the earlier side-by-side measurement with the Go server (same h2load settings),
+ * by the method names of the original's current release (Purple serves them, and the earlier
+ * `GetCounter` / `IncrementCounter` too).
+ */
+const GAP_CALLS = [
+  {
+    id: "get-c64",
+    what: "CounterGet, 64 connections",
+    path: "/proto.Counter/CounterGet",
+    frame: "counter_get.bin",
+    connections: 64,
+    streams: 1,
+    /** The Go server (memory) in the earlier run, calls/s. */
+    earlierGo: 28_863,
+  },
+  {
+    id: "get-c4x16",
+    what: "CounterGet, 4 connections × 16 streams",
+    path: "/proto.Counter/CounterGet",
+    frame: "counter_get.bin",
+    connections: 4,
+    streams: 16,
+    earlierGo: 67_275,
+  },
+  {
+    id: "increment-c64",
+    what: "CounterIncrement, 64 connections",
+    path: "/proto.Counter/CounterIncrement",
+    frame: "counter_increment.bin",
+    connections: 64,
+    streams: 1,
+    /** The Go server on Redis in the earlier run (its memory figure was not kept). */
+    earlierGo: 14_604,
+    earlierGoBackend: "redis",
+    /**
+     * Not the Go server: its memory backend's maps have no lock, and concurrent increments end
+     * it within a second ("fatal error: concurrent map writes"); its redis backend needs a Go
+     * Redis client that the build here lacks.
+     */
+    withoutGo: true,
+  },
+] as const;
+
+/** The servers of the gap group: the Go server (when given), and Purple on each setting. */
+const GAP_SERVERS = [
+  { id: "go", backend: "memory", workers: 1 },
+  { id: "purple-memory", backend: "memory", workers: 1 },
+  { id: "purple-redis-1", backend: "redis", workers: 1 },
+  { id: "purple-redis-2", backend: "redis", workers: 2 },
+  { id: "purple-disk-2", backend: "disk", workers: 2 },
+] as const;
+
+/** Starts the original Go server (`--go-grpc BIN`, memory backend) on a port it accepts. */
+async function startGo(binary: string): Promise<{ server: Server; port: number }> {
+  let port = freePort();
+  while (port < 1024 || port > 49151) port = freePort(); // The range the original accepts.
+  const server = spawnServer("purple-grpc (Go)", binary, [
+    "--backend",
+    "memory",
+    "--port",
+    String(port),
+  ]);
+  await server.line(/starting the purple gRPC server/);
+  return { server, port };
+}
+
+/**
+ * The calls the original Go server was measured with, on Purple with 1 and 2 workers (and on the
+ * Go server in the same run when `--go-grpc` names a build of it), interleaved round by round.
+ */
+async function gapGroup(bench: Bench): Promise<void> {
+  const servers = GAP_SERVERS.filter((server) =>
+    GAP_CALLS.some((call) => bench.selected(`gap/${server.id}/${call.id}`)) &&
+    (server.id !== "go" || bench.settings.goGrpc !== undefined) &&
+    (server.backend !== "redis" || bench.redisUrl !== undefined)
+  );
+  if (servers.length === 0) return;
+  log(`The gRPC gap: ${servers.map((server) => server.id).join(", ")}`);
+  const running: Array<{ id: string; label: string; port: number; stop: () => Promise<unknown> }> =
+    [];
+  try {
+    for (const server of servers) {
+      if (server.id === "go") {
+        const go = await startGo(bench.settings.goGrpc!);
+        running.push({
+          id: server.id,
+          label: "the original Go server (memory)",
+          port: go.port,
+          stop: () => go.server.stop(),
+        });
+        continue;
+      }
+      const purple = await startPurple(bench, "grpc", server.backend, MOD, server.workers);
+      running.push({
+        id: server.id,
+        label: `purple (${server.backend}, ${server.workers} worker${
+          server.workers > 1 ? "s" : ""
+        })`,
+        port: purple.port,
+        stop: purple.cleanup,
+      });
+    }
+    for (const call of GAP_CALLS) {
+      const targets = running.filter((server) =>
+        bench.selected(`gap/${server.id}/${call.id}`) &&
+        (server.id !== "go" || !("withoutGo" in call))
+      );
+      if (targets.length === 0) continue;
+      log(`The gRPC gap: ${call.what}`);
+      const rows = new Map(targets.map((server) => [server.id, [] as Row[]]));
+      for (let round = 0; round < bench.settings.runs; round++) {
+        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        for (const server of order) {
+          rows.get(server.id)!.push(
+            await measureGrpc(
+              bench,
+              `gap/${server.id}/${call.id}`,
+              { server: server.label, scenario: call.what },
+              `http://127.0.0.1:${server.port}`,
+              call.path,
+              framePath(call.frame),
+              { atLeastBytes: 5 },
+              { runs: 1, connections: call.connections, streams: call.streams },
+            ),
+          );
+        }
+      }
+      const merged = new Map([...rows].map(([id, list]) => [id, mergeRounds(list)]));
+      const go = merged.get("go");
+      for (const [id, row] of merged) {
+        if (go === undefined || id === "go") bench.add(row);
+        else bench.add({ ...row, baseline: go.id, ratio: row.rps / go.rps });
+      }
+      for (const [id, row] of merged) {
+        if (id === "go") continue;
+        const earlier = "earlierGoBackend" in call ? ` on ${call.earlierGoBackend}` : "";
+        if (go !== undefined) {
+          const ratios = rows.get(id)!.map((r, i) => r.rps / rows.get("go")![i].rps);
+          bench.addExtra({
+            id: `gap/${id}/${call.id}/vs-go`,
+            what: `${call.what}: ${row.server} / the Go server (memory), same run`,
+            value: median(ratios),
+            unit: "×",
+            detail: `${Math.round(row.rps)} vs ${Math.round(go.rps)} calls/s; ${
+              ratioDetail(ratios)
+            }`,
+            failures: [],
+          });
+        }
+        bench.addExtra({
+          id: `gap/${id}/${call.id}/vs-earlier-go`,
+          what: `${call.what}: ${row.server} / the Go server${earlier} in an earlier run`,
+          value: row.rps / call.earlierGo,
+          unit: "×",
+          detail: `${Math.round(row.rps)} vs ${call.earlierGo.toLocaleString("en-US")} ` +
+            "calls/s (the Go figure is from an earlier run, not this one)",
+          failures: [],
+        });
+      }
+    }
+  } finally {
+    for (const server of running) await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start-up and memory
 
 /** Milliseconds from spawning `purple` to its first answered /ping, median of 10. */
@@ -1196,7 +1526,8 @@ async function main(args: string[]): Promise<number> {
   const info = await machine();
   let redis: Server | undefined;
   const wantsRedis = bench.anySelected("http/redis") || bench.anySelected("grpc/redis") ||
-    bench.anySelected("baseline/redis");
+    bench.anySelected("baseline/redis") || bench.anySelected("workers/http/redis") ||
+    bench.anySelected("workers/grpc/redis") || bench.anySelected("gap/purple-redis");
   if (wantsRedis) {
     if (!await available("redis-server") || !await available("redis-benchmark")) {
       console.error(
@@ -1227,6 +1558,8 @@ async function main(args: string[]): Promise<number> {
     await redisBaseline(bench, "incr");
     await redisBaseline(bench, "get");
     await compareGroup(bench);
+    await workersGroup(bench);
+    await gapGroup(bench);
     await startupGroup(bench);
     await memoryGroup(bench);
   } finally {

@@ -47,7 +47,9 @@ function permissionFlags(): string[] | undefined {
 function wantsDisk(args: string[]): boolean {
   try {
     const command = parseCli(args, Deno.env.toObject());
-    return command.action === "serve" && command.config.backend === "disk";
+    // With --workers, this process only supervises: its workers are run with --unstable-kv.
+    return command.action === "serve" && command.config.backend === "disk" &&
+      command.config.workers === undefined;
   } catch {
     return false;
   }

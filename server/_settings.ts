@@ -105,6 +105,10 @@ const milliseconds = (text: string, from: Source) =>
 
 const asText = (text: string) => text;
 
+/** The most workers `--workers` takes. */
+export const MAX_WORKERS = 1024;
+const WORKERS_EXPECTED = `auto or a number of workers from 1 to ${MAX_WORKERS}`;
+
 function goBoolean(text: string, from: Source): boolean {
   const value = parseGoBool(text);
   if (value !== undefined) return value;
@@ -212,6 +216,18 @@ export const SETTINGS = {
     help: "a write that replicas did not acknowledge in time fails (503, UNAVAILABLE)",
     read: milliseconds,
     fallback: undefined,
+  }),
+  workers: setting<number | "auto">({
+    flag: "workers",
+    value: "N",
+    env: ["PURPLE_WORKERS"],
+    kind: "text",
+    shown: "1",
+    help: "processes serving the same ports (disk or redis); `auto`: one per core",
+    more: ["(Linux: SO_REUSEPORT; a supervisor restarts a worker that dies)"],
+    read: (text, from) =>
+      text === "auto" ? "auto" : wholeNumber(text, from, 1, MAX_WORKERS, WORKERS_EXPECTED),
+    fallback: 1,
   }),
   hostname: setting<string>({
     flag: "host",

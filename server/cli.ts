@@ -1,7 +1,8 @@
 /**
  * The `purple` command: resolves flags and environment variables ({@linkcode parseCli}, pure,
  * from `config.ts`), then prints the help or the version, or serves one backend over HTTP, gRPC
- * or both until SIGINT or SIGTERM ({@linkcode main}, through `serve.ts`).
+ * or both until SIGINT or SIGTERM ({@linkcode main}, through `serve.ts`; with `--workers N`,
+ * through the supervisor of `_workers.ts`).
  *
  * @example Reading a configuration without starting anything
  * ```ts
@@ -16,6 +17,7 @@
 
 import { type CliCommand, HELP, parseCli, UsageError, VERSION } from "./config.ts";
 import { fail, serve } from "./serve.ts";
+import { serveWorker, supervise, WORKER_VARIABLE } from "./_workers.ts";
 
 /**
  * Runs the `purple` command: prints help or the version, or serves until SIGINT or SIGTERM.
@@ -35,6 +37,8 @@ import { fail, serve } from "./serve.ts";
  * ```
  */
 export async function main(args: string[]): Promise<number> {
+  const worker = Deno.env.get(WORKER_VARIABLE);
+  if (worker !== undefined) return await serveWorker(worker);
   let command: CliCommand;
   try {
     command = parseCli(args, Deno.env.toObject());
@@ -50,5 +54,6 @@ export async function main(args: string[]): Promise<number> {
     console.log(`purple ${VERSION}`);
     return 0;
   }
+  if (command.config.workers !== undefined) return await supervise(command.config);
   return await serve(command.config);
 }

@@ -125,6 +125,11 @@ export interface CliConfig {
   auth?: AccessTokens;
   /** The TLS certificate and key files; absent for plaintext. */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * How many processes serve the same ports (`--workers`), when more than one; absent for one.
+   * Never set with the memory backend.
+   */
+  workers?: number;
 }
 
 /**
@@ -322,6 +327,25 @@ function redis(s: Resolver, cluster: boolean): Pick<CliConfig, "redis"> {
   return Object.keys(settings).length === 0 ? {} : { redis: settings };
 }
 
+/**
+ * The worker processes: absent for one; `auto` is one per core. More than one cannot serve the
+ * memory backend, whose data lives in one process.
+ */
+function workers(s: Resolver, backend: string, cores: number): { workers?: number } {
+  const value = s.value("workers");
+  const count = value === "auto" ? Math.max(1, cores) : value;
+  if (count === 1) return {};
+  if (backend === "memory") {
+    const from = s.given("workers")!.from;
+    const what = value === "auto" ? `${from} (auto: ${count} cores)` : from;
+    throw new UsageError(
+      `Bad ${what}: the memory backend lives inside one process, so ${count} workers cannot ` +
+        "share its data; use --backend disk or redis, or one worker",
+    );
+  }
+  return { workers: count };
+}
+
 function access(s: Resolver): { auth?: AccessTokens } {
   const full = s.value("authTokens");
   const read = s.value("readTokens");
@@ -348,10 +372,11 @@ function tls(s: Resolver): { tls?: { certFile: string; keyFile: string } } {
 /**
  * Resolves the command line and the environment into what to do. Precedence: a flag, then
  * its `PURPLE_*` variable, then `PORT` (for the HTTP port), then the default. Pure: it reads
- * nothing but its arguments.
+ * nothing but its arguments (`--workers auto` takes the number of cores from `cores`).
  *
  * @param args The arguments after the program name (`Deno.args`).
  * @param env The environment variables.
+ * @param cores The number of cores, for `--workers auto` (default: this machine's).
  * @returns Help, version, or the configuration to serve.
  * @throws {UsageError} For an unknown flag or command, or a value out of range.
  *
@@ -367,7 +392,11 @@ function tls(s: Resolver): { tls?: { certFile: string; keyFile: string } } {
  * }
  * ```
  */
-export function parseCli(args: string[], env: Record<string, string | undefined>): CliCommand {
+export function parseCli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  cores: number = navigator.hardwareConcurrency,
+): CliCommand {
   const { flags, positionals } = parseFlags(args);
   if (flags.help) return { action: "help" };
   if (flags.version) return { action: "version" };
@@ -378,11 +407,12 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
   if (extra.length > 0) throw new UsageError(`Unexpected argument '${extra[0]}'`);
   const s = new Resolver(flags, env);
   const cluster = s.value("redisCluster");
+  const backend = s.value("backend") as BackendKind;
   return {
     action: "serve",
     config: {
       ...ports(mode, s),
-      backend: s.value("backend") as BackendKind,
+      backend,
       dataDir: s.value("dataDir"),
       redisUrl: redisUrl(s, cluster),
       ...redis(s, cluster),
@@ -399,6 +429,7 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
       debug: s.value("debug"),
       ...access(s),
       ...tls(s),
+      ...workers(s, backend, cores),
     },
   };
 }
@@ -460,6 +491,7 @@ Without --host, Purple binds 127.0.0.1 only, with or without tokens.
 'purple http' takes --port, then --http-port, PURPLE_PORT, PURPLE_HTTP_PORT, PORT.
 'purple grpc' takes --port, then --grpc-port, PURPLE_PORT, PURPLE_GRPC_PORT.
 SIGINT or SIGTERM stops Purple gracefully: requests in flight finish, then the backend closes.
+With --workers N, N processes serve the same ports (Linux); the memory backend takes one.
 Exit codes: 0 after a graceful stop, 2 for bad flags or a backend that cannot be opened.`;
 
 /**

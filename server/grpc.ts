@@ -170,7 +170,7 @@ function serverCredentials(): grpc.ServerCredentials {
  */
 function listen(
   server: grpc.Server,
-  { hostname, port, tls }: ServeOptions,
+  { hostname, port, tls, reusePort }: ServeOptions,
   credentials: grpc.ServerCredentials,
 ): Promise<TcpServer> {
   const injector = server.createConnectionInjector(credentials);
@@ -181,7 +181,7 @@ function listen(
   return new Promise((resolve, reject) => {
     const fail = (error: Error) => reject(listenError(error));
     listener.once("error", fail);
-    listener.listen(port, hostname, () => {
+    listener.listen({ port, host: hostname, reusePort: reusePort === true }, () => {
       listener.off("error", fail);
       resolve(listener);
     });

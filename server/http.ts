@@ -302,6 +302,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
       hostname: options.hostname,
       port: options.port,
       ...options.tls,
+      ...(options.reusePort ? { reusePort: true } : {}),
       onListen: () => {},
       onError: (error) => {
         log(`Internal error in the HTTP server: ${(error as Error)?.stack ?? error}`);

@@ -59,6 +59,12 @@ export interface ServeOptions {
   auth?: AccessTokens;
   /** Serve over TLS: the certificate (and chain) and its unencrypted private key, PEM text. */
   tls?: { cert: string; key: string };
+  /**
+   * Share the port with other processes that set this too (`SO_REUSEPORT`, Linux: the kernel
+   * spreads new connections over them), as `purple --workers` does. Over HTTP it takes Deno's
+   * `--unstable-net`.
+   */
+  reusePort?: boolean;
 }
 
 /**

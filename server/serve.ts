@@ -26,7 +26,7 @@ function isSystemError(error: unknown): error is Error {
 }
 
 /** Whether an error from binding a port is the environment's (port taken, bad address). */
-function isListenError(error: unknown): error is Error {
+export function isListenError(error: unknown): error is Error {
   return isSystemError(error) || error instanceof Error && /lookup address/.test(error.message);
 }
 
@@ -65,8 +65,14 @@ function describeHost(hostname: string): string {
     : `${hostname}`;
 }
 
-/** Resolves with the first SIGINT or SIGTERM; a second one exits at once. */
-function signals(log: (line: string) => void): { received: Promise<string>; dispose(): void } {
+/**
+ * Resolves with the first SIGINT or SIGTERM; a second one exits at once with 1 (after `onAgain`,
+ * which the supervisor of `--workers` uses to kill its workers).
+ */
+export function signals(
+  log: (line: string) => void,
+  onAgain: () => void = () => {},
+): { received: Promise<string>; dispose(): void } {
   const listeners: Array<[Deno.Signal, () => void]> = [];
   let first = true;
   const received = new Promise<string>((resolve) => {
@@ -74,6 +80,7 @@ function signals(log: (line: string) => void): { received: Promise<string>; disp
       const listener = () => {
         if (!first) {
           log(`Received ${signal} again: exiting without waiting`);
+          onAgain();
           Deno.exit(1);
         }
         first = false;
@@ -94,17 +101,13 @@ function signals(log: (line: string) => void): { received: Promise<string>; disp
 }
 
 /**
- * Serves a configuration until SIGINT or SIGTERM: prints the start-up lines, opens the backend,
- * starts the servers, and on the first signal lets requests in flight finish, closes the backend
- * and returns 0 (a second signal exits at once with 1). A failure that is the user's or the
- * environment's (a TLS file, a backend that cannot be opened, a port that cannot be bound) prints
- * one line and returns 2; anything else is a bug and is thrown.
- *
- * @param config What to serve, from `parseCli()`.
- * @returns The exit code.
+ * Prints the lines that start serving a configuration (what it serves, TLS, access) and loads
+ * its TLS files. Returns the TLS material, or an exit code after a one-line failure.
  */
-export async function serve(config: CliConfig): Promise<number> {
-  const log = (line: string) => console.log(line);
+export async function startupLines(
+  config: CliConfig,
+  log: (line: string) => void,
+): Promise<LoadedTls | undefined | number> {
   log(`Purple ${VERSION}, ${describeBackend(config)}, binding ${describeHost(config.hostname)}`);
   let tls: LoadedTls | undefined;
   try {
@@ -115,6 +118,46 @@ export async function serve(config: CliConfig): Promise<number> {
   }
   if (tls && config.tls) tlsLines(tls, config.tls.certFile).forEach((line) => log(line));
   accessLines(config.hostname, config.auth, tls !== undefined).forEach((line) => log(line));
+  return tls;
+}
+
+/**
+ * How `serve()` runs as one worker of `purple --workers` (`_workers.ts`): its supervisor has
+ * printed the start-up lines, and the servers share their ports with the other workers.
+ */
+export interface WorkerRole {
+  /** The worker's number, from 1. */
+  index: number;
+  /** Resolves when the supervisor is gone (its pipe closed): then stop as on SIGTERM. */
+  orphaned: Promise<void>;
+}
+
+/**
+ * Serves a configuration until SIGINT or SIGTERM: prints the start-up lines, opens the backend,
+ * starts the servers, and on the first signal lets requests in flight finish, closes the backend
+ * and returns 0 (a second signal exits at once with 1). A failure that is the user's or the
+ * environment's (a TLS file, a backend that cannot be opened, a port that cannot be bound) prints
+ * one line and returns 2; anything else is a bug and is thrown.
+ *
+ * @param config What to serve, from `parseCli()`.
+ * @param worker Set when serving as one worker of `purple --workers`.
+ * @returns The exit code.
+ */
+export async function serve(config: CliConfig, worker?: WorkerRole): Promise<number> {
+  const log = (line: string) => console.log(line);
+  let tls: LoadedTls | undefined;
+  if (worker === undefined) {
+    const loaded = await startupLines(config, log);
+    if (typeof loaded === "number") return loaded;
+    tls = loaded;
+  } else {
+    try {
+      tls = config.tls && await loadTls(config.tls.certFile, config.tls.keyFile);
+    } catch (error) {
+      if (error instanceof TlsConfigError) return fail(error.message);
+      throw error;
+    }
+  }
   if (config.backend === "disk" && typeof Deno.openKv !== "function") {
     return fail(
       "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
@@ -146,6 +189,7 @@ export async function serve(config: CliConfig): Promise<number> {
     log,
     auth: config.auth,
     tls: tls && { cert: tls.cert, key: tls.key },
+    reusePort: worker !== undefined,
   });
   try {
     if (config.http !== undefined) {
@@ -164,10 +208,11 @@ export async function serve(config: CliConfig): Promise<number> {
     }
     throw error;
   }
-  const signal = await stop.received;
-  log(
-    `Received ${signal}: finishing requests in flight, then closing the ${config.backend} backend`,
-  );
+  const reason = await Promise.race([
+    stop.received.then((signal) => `Received ${signal}`),
+    worker?.orphaned.then(() => "The supervisor is gone") ?? new Promise<never>(() => {}),
+  ]);
+  log(`${reason}: finishing requests in flight, then closing the ${config.backend} backend`);
   await Promise.all(servers.map((server) => server.shutdown()));
   await ops.close();
   stop.dispose();

@@ -153,10 +153,10 @@ Deno.test("Dockerfile: HEALTHCHECK asks /ping on the HTTP port", () => {
   );
 });
 
-Deno.test("bin/purple runs mod.ts with the permissions of deno task compile", async () => {
+Deno.test("bin/purple runs mod.ts with the permissions of deno task compile (and, for --workers, run of deno)", async () => {
   const script = await Deno.readTextFile(`${ROOT}/bin/purple`);
   const [, flags] =
-    /exec deno run ((?:--[a-z-]+ )+)\\\n\s+--config "\$root\/deno\.json" "\$root\/mod\.ts" "\$@"/
+    /exec deno run ((?:--[a-z-]+ )+)(?:\$run )?\\\n\s+--config "\$root\/deno\.json" "\$root\/mod\.ts" "\$@"/
       .exec(script) ?? [];
   assert.ok(flags, script);
   const compileFlags = compileTask.split(/\s+/).filter((word) => /^--(allow|unstable)-/.test(word));
