@@ -203,6 +203,15 @@ const DEFAULT_SWEEP_MS = 60_000;
 /** A cache head: the value inline, or a reference to its UTF-8 chunks; and its expiry. */
 type CacheHead = { value: string; expiresAt: number } | (ChunkRef & { expiresAt: number });
 
+/** Reads of one key in flight, which the next write of the key waits for. */
+interface ReadGroup {
+  /** How many are still in flight. */
+  pending: number;
+  /** Resolves once none is (made when a write waits for them). */
+  closed?: Promise<void>;
+  done?: () => void;
+}
+
 /** A KV head: the bytes inline, or a reference to their chunks. */
 type KvHead = Uint8Array | ChunkRef;
 
@@ -307,8 +316,14 @@ export class DiskBackend implements Backend {
       forget(key: string): void;
     };
   };
-  /** The reads in flight, by service and key (see `#read`). */
-  #reads = new Map<string, Promise<void>>();
+  /** The open groups of reads in flight, by service and key (see `#read`). */
+  #reads: Record<AtomicService, Map<string, ReadGroup>> = {
+    cache: new Map(),
+    counter: new Map(),
+    flag: new Map(),
+    kv: new Map(),
+    set: new Map(),
+  };
   #atomic: AtomicBatches;
   /** The atomic batches on their way (close() waits for them). */
   #batches = new Set<Promise<unknown>>();
@@ -607,21 +622,34 @@ export class DiskBackend implements Backend {
 
   /**
    * Reads `key` of `service` once the writes of the key asked before have their answers, and
-   * notes the read until it is done: the writes of the key asked meanwhile wait for it. So the
-   * operations of one key take effect in the order they are called (`keepsCallOrder`).
+   * counts the read in its key's open group until it is done: the next write of the key closes
+   * the group and waits for its reads. So the operations of one key take effect in the order
+   * they are called (`keepsCallOrder`). (A write need not wait for the reads of earlier groups:
+   * the write that closed each of them waited, and is ahead of it in the key's queue.)
    */
   #read<T>(service: AtomicService, key: string, read: () => Promise<T>): Promise<T> {
     const written = this.#batchers[service].settled(key);
-    const result = written === undefined ? read() : written.then(read);
-    const id = `${service}\u0000${key}`;
-    const before = this.#reads.get(id);
-    const done = result.then(() => {}, () => {});
-    const reads = before === undefined ? done : Promise.all([before, done]).then(() => {});
-    this.#reads.set(id, reads);
-    reads.then(() => {
-      if (this.#reads.get(id) === reads) this.#reads.delete(id);
-    });
-    return result;
+    const groups = this.#reads[service];
+    let group = groups.get(key);
+    if (group === undefined) groups.set(key, group = { pending: 0 });
+    group.pending++;
+    return this.#counted(written === undefined ? read() : written.then(read), group, groups, key);
+  }
+
+  async #counted<T>(
+    result: Promise<T>,
+    group: ReadGroup,
+    groups: Map<string, ReadGroup>,
+    key: string,
+  ): Promise<T> {
+    try {
+      return await result;
+    } finally {
+      if (--group.pending === 0) {
+        if (groups.get(key) === group) groups.delete(key);
+        group.done?.();
+      }
+    }
   }
 
   /** Runs a write of `key` once the reads of the key asked before it are done (and `ready`). */
@@ -632,13 +660,12 @@ export class DiskBackend implements Backend {
     op: O,
     ready?: Promise<void>,
   ): Promise<R> {
-    const reads = this.#reads.size === 0 ? undefined : this.#reads.get(`${service}\u0000${key}`);
-    const before = reads === undefined
-      ? ready
-      : ready === undefined
-      ? reads
-      : Promise.all([reads, ready]).then(() => {});
-    return batcher.run(key, op, before);
+    const groups = this.#reads[service];
+    const group = groups.size === 0 ? undefined : groups.get(key);
+    if (group === undefined) return batcher.run(key, op, ready);
+    groups.delete(key); // Closed: the reads asked from now on wait for this write.
+    const reads = group.closed ??= new Promise<void>((resolve) => group.done = resolve);
+    return batcher.run(key, op, ready === undefined ? reads : Promise.all([reads, ready]).then());
   }
 
   #list(service: AtomicService, query: ListQuery): Promise<KeyPage> {
