@@ -65,19 +65,34 @@ function describeHost(hostname: string): string {
     : `${hostname}`;
 }
 
-/** Resolves with the first SIGINT or SIGTERM; a second one exits at once. */
+/**
+ * How long after a SIGINT another SIGINT is the same Ctrl+C, in ms. A terminal sends SIGINT to
+ * its whole foreground process group, and the launchers in that group forward it to their child
+ * as well (`deno task`, `npx`, `npm run`): one Ctrl+C reaches Purple two or three times within a
+ * few milliseconds. A person pressing Ctrl+C again to stop at once takes longer than this.
+ */
+export const SAME_CTRL_C_MS = 1_000;
+
+/**
+ * Resolves with the first SIGINT or SIGTERM; a second one exits at once, except a SIGINT within
+ * {@linkcode SAME_CTRL_C_MS} of a first SIGINT (the same Ctrl+C, delivered again by a launcher).
+ */
 function signals(log: (line: string) => void): { received: Promise<string>; dispose(): void } {
   const listeners: Array<[Deno.Signal, () => void]> = [];
-  let first = true;
+  let first: { signal: Deno.Signal; at: number } | undefined;
   const received = new Promise<string>((resolve) => {
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const listener = () => {
-        if (!first) {
-          log(`Received ${signal} again: exiting without waiting`);
-          Deno.exit(1);
+        const at = performance.now();
+        if (first === undefined) {
+          first = { signal, at };
+          return resolve(signal);
         }
-        first = false;
-        resolve(signal);
+        if (signal === "SIGINT" && first.signal === "SIGINT" && at - first.at < SAME_CTRL_C_MS) {
+          return; // The same Ctrl+C.
+        }
+        log(`Received ${signal} again: exiting without waiting`);
+        Deno.exit(1);
       };
       try {
         Deno.addSignalListener(signal, listener);
@@ -96,8 +111,9 @@ function signals(log: (line: string) => void): { received: Promise<string>; disp
 /**
  * Serves a configuration until SIGINT or SIGTERM: prints the start-up lines, opens the backend,
  * starts the servers, and on the first signal lets requests in flight finish, closes the backend
- * and returns 0 (a second signal exits at once with 1). A failure that is the user's or the
- * environment's (a TLS file, a backend that cannot be opened, a port that cannot be bound) prints
+ * and returns 0. A second signal exits at once with 1, but for a SIGINT within
+ * {@linkcode SAME_CTRL_C_MS} of the first: the same Ctrl+C, which a launcher such as `deno task`
+ * delivers again. A failure that is the user's or the environment's (a TLS file, a backend that cannot be opened, a port that cannot be bound) prints
  * one line and returns 2; anything else is a bug and is thrown.
  *
  * @param config What to serve, from `parseCli()`.
