@@ -213,6 +213,32 @@ export const SETTINGS = {
     read: milliseconds,
     fallback: undefined,
   }),
+  redisInsecureTls: setting<boolean>({
+    flag: "redis-insecure-tls",
+    env: ["PURPLE_REDIS_INSECURE_TLS"],
+    kind: "switch",
+    shown: "off",
+    help: "do not check the certificate of a rediss:// Redis (Heroku Redis's is self-signed)",
+    read: goBoolean,
+    fallback: false,
+  }),
+  redisStartWaitMs: setting<number>({
+    flag: "redis-start-wait-ms",
+    value: "N",
+    env: ["PURPLE_REDIS_START_WAIT_MS"],
+    kind: "text",
+    shown: "30000",
+    help: "at start, retry a Redis that cannot be reached yet for this long (0: fail at once)",
+    read: (text, from) =>
+      wholeNumber(
+        text,
+        from,
+        0,
+        MAX_TIMER_MS,
+        `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
+      ),
+    fallback: 30_000,
+  }),
   hostname: setting<string>({
     flag: "host",
     value: "ADDR",

@@ -110,8 +110,18 @@ export interface CliConfig {
   /** The redis backend's layout, prefix, cluster and WAIT settings; absent when none is set. */
   redis?: Pick<
     BackendOptions,
-    "redisLayout" | "redisPrefix" | "redisCluster" | "redisWaitReplicas" | "redisWaitTimeoutMs"
+    | "redisLayout"
+    | "redisPrefix"
+    | "redisCluster"
+    | "redisWaitReplicas"
+    | "redisWaitTimeoutMs"
+    | "redisInsecureTls"
   >;
+  /**
+   * How long the redis backend retries, at start, a Redis that cannot be reached yet (a Redis
+   * started beside Purple), in milliseconds; 0 fails at once.
+   */
+  redisStartWaitMs: number;
   /** The address to bind. */
   hostname: string;
   /** The size limits. */
@@ -319,6 +329,7 @@ function redis(s: Resolver, cluster: boolean): Pick<CliConfig, "redis"> {
   if (replicas !== undefined) settings.redisWaitReplicas = replicas;
   const waitTimeoutMs = s.value("redisWaitTimeoutMs");
   if (waitTimeoutMs !== undefined) settings.redisWaitTimeoutMs = waitTimeoutMs;
+  if (s.value("redisInsecureTls")) settings.redisInsecureTls = true;
   return Object.keys(settings).length === 0 ? {} : { redis: settings };
 }
 
@@ -386,6 +397,7 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
       dataDir: s.value("dataDir"),
       redisUrl: redisUrl(s, cluster),
       ...redis(s, cluster),
+      redisStartWaitMs: s.value("redisStartWaitMs"),
       hostname: s.value("hostname"),
       limits: {
         maxKeyBytes: s.value("maxKeyBytes"),

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { PurpleError } from "@purple/protocol/errors";
+import { PurpleError, UnavailableError } from "@purple/protocol/errors";
 import { openBackend, resolveLayoutName } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
@@ -108,6 +108,53 @@ function signals(log: (line: string) => void): { received: Promise<string>; disp
   };
 }
 
+/** The waits between attempts to reach a Redis at start, in ms; the last one repeats. */
+export const START_RETRY_DELAYS_MS: readonly number[] = [250, 500, 1_000, 2_000, 4_000, 5_000];
+
+/**
+ * Opens the backend, and while it answers `UnavailableError` (a Redis that cannot be reached
+ * yet: one started beside Purple, a fresh `kubectl apply`), tries again after the waits of
+ * {@linkcode START_RETRY_DELAYS_MS}, for at most `waitMs` in all, printing one line per retry.
+ * Past that, the last error is thrown with how long Purple waited.
+ */
+async function retryUnavailable<T>(
+  open: () => Promise<T>,
+  waitMs: number,
+  log: (line: string) => void,
+): Promise<T> {
+  const start = Date.now();
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (!(error instanceof UnavailableError)) throw error;
+      const waited = Date.now() - start;
+      const delay = Math.min(
+        START_RETRY_DELAYS_MS[Math.min(attempt, START_RETRY_DELAYS_MS.length - 1)],
+        waitMs - waited,
+      );
+      if (delay <= 0) {
+        if (waitMs === 0) throw error;
+        throw new UnavailableError(
+          `${error.message} (still unreachable after ${seconds(waited)}; ` +
+            "--redis-start-wait-ms sets how long Purple retries at start)",
+          { cause: error },
+        );
+      }
+      log(
+        `${error.message}: retrying in ${seconds(delay)} (waited ${seconds(waited)} of ${
+          seconds(waitMs)
+        })`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
+}
+
 /**
  * Serves a configuration until SIGINT or SIGTERM: prints the start-up lines, opens the backend,
  * starts the servers, and on the first signal lets requests in flight finish, closes the backend
@@ -138,13 +185,17 @@ export async function serve(config: CliConfig): Promise<number> {
   }
   let ops;
   try {
-    ops = await openBackend({
-      kind: config.backend,
-      dataDir: config.dataDir,
-      redisUrl: config.redisUrl,
-      ...config.redis,
-      limits: config.limits,
-    });
+    const open = () =>
+      openBackend({
+        kind: config.backend,
+        dataDir: config.dataDir,
+        redisUrl: config.redisUrl,
+        ...config.redis,
+        limits: config.limits,
+      });
+    ops = config.backend === "redis"
+      ? await retryUnavailable(open, config.redisStartWaitMs, log)
+      : await open();
   } catch (error) {
     if (error instanceof PurpleError) return fail(error.message);
     if (isSystemError(error)) {
@@ -163,11 +214,16 @@ export async function serve(config: CliConfig): Promise<number> {
     auth: config.auth,
     tls: tls && { cert: tls.cert, key: tls.key },
   });
+  // What is being bound, for the one line of a failure: `127.0.0.1:8080 (HTTP)`.
+  const host = config.hostname.includes(":") ? `[${config.hostname}]` : config.hostname;
+  let binding = "";
   try {
     if (config.http !== undefined) {
+      binding = `${host}:${config.http} (HTTP)`;
       servers.push(await startHttpServer(ops, options(config.http)));
     }
     if (config.grpc !== undefined) {
+      binding = `${host}:${config.grpc} (gRPC)`;
       const { startGrpcServer } = await import("./grpc.ts");
       servers.push(await startGrpcServer(ops, options(config.grpc)));
     }
@@ -176,7 +232,9 @@ export async function serve(config: CliConfig): Promise<number> {
     await Promise.all(servers.map((server) => server.shutdown()));
     await ops.close();
     if (isListenError(error) || error instanceof PurpleError) {
-      return fail(`Cannot listen on ${config.hostname}: ${error.message}`);
+      // The gRPC server's errors end with the address and `(gRPC)`, said here already.
+      const reason = error.message.replace(/ \S+ \(gRPC\)$/, "");
+      return fail(`Cannot listen on ${binding}: ${reason}`);
     }
     throw error;
   }

@@ -337,6 +337,19 @@ Deno.test("docker-compose.yml: Purple on Redis, with the ports of its command", 
   assert.equal(purple.depends_on?.redis.condition, "service_healthy");
 });
 
+Deno.test("docker-compose.yml: Redis keeps an append-only file on its volume, as the README says", async () => {
+  const { redis } = compose.services as Record<string, ComposeService & { volumes?: string[] }>;
+  const command = redis.command!.join(" ");
+  assert.match(command, /^redis-server .*--appendonly yes/);
+  assert.match(command, /--appendfsync everysec/);
+  assert.deepEqual(redis.volumes, ["redis-data:/data"]);
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  assert.match(
+    readme,
+    /the Compose file's writes an append-only file to\s+its volume `redis-data`/,
+  );
+});
+
 Deno.test("docker-compose.yml: the TODO example on port 3000, over the purple service", () => {
   const { todo, purple } = compose.services;
   const config = purpleConfig(purple.command!.slice(1), PURPLE_ENV);
@@ -412,12 +425,31 @@ function checkDeployment(
   return { config, container: { ...container, port: containerPort.containerPort } };
 }
 
-function checkRedis(docs: Manifest[], config: CliConfig): void {
+/** The Redis of both Purple manifests: deploy/redis-k8s.yaml, a file of its own. */
+async function checkRedis(config: CliConfig): Promise<void> {
+  const docs = await manifests("redis-k8s.yaml");
   const service = find(docs, "Service", "purple-redis");
   const url = new URL(config.redisUrl);
   assert.equal(url.hostname, service.metadata.name);
   assert.equal(Number(url.port), service.spec.ports[0].port);
   checkDeployment(docs, "purple-redis");
+}
+
+/** The access tokens come from the Secret purple-auth, optional (deploy/purple-secret-k8s.yaml). */
+async function checkTokens(container: Manifest): Promise<void> {
+  const secret = find(await manifests("purple-secret-k8s.yaml"), "Secret", "purple-auth");
+  const fromSecret = (container.env ?? []).filter((e: Manifest) => e.valueFrom?.secretKeyRef);
+  assert.deepEqual(
+    fromSecret.map((e: Manifest) => e.name).sort(),
+    ["PURPLE_AUTH_TOKEN", "PURPLE_READ_TOKEN"],
+  );
+  for (const { name, valueFrom: { secretKeyRef } } of fromSecret) {
+    assert.deepEqual(secretKeyRef, { name: "purple-auth", key: name, optional: true });
+    assert.equal(secret.stringData[name], "", `${name}: the stub holds no token`);
+  }
+  // An empty variable is unset: the stub as it is requires no token.
+  const config = purpleConfig(container.args.slice(1), secret.stringData);
+  assert.equal(config.auth, undefined);
 }
 
 Deno.test("deploy/purple-http-k8s.yaml: purple http on Redis, probed on /ping", async () => {
@@ -432,7 +464,8 @@ Deno.test("deploy/purple-http-k8s.yaml: purple http on Redis, probed on /ping", 
     const port = container.ports.find((p: Manifest) => p.name === probe.httpGet.port);
     assert.equal(port?.containerPort ?? probe.httpGet.port, config.http);
   }
-  checkRedis(docs, config);
+  await checkRedis(config);
+  await checkTokens(container);
 });
 
 Deno.test("deploy/purple-grpc-k8s.yaml: purple grpc on Redis, probed by the gRPC health service", async () => {
@@ -446,15 +479,20 @@ Deno.test("deploy/purple-grpc-k8s.yaml: purple grpc on Redis, probed by the gRPC
     assert.deepEqual(Object.keys(probe.grpc), ["port"], "asks the overall health (service '')");
     assert.equal(probe.grpc.port, config.grpc);
   }
-  checkRedis(docs, config);
+  await checkRedis(config);
+  await checkTokens(container);
 });
 
-Deno.test("deploy/: both manifests install the same Redis, so applying both gives one", async () => {
-  const redis = (docs: Manifest[]) => docs.filter((doc) => doc.metadata.name === "purple-redis");
-  assert.deepEqual(
-    redis(await manifests("purple-http-k8s.yaml")),
-    redis(await manifests("purple-grpc-k8s.yaml")),
-  );
+Deno.test("deploy/: Redis is in a file of its own, so deleting one Purple leaves the other's", async () => {
+  for (const file of ["purple-http-k8s.yaml", "purple-grpc-k8s.yaml"]) {
+    const docs = await manifests(file);
+    assert.deepEqual(docs.filter((doc) => doc.metadata.name === "purple-redis"), [], file);
+    assert.match(
+      await Deno.readTextFile(`${ROOT}/deploy/${file}`),
+      /kubectl apply -f deploy\/redis-k8s\.yaml/,
+      `${file} says to apply the Redis first`,
+    );
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -499,6 +537,7 @@ Deno.test("deploy/purple-redis-cluster-k8s.yaml: Purple replicas on a 3+3 Redis 
   const script = job.spec.template.spec.containers[0].command.join(" ");
   assert.match(script, /for i in 0 1 2 3 4 5/);
   assert.match(script, /redis-cli --cluster create \$nodes --cluster-replicas 1 --cluster-yes/);
+  await checkTokens(container);
   for (const budget of ["purple", "purple-redis-cluster"]) {
     assert.ok(find(docs, "PodDisruptionBudget", budget).spec.selector);
   }
@@ -574,6 +613,10 @@ Deno.test("Procfile: the web process is purple http on $PORT, on Heroku's $REDIS
   assert.equal(config.hostname, "0.0.0.0");
   assert.equal(config.backend, "redis");
   assert.equal(config.redisUrl, HEROKU_ENV.REDIS_URL);
+  // Heroku Redis's self-signed certificate is accepted for Redis alone, not for the process.
+  assert.equal(config.redis?.redisInsecureTls, true);
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  assert.ok(!readme.includes("NODE_TLS_REJECT_UNAUTHORIZED"), "no process-wide TLS opt-out");
 });
 
 Deno.test("heroku.yml: builds the Dockerfile and runs the Procfile's command", async () => {
