@@ -114,7 +114,10 @@ Deno.test("Dockerfile: the dependencies get a layer of their own, before the cod
     "COPY protocol/deno.json protocol/",
     "RUN deno install --frozen",
   ]);
-  assert.match(steps[code + 1], /^RUN deno cache --frozen mod\.ts examples\/todo\/main\.ts$/);
+  assert.match(
+    steps[code + 1],
+    /^RUN deno cache --frozen mod\.ts examples\/todo\/main\.ts bin\/healthcheck\.ts$/,
+  );
 });
 
 Deno.test("Dockerfile: it runs as the non-root user deno", () => {
@@ -141,16 +144,96 @@ Deno.test("Dockerfile: the disk backend keeps its data on the volume", () => {
   assert.ok(all("RUN").some((i) => i.args === "mkdir /data && chown deno:deno /data"));
 });
 
-Deno.test("Dockerfile: HEALTHCHECK asks /ping on the HTTP port", () => {
+Deno.test("Dockerfile: HEALTHCHECK runs bin/healthcheck.ts, which reads purple's own command", () => {
   const [, options, command] = /^((?:--\S+\s+)*)CMD\s+(.*)$/.exec(one("HEALTHCHECK").args) ?? [];
   assert.ok(command, "HEALTHCHECK must use CMD in exec form");
   assert.match(options, /--interval=\d+s/);
-  const argv = execForm(command);
-  assert.deepEqual(argv.slice(0, 2), ["deno", "eval"]);
-  assert.match(
-    argv[2],
-    new RegExp(`fetch\\('http://127\\.0\\.0\\.1:${IMAGE_CONFIG.http}/ping'\\)`),
-  );
+  assert.deepEqual(execForm(command), ["deno", "run", "-A", "/app/bin/healthcheck.ts"]);
+});
+
+/** Runs the health check against the process `pid`: its exit code and its line. */
+async function healthOf(pid: number): Promise<{ code: number; stderr: string }> {
+  const { code, stderr } = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    `${ROOT}/bin/healthcheck.ts`,
+    String(pid),
+  ]);
+  return { code, stderr };
+}
+
+Deno.test("bin/healthcheck.ts asks purple on the ports, protocol and address it was given", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "purple-health-" });
+  const free = () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    return port;
+  };
+  const serve = async (args: string[], env: Record<string, string> = {}) => {
+    const purple = start(Deno.execPath(), ["run", "-A", `${ROOT}/mod.ts`, ...args], {
+      cwd: dir,
+      env,
+    });
+    await purple.line(/^Starting up the (HTTP|gRPC) server on port \d+$/);
+    await purple.line(/^Starting up the (HTTP|gRPC) server on port \d+$/);
+    return purple;
+  };
+  try {
+    await t.step("the image's command: HTTP /ping on 0.0.0.0, the port of a variable", async () => {
+      const purple = await serve(["--host", "0.0.0.0", "--backend", "memory"], {
+        PURPLE_HTTP_PORT: String(free()),
+        PURPLE_GRPC_PORT: String(free()),
+      });
+      assert.deepEqual(await healthOf(purple.child.pid), { code: 0, stderr: "" });
+      purple.child.kill("SIGSTOP"); // A frozen purple accepts nothing: unhealthy within 2.5 s.
+      const frozen = await healthOf(purple.child.pid);
+      purple.child.kill("SIGCONT");
+      assert.equal(frozen.code, 1);
+      assert.match(frozen.stderr, /^unhealthy: /);
+      assert.equal(await purple.stop(), 0);
+    });
+    await t.step("purple grpc: a connection to its port", async () => {
+      const purple = await serve(["grpc", "--backend", "memory", "--port", String(free())]);
+      assert.deepEqual(await healthOf(purple.child.pid), { code: 0, stderr: "" });
+      assert.equal(await purple.stop(), 0);
+    });
+    await t.step("HTTP over TLS (--tls-cert): /ping over TLS", async () => {
+      const made = await run("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+        "-subj",
+        "/CN=purple.test",
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+      const args = ["http", "--backend", "memory", "--port", String(free())];
+      const purple = start(Deno.execPath(), ["run", "-A", `${ROOT}/mod.ts`, ...args], {
+        cwd: dir,
+        env: { PURPLE_TLS_CERT: `${dir}/cert.pem`, PURPLE_TLS_KEY: `${dir}/key.pem` },
+      });
+      await purple.line(/^Starting up the HTTP server on port \d+$/);
+      assert.deepEqual(await healthOf(purple.child.pid), { code: 0, stderr: "" });
+      assert.equal(await purple.stop(), 0);
+    });
+    await t.step("a process that is not purple is unhealthy", async () => {
+      const other = await healthOf(Deno.pid);
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /^unhealthy: process \d+ is not purple/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("bin/purple runs mod.ts with the permissions of deno task compile", async () => {
