@@ -156,6 +156,7 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
     if (error instanceof PurpleError) {
       const status = HTTP_STATUS[error.code];
       if (status >= 500) log(`${describeRequest(c)} failed: ${error.message}`);
+      if (status === 404 && c.req.header("accept") === undefined) return originalNotFound();
       return json(errorBody(error.message), status);
     }
     log(`Internal error answering ${describeRequest(c)}: ${(error as Error)?.stack ?? error}`);
@@ -184,6 +185,17 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
     fetch: (request) => app.fetch(withPath(request)),
     request: (input, init) => app.request(input, init),
   };
+}
+
+/**
+ * A miss (`NotFoundError`) answered to a request without an `Accept` header: the original Go
+ * Purple's 404 with an empty body. Its Go HTTP client sends no `Accept` and reads a cache miss
+ * by failing to parse the body as JSON: a `{"error": ...}` body parses, into an empty value and
+ * no error. Every other client (curl, browsers, `fetch`, HttpClient) sends `Accept` and gets the
+ * JSON body that says why.
+ */
+function originalNotFound(): Response {
+  return new Response(null, { status: 404 });
 }
 
 /**
