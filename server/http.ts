@@ -28,8 +28,8 @@
  */
 
 import { type Context, Hono } from "hono";
-import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
-import { HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
+import { OPERATION_NAMES, type OperationName, OPERATIONS, type Operations } from "@purple/protocol";
+import { codeFromHttpStatus, HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
 import type { AccessTokens, RunningServer, ServeOptions } from "./options.ts";
@@ -46,6 +46,8 @@ import {
 import { refuseWhenBusy, withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
+import type { Metrics } from "./metrics.ts";
+import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
 
 export { jsonBodyLimit } from "./_http_routes.ts";
 
@@ -73,6 +75,11 @@ export interface HttpAppOptions {
   log?: (line: string) => void;
   /** Require an access token on every route but `/ping` (see `ServeOptions.auth`). */
   auth?: AccessTokens;
+  /**
+   * Count requests into these metrics and serve them at `GET /metrics` (see
+   * `ServeOptions.metrics`).
+   */
+  metrics?: Metrics;
 }
 
 /**
@@ -106,6 +113,25 @@ const ROUTES = OPERATION_NAMES.map((name) => ({ name, ...OPERATIONS[name].http }
 /** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
 const allowedMethods = allowedMethodsOf(ROUTES);
 
+/** The operation of each method and route prefix (`GET /cache/`), from the table. */
+const OPERATION_OF = new Map(ROUTES.map(({ name, method, path }) => [
+  `${method} ${routePrefix(path)}`,
+  name,
+]));
+
+/** The operation a request calls (HEAD as GET), or `undefined` for none. */
+function operationOf(method: string, path: string): OperationName | undefined {
+  const second = path.indexOf("/", 1);
+  if (second < 0) return undefined;
+  return OPERATION_OF.get(`${method === "HEAD" ? "GET" : method} ${path.slice(0, second + 1)}`);
+}
+
+/** What an HTTP status says of a request's outcome. */
+function outcomeOf(status: number): Outcome {
+  if (status < 400) return "ok";
+  return codeFromHttpStatus(status) ?? (status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT");
+}
+
 function describeRequest(c: Context): string {
   return `${c.req.method} ${clip(rawPath(c.req.url), 200)}`;
 }
@@ -132,12 +158,20 @@ function describeRequest(c: Context): string {
  * ```
  */
 export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp {
-  const { limits } = options;
+  const { limits, metrics } = options;
   const deadlines = serverDeadlines(limits);
+  const recorder = metrics && recorderOf(metrics);
+  const HTTP = protocolIndex("http");
   const route: RouteContext = {
-    ops: withBackendTimeout(ops, limits.backendTimeoutMs, deadlines),
+    ops: withBackendTimeout(
+      ops,
+      limits.backendTimeoutMs,
+      deadlines,
+      recorder && ((operation) => recorder.backendTimeout(HTTP, operation)),
+    ),
     limits,
     deadlines,
+    refused: recorder && ((limit) => recorder.refused(HTTP, limit)),
   };
   const log = options.log ?? console.log;
   const app = new Hono();
@@ -164,7 +198,9 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.notFound((c) => {
-    const allow = allowedMethods(c.req.path);
+    const allow = metrics !== undefined && c.req.path === "/metrics"
+      ? "GET, HEAD"
+      : allowedMethods(c.req.path);
     if (allow === undefined) {
       return json(errorBody(`Cannot ${describeRequest(c)}: no such route`), 404);
     }
@@ -176,6 +212,12 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.get("/ping", () => new Response(null, { status: 200 }));
+  if (metrics !== undefined) {
+    app.get("/metrics", async () =>
+      new Response(await metrics.text(), {
+        headers: { "content-type": metrics.contentType, "cache-control": "no-store" },
+      }));
+  }
   for (const { name, method, path } of ROUTES) {
     const prefix = routePrefix(path);
     const handle = HTTP_HANDLERS[name];
@@ -269,20 +311,52 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
+  /** The answers of the server itself (busy, shutting down), not of an operation. */
+  const own = new WeakSet<Response>();
   const handle = async (request: Request): Promise<Response> => {
     if (draining) {
-      return json(errorBody("Purple is shutting down: retry the request"), 503, {
+      const answer = json(errorBody("Purple is shutting down: retry the request"), 503, {
         "content-type": "application/json",
         "connection": "close",
       });
+      own.add(answer);
+      return answer;
     }
     const busy = refuseWhenBusy(request, inFlight, options.limits);
-    if (busy !== undefined) return busy;
+    if (busy !== undefined) {
+      recorder?.refused(HTTP, "concurrent_requests");
+      own.add(busy);
+      return busy;
+    }
     inFlight++;
     try {
       return await app.fetch(request);
     } finally {
       if (--inFlight === 0) drained?.();
+    }
+  };
+  const recorder = options.metrics && recorderOf(options.metrics);
+  const HTTP = protocolIndex("http");
+  const readInFlight = () => inFlight;
+  recorder?.inFlight[HTTP].push(readInFlight);
+  /** The same, counting each request by operation and outcome, with its time. */
+  const measured = async (request: Request): Promise<Response> => {
+    const start = performance.now();
+    let response: Response | undefined;
+    try {
+      return response = await handle(request);
+    } finally {
+      const operation = operationOf(request.method, rawPath(request.url));
+      const outcome = response === undefined ? "INTERNAL" : outcomeOf(response.status);
+      const backendFailed = operation !== undefined && response !== undefined &&
+        (outcome === "UNAVAILABLE" || outcome === "INTERNAL") && !own.has(response);
+      recorder!.request(
+        HTTP,
+        operationIndex(operation),
+        outcome,
+        (performance.now() - start) / 1000,
+        backendFailed,
+      );
     }
   };
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -296,7 +370,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
         log(`Internal error in the HTTP server: ${(error as Error)?.stack ?? error}`);
         return json(errorBody("Internal server error"), 500);
       },
-    }, handle);
+    }, recorder === undefined ? handle : measured);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -314,6 +388,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
       if (inFlight > 0) log(`Cutting off ${inFlight} HTTP requests still in flight`);
     }
     await server.shutdown();
+    recorder?.inFlight[HTTP].splice(recorder.inFlight[HTTP].indexOf(readInFlight), 1);
   };
   let stopping: Promise<void> | undefined;
   return Promise.resolve({

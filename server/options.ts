@@ -5,6 +5,7 @@
  */
 
 import type { Limits } from "../backends/limits.ts";
+import type { Metrics } from "./metrics.ts";
 
 /**
  * The access tokens a server accepts: `full` tokens may call every operation, `read` tokens only
@@ -59,6 +60,13 @@ export interface ServeOptions {
   auth?: AccessTokens;
   /** Serve over TLS: the certificate (and chain) and its unencrypted private key, PEM text. */
   tls?: { cert: string; key: string };
+  /**
+   * Count requests (by operation and outcome, with their time), refusals and backend failures
+   * into these metrics; give the same object to the HTTP and gRPC servers of a process. The HTTP
+   * server then answers `GET /metrics` (behind the token when tokens are set; a read-only token
+   * may read it).
+   */
+  metrics?: Metrics;
 }
 
 /**

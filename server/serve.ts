@@ -10,6 +10,7 @@ import { PurpleError, UnavailableError } from "@purple/protocol/errors";
 import { openBackend, resolveLayoutName } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
+import { Metrics } from "./metrics.ts";
 import { accessLines, isLoopback } from "./_auth.ts";
 import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
 import { type CliConfig, VERSION } from "./config.ts";
@@ -205,6 +206,7 @@ export async function serve(config: CliConfig): Promise<number> {
   }
   const stop = signals(log);
   const servers: RunningServer[] = [];
+  const metrics = new Metrics();
   const options = (port: number): ServeOptions => ({
     hostname: config.hostname,
     port,
@@ -213,6 +215,7 @@ export async function serve(config: CliConfig): Promise<number> {
     log,
     auth: config.auth,
     tls: tls && { cert: tls.cert, key: tls.key },
+    metrics,
   });
   // What is being bound, for the one line of a failure: `127.0.0.1:8080 (HTTP)`.
   const host = config.hostname.includes(":") ? `[${config.hostname}]` : config.hostname;
