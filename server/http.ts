@@ -47,6 +47,8 @@ import { refuseWhenBusy, withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
 import type { Metrics } from "./metrics.ts";
+import { openApiDocument } from "./_openapi.ts";
+import { VERSION } from "./config.ts";
 import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
 
 export { jsonBodyLimit } from "./_http_routes.ts";
@@ -198,9 +200,9 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.notFound((c) => {
-    const allow = metrics !== undefined && c.req.path === "/metrics"
-      ? "GET, HEAD"
-      : allowedMethods(c.req.path);
+    const own = c.req.path === "/openapi.json" ||
+      (metrics !== undefined && c.req.path === "/metrics");
+    const allow = own ? "GET, HEAD" : allowedMethods(c.req.path);
     if (allow === undefined) {
       return json(errorBody(`Cannot ${describeRequest(c)}: no such route`), 404);
     }
@@ -212,6 +214,10 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.get("/ping", () => new Response(null, { status: 200 }));
+  const openApi = JSON.stringify(
+    openApiDocument({ version: VERSION, metrics: metrics !== undefined }),
+  );
+  app.get("/openapi.json", () => json(openApi));
   if (metrics !== undefined) {
     app.get("/metrics", async () =>
       new Response(await metrics.text(), {
