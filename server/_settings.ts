@@ -119,6 +119,19 @@ function token(text: string, from: Source): string {
   return text;
 }
 
+/** An origin a browser sends (`https://app.example.com`, `http://localhost:3000`), or `*`. */
+function corsOrigin(text: string, from: Source): string {
+  if (text === "*") return text;
+  if (URL.canParse(text)) {
+    const url = new URL(text);
+    if (/^https?:$/.test(url.protocol) && url.origin === text) return text;
+  }
+  throw new UsageError(
+    `Bad ${from}: expected an origin such as 'https://app.example.com' (scheme, host and ` +
+      `port only, no path nor '/' at the end) or '*', found '${text}'`,
+  );
+}
+
 function setting<Value>(declared: Setting<Value>): Setting<Value> {
   return declared;
 }
@@ -372,6 +385,17 @@ export const SETTINGS = {
     shown: "none",
     help: "a read-only token (read operations only)",
     read: token,
+    fallback: [],
+  }),
+  corsOrigins: setting<string[]>({
+    flag: "cors-origin",
+    value: "ORIGIN",
+    env: ["PURPLE_CORS_ORIGIN"],
+    kind: "list",
+    item: "origin",
+    shown: "none",
+    help: "let web pages of this origin call the HTTP API (`*`: any); repeat for more",
+    read: corsOrigin,
     fallback: [],
   }),
   tlsCert: setting<string | undefined>({

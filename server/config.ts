@@ -135,6 +135,8 @@ export interface CliConfig {
   auth?: AccessTokens;
   /** The TLS certificate and key files; absent for plaintext. */
   tls?: { certFile: string; keyFile: string };
+  /** The origins whose web pages may call the HTTP API (CORS); absent when none is set. */
+  corsOrigins?: string[];
 }
 
 /**
@@ -345,6 +347,11 @@ function access(s: Resolver): { auth?: AccessTokens } {
   return full.length + read.length === 0 ? {} : { auth: { full, read } };
 }
 
+function cors(s: Resolver): { corsOrigins?: string[] } {
+  const origins = s.value("corsOrigins");
+  return origins.length === 0 ? {} : { corsOrigins: origins };
+}
+
 function tls(s: Resolver): { tls?: { certFile: string; keyFile: string } } {
   const cert = s.given("tlsCert");
   const key = s.given("tlsKey");
@@ -411,6 +418,7 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
       debug: s.value("debug"),
       ...access(s),
       ...tls(s),
+      ...cors(s),
     },
   };
 }

@@ -28,6 +28,7 @@
  */
 
 import { type Context, Hono } from "hono";
+import { cors } from "hono/cors";
 import { OPERATION_NAMES, type OperationName, OPERATIONS, type Operations } from "@purple/protocol";
 import { codeFromHttpStatus, HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
@@ -82,6 +83,8 @@ export interface HttpAppOptions {
    * `ServeOptions.metrics`).
    */
   metrics?: Metrics;
+  /** Let web pages of these origins call the API (see `ServeOptions.corsOrigins`). */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -115,17 +118,26 @@ const ROUTES = OPERATION_NAMES.map((name) => ({ name, ...OPERATIONS[name].http }
 /** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
 const allowedMethods = allowedMethodsOf(ROUTES);
 
-/** The operation of each method and route prefix (`GET /cache/`), from the table. */
-const OPERATION_OF = new Map(ROUTES.map(({ name, method, path }) => [
-  `${method} ${routePrefix(path)}`,
-  name,
-]));
+/** The operation indexes (metrics) of each route prefix (`/cache/`), by method, from the table. */
+const OPERATIONS_BY_PREFIX = new Map<string, Record<string, number>>();
+for (const { name, method, path } of ROUTES) {
+  const prefix = routePrefix(path);
+  const byMethod = OPERATIONS_BY_PREFIX.get(prefix) ?? {};
+  byMethod[method] = operationIndex(name);
+  OPERATIONS_BY_PREFIX.set(prefix, byMethod);
+}
+const NO_OPERATION = operationIndex(undefined);
 
-/** The operation a request calls (HEAD as GET), or `undefined` for none. */
-function operationOf(method: string, path: string): OperationName | undefined {
-  const second = path.indexOf("/", 1);
-  if (second < 0) return undefined;
-  return OPERATION_OF.get(`${method === "HEAD" ? "GET" : method} ${path.slice(0, second + 1)}`);
+/**
+ * The operation index (metrics) of a request to `url` (HEAD as GET): found from the first path
+ * segment, without building the path (this runs for every request).
+ */
+function operationOfRequest(method: string, url: string): number {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  const second = start < 0 ? -1 : url.indexOf("/", start + 1);
+  if (second < 0) return NO_OPERATION;
+  const byMethod = OPERATIONS_BY_PREFIX.get(url.slice(start, second + 1));
+  return byMethod?.[method === "HEAD" ? "GET" : method] ?? NO_OPERATION;
 }
 
 /** What an HTTP status says of a request's outcome. */
@@ -186,6 +198,10 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
       log(`${describeRequest(c)} ${c.res.status} ${ms}ms`);
     });
   }
+  // Before the token check: a browser's preflight (OPTIONS) carries no token.
+  if (options.corsOrigins !== undefined && options.corsOrigins.length > 0) {
+    app.use(corsMiddleware(options.corsOrigins));
+  }
   if (options.auth) app.use(httpAccessGuard(new AccessControl(options.auth)));
 
   app.onError((error, c) => {
@@ -233,6 +249,22 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
     fetch: (request) => app.fetch(withPath(request)),
     request: (input, init) => app.request(input, init),
   };
+}
+
+/**
+ * Hono's CORS middleware for the HTTP API: the methods of the routes, the headers a client
+ * sends (`Authorization`, `Content-Type`, `Accept`) and reads (`Retry-After`), preflights cached
+ * for 10 minutes. With `*`, any origin (no credentials: tokens travel in `Authorization`, which
+ * a page sets itself).
+ */
+function corsMiddleware(origins: readonly string[]) {
+  return cors({
+    origin: origins.includes("*") ? "*" : [...origins],
+    allowMethods: ["GET", "HEAD", "PUT", "DELETE"],
+    allowHeaders: ["Authorization", "Content-Type", "Accept"],
+    exposeHeaders: ["Retry-After", "WWW-Authenticate"],
+    maxAge: 600,
+  });
 }
 
 /**
@@ -352,13 +384,13 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
     try {
       return response = await handle(request);
     } finally {
-      const operation = operationOf(request.method, rawPath(request.url));
+      const operation = operationOfRequest(request.method, request.url);
       const outcome = response === undefined ? "INTERNAL" : outcomeOf(response.status);
-      const backendFailed = operation !== undefined && response !== undefined &&
+      const backendFailed = operation !== NO_OPERATION && response !== undefined &&
         (outcome === "UNAVAILABLE" || outcome === "INTERNAL") && !own.has(response);
       recorder!.request(
         HTTP,
-        operationIndex(operation),
+        operation,
         outcome,
         (performance.now() - start) / 1000,
         backendFailed,

@@ -67,6 +67,12 @@ export interface ServeOptions {
    * may read it).
    */
   metrics?: Metrics;
+  /**
+   * HTTP: let web pages of these origins call the API (CORS: `Access-Control-Allow-Origin`,
+   * preflight requests answered before the token check); `*` lets any page. Absent: no CORS
+   * headers, and browsers keep pages of other origins out.
+   */
+  corsOrigins?: readonly string[];
 }
 
 /**

@@ -179,6 +179,10 @@ export async function serve(config: CliConfig): Promise<number> {
   }
   if (tls && config.tls) tlsLines(tls, config.tls.certFile).forEach((line) => log(line));
   accessLines(config.hostname, config.auth, tls !== undefined).forEach((line) => log(line));
+  if (config.corsOrigins !== undefined && config.http !== undefined) {
+    const who = config.corsOrigins.includes("*") ? "any origin" : config.corsOrigins.join(", ");
+    log(`CORS: web pages of ${who} may call the HTTP API`);
+  }
   if (config.backend === "disk" && typeof Deno.openKv !== "function") {
     return fail(
       "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
@@ -216,6 +220,7 @@ export async function serve(config: CliConfig): Promise<number> {
     auth: config.auth,
     tls: tls && { cert: tls.cert, key: tls.key },
     metrics,
+    corsOrigins: config.corsOrigins,
   });
   // What is being bound, for the one line of a failure: `127.0.0.1:8080 (HTTP)`.
   const host = config.hostname.includes(":") ? `[${config.hostname}]` : config.hostname;

@@ -529,3 +529,34 @@ Deno.test("purple gives up on an unreachable Redis after --redis-start-wait-ms, 
     /^purple: Cannot connect to Redis at .*\(still unreachable after 1\.5 s; --redis-start-wait-ms sets how long Purple retries at start\)\n$/,
   );
 });
+
+Deno.test("parseCli() reads --cors-origin: origins, or *, repeated or comma-separated", () => {
+  assert.equal(config([]).corsOrigins, undefined);
+  assert.deepEqual(
+    config(["--cors-origin", "https://app.example.com", "--cors-origin", "http://localhost:3000"])
+      .corsOrigins,
+    ["https://app.example.com", "http://localhost:3000"],
+  );
+  assert.deepEqual(config([], { PURPLE_CORS_ORIGIN: "*" }).corsOrigins, ["*"]);
+  assert.deepEqual(
+    config([], { PURPLE_CORS_ORIGIN: "https://a.example, https://b.example:8443" }).corsOrigins,
+    ["https://a.example", "https://b.example:8443"],
+  );
+  for (
+    const bad of [
+      "https://app.example.com/",
+      "app.example.com",
+      "ftp://x.example",
+      "https://a.example/path",
+    ]
+  ) {
+    assert.throws(
+      () => parseCli(["--cors-origin", bad], {}),
+      (error: Error) =>
+        error instanceof UsageError &&
+        error.message.startsWith(`Bad --cors-origin: expected an origin such as`) &&
+        error.message.endsWith(`found '${bad}'`),
+      bad,
+    );
+  }
+});
