@@ -33,7 +33,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
-import type { Operations } from "@purple/protocol";
+import type { OperationName, Operations } from "@purple/protocol";
 import { codeFromGrpcStatus, GRPC_STATUS, PurpleError } from "@purple/protocol/errors";
 import {
   GRPC_BINDINGS,
@@ -263,7 +263,7 @@ function registerPurple(server: grpc.Server, ops: Operations, context: Context):
         method.path,
         handler(method, ops),
         context,
-        operationIndex(method.operation),
+        method.operation,
       );
     }
     server.addService(tolerant, implementation);
@@ -311,9 +311,10 @@ function unary(
   path: string,
   handler: Handler,
   context: Context,
-  operation: number,
+  name: OperationName,
 ): grpc.handleUnaryCall<unknown, unknown> {
   const { recorder } = context;
+  const operation = operationIndex(name);
   return (call, callback) => {
     const start = context.debug || recorder ? performance.now() : 0;
     const request = call.request;

@@ -49,6 +49,7 @@ import { serverDeadlines } from "./_deadlines.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
 import type { Metrics } from "./metrics.ts";
 import { openApiDocument } from "./_openapi.ts";
+import { spanNamer } from "./_tracing.ts";
 import { VERSION } from "./config.ts";
 import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
 
@@ -240,10 +241,18 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
         headers: { "content-type": metrics.contentType, "cache-control": "no-store" },
       }));
   }
+  const nameSpan = spanNamer();
   for (const { name, method, path } of ROUTES) {
     const prefix = routePrefix(path);
     const handle = HTTP_HANDLERS[name];
-    app.on(method, `${prefix}*`, (c) => handle(c, keyOf(c, prefix), route));
+    app.on(
+      method,
+      `${prefix}*`,
+      nameSpan === undefined ? (c) => handle(c, keyOf(c, prefix), route) : (c) => {
+        nameSpan(name, path);
+        return handle(c, keyOf(c, prefix), route);
+      },
+    );
   }
   return {
     fetch: (request) => app.fetch(withPath(request)),
