@@ -4,7 +4,6 @@
 // `purple.operation` on it, through the OpenTelemetry API that Deno registers itself with.
 // When it is off, nothing here runs. Private to the servers; docs/metrics.md says more.
 
-import { trace } from "@opentelemetry/api";
 import type { OperationName } from "@purple/protocol";
 
 /** Names the active span after an operation; `undefined` when OpenTelemetry is off. */
@@ -19,9 +18,13 @@ function otelOn(): boolean {
   }
 }
 
+/** The OpenTelemetry API, loaded only when Deno's OpenTelemetry is on. */
+const api = otelOn() ? await import("@opentelemetry/api") : undefined;
+
 /** The span namer, or `undefined` when Deno's OpenTelemetry is off. */
 export function spanNamer(): SpanNamer | undefined {
-  if (!otelOn()) return undefined;
+  if (api === undefined) return undefined;
+  const { trace } = api;
   return (operation, route) => {
     const span = trace.getActiveSpan();
     if (span === undefined) return;
