@@ -29,7 +29,7 @@
 
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
-import { OPERATION_NAMES, type OperationName, OPERATIONS, type Operations } from "@purple/protocol";
+import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
 import { codeFromHttpStatus, HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";

@@ -137,7 +137,7 @@ async function retryUnavailable<T>(
       if (delay <= 0) {
         if (waitMs === 0) throw error;
         throw new UnavailableError(
-          `${error.message} (still unreachable after ${seconds(waited)}; ` +
+          `${error.message} (still unreachable after ${seconds(waitMs)}; ` +
             "--redis-start-wait-ms sets how long Purple retries at start)",
           { cause: error },
         );

@@ -420,7 +420,15 @@ Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, d
           "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
       ))
     ));
-    await sleep(200);
+    // Every PUT is in its handler (a busy machine may take a while): /metrics counts them, and
+    // the scrape itself.
+    const deadline = Date.now() + 15_000;
+    while (true) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      if (/^purple_requests_in_flight\{protocol="http"\} 201$/m.test(text)) break;
+      assert.ok(Date.now() < deadline, "the 200 PUTs never were in flight together");
+      await sleep(50);
+    }
 
     purple.child.kill("SIGTERM");
     await purple.waitFor(/^Received SIGTERM/);

@@ -1,7 +1,10 @@
 // The page of tests/browser_test.ts: runs HttpClient (bundled by `deno bundle` as client.js)
 // in the browser against the Purple servers named in the page's query string, and posts every
 // result to /report on the page's own server. Each check is one entry of CHECKS.
-import { HttpClient, NotFoundError, UnauthenticatedError } from "./client.js";
+// (Imported by its URL: client.js exists only once the test has bundled it.)
+const { HttpClient, NotFoundError, UnauthenticatedError } = await import(
+  new URL("./client.js", import.meta.url).href
+);
 
 const params = new URLSearchParams(location.search);
 const open = params.get("open"); // a Purple with --cors-origin of this page
