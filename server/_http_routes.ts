@@ -29,6 +29,8 @@ export interface RouteContext {
   readonly limits: Limits;
   /** The server's deadlines, which cut off a body that does not arrive in time. */
   readonly deadlines: Deadlines;
+  /** Told of each body refused for its size or time (the metrics count them). */
+  readonly refused?: (limit: "body_size" | "body_timeout") => void;
 }
 
 /** Answers one operation: `key` is the key (or set name) from the path, decoded once. */

@@ -28,8 +28,9 @@
  */
 
 import { type Context, Hono } from "hono";
+import { cors } from "hono/cors";
 import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
-import { HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
+import { codeFromHttpStatus, HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
 import type { AccessTokens, RunningServer, ServeOptions } from "./options.ts";
@@ -46,6 +47,11 @@ import {
 import { refuseWhenBusy, withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
+import type { Metrics } from "./metrics.ts";
+import { openApiDocument } from "./_openapi.ts";
+import { spanNamer } from "./_tracing.ts";
+import { VERSION } from "./config.ts";
+import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
 
 export { jsonBodyLimit } from "./_http_routes.ts";
 
@@ -73,6 +79,13 @@ export interface HttpAppOptions {
   log?: (line: string) => void;
   /** Require an access token on every route but `/ping` (see `ServeOptions.auth`). */
   auth?: AccessTokens;
+  /**
+   * Count requests into these metrics and serve them at `GET /metrics` (see
+   * `ServeOptions.metrics`).
+   */
+  metrics?: Metrics;
+  /** Let web pages of these origins call the API (see `ServeOptions.corsOrigins`). */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -106,6 +119,34 @@ const ROUTES = OPERATION_NAMES.map((name) => ({ name, ...OPERATIONS[name].http }
 /** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
 const allowedMethods = allowedMethodsOf(ROUTES);
 
+/** The operation indexes (metrics) of each route prefix (`/cache/`), by method, from the table. */
+const OPERATIONS_BY_PREFIX = new Map<string, Record<string, number>>();
+for (const { name, method, path } of ROUTES) {
+  const prefix = routePrefix(path);
+  const byMethod = OPERATIONS_BY_PREFIX.get(prefix) ?? {};
+  byMethod[method] = operationIndex(name);
+  OPERATIONS_BY_PREFIX.set(prefix, byMethod);
+}
+const NO_OPERATION = operationIndex(undefined);
+
+/**
+ * The operation index (metrics) of a request to `url` (HEAD as GET): found from the first path
+ * segment, without building the path (this runs for every request).
+ */
+function operationOfRequest(method: string, url: string): number {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  const second = start < 0 ? -1 : url.indexOf("/", start + 1);
+  if (second < 0) return NO_OPERATION;
+  const byMethod = OPERATIONS_BY_PREFIX.get(url.slice(start, second + 1));
+  return byMethod?.[method === "HEAD" ? "GET" : method] ?? NO_OPERATION;
+}
+
+/** What an HTTP status says of a request's outcome. */
+function outcomeOf(status: number): Outcome {
+  if (status < 400) return "ok";
+  return codeFromHttpStatus(status) ?? (status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT");
+}
+
 function describeRequest(c: Context): string {
   return `${c.req.method} ${clip(rawPath(c.req.url), 200)}`;
 }
@@ -132,12 +173,20 @@ function describeRequest(c: Context): string {
  * ```
  */
 export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp {
-  const { limits } = options;
+  const { limits, metrics } = options;
   const deadlines = serverDeadlines(limits);
+  const recorder = metrics && recorderOf(metrics);
+  const HTTP = protocolIndex("http");
   const route: RouteContext = {
-    ops: withBackendTimeout(ops, limits.backendTimeoutMs, deadlines),
+    ops: withBackendTimeout(
+      ops,
+      limits.backendTimeoutMs,
+      deadlines,
+      recorder && ((operation) => recorder.backendTimeout(HTTP, operation)),
+    ),
     limits,
     deadlines,
+    refused: recorder && ((limit) => recorder.refused(HTTP, limit)),
   };
   const log = options.log ?? console.log;
   const app = new Hono();
@@ -150,12 +199,17 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
       log(`${describeRequest(c)} ${c.res.status} ${ms}ms`);
     });
   }
+  // Before the token check: a browser's preflight (OPTIONS) carries no token.
+  if (options.corsOrigins !== undefined && options.corsOrigins.length > 0) {
+    app.use(corsMiddleware(options.corsOrigins));
+  }
   if (options.auth) app.use(httpAccessGuard(new AccessControl(options.auth)));
 
   app.onError((error, c) => {
     if (error instanceof PurpleError) {
       const status = HTTP_STATUS[error.code];
       if (status >= 500) log(`${describeRequest(c)} failed: ${error.message}`);
+      if (status === 404 && c.req.header("accept") === undefined) return originalNotFound();
       return json(errorBody(error.message), status);
     }
     log(`Internal error answering ${describeRequest(c)}: ${(error as Error)?.stack ?? error}`);
@@ -163,7 +217,9 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.notFound((c) => {
-    const allow = allowedMethods(c.req.path);
+    const own = c.req.path === "/openapi.json" ||
+      (metrics !== undefined && c.req.path === "/metrics");
+    const allow = own ? "GET, HEAD" : allowedMethods(c.req.path);
     if (allow === undefined) {
       return json(errorBody(`Cannot ${describeRequest(c)}: no such route`), 404);
     }
@@ -175,15 +231,60 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.get("/ping", () => new Response(null, { status: 200 }));
+  const openApi = JSON.stringify(
+    openApiDocument({ version: VERSION, metrics: metrics !== undefined }),
+  );
+  app.get("/openapi.json", () => json(openApi));
+  if (metrics !== undefined) {
+    app.get("/metrics", async () =>
+      new Response(await metrics.text(), {
+        headers: { "content-type": metrics.contentType, "cache-control": "no-store" },
+      }));
+  }
+  const nameSpan = spanNamer();
   for (const { name, method, path } of ROUTES) {
     const prefix = routePrefix(path);
     const handle = HTTP_HANDLERS[name];
-    app.on(method, `${prefix}*`, (c) => handle(c, keyOf(c, prefix), route));
+    app.on(
+      method,
+      `${prefix}*`,
+      nameSpan === undefined ? (c) => handle(c, keyOf(c, prefix), route) : (c) => {
+        nameSpan(name, path);
+        return handle(c, keyOf(c, prefix), route);
+      },
+    );
   }
   return {
     fetch: (request) => app.fetch(withPath(request)),
     request: (input, init) => app.request(input, init),
   };
+}
+
+/**
+ * Hono's CORS middleware for the HTTP API: the methods of the routes, the headers a client
+ * sends (`Authorization`, `Content-Type`, `Accept`) and reads (`Retry-After`), preflights cached
+ * for 10 minutes. With `*`, any origin (no credentials: tokens travel in `Authorization`, which
+ * a page sets itself).
+ */
+function corsMiddleware(origins: readonly string[]) {
+  return cors({
+    origin: origins.includes("*") ? "*" : [...origins],
+    allowMethods: ["GET", "HEAD", "PUT", "DELETE"],
+    allowHeaders: ["Authorization", "Content-Type", "Accept"],
+    exposeHeaders: ["Retry-After", "WWW-Authenticate"],
+    maxAge: 600,
+  });
+}
+
+/**
+ * A miss (`NotFoundError`) answered to a request without an `Accept` header: the original Go
+ * Purple's 404 with an empty body. Its Go HTTP client sends no `Accept` and reads a cache miss
+ * by failing to parse the body as JSON: a `{"error": ...}` body parses, into an empty value and
+ * no error. Every other client (curl, browsers, `fetch`, HttpClient) sends `Accept` and gets the
+ * JSON body that says why.
+ */
+function originalNotFound(): Response {
+  return new Response(null, { status: 404 });
 }
 
 /**
@@ -257,20 +358,52 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
+  /** The answers of the server itself (busy, shutting down), not of an operation. */
+  const own = new WeakSet<Response>();
   const handle = async (request: Request): Promise<Response> => {
     if (draining) {
-      return json(errorBody("Purple is shutting down: retry the request"), 503, {
+      const answer = json(errorBody("Purple is shutting down: retry the request"), 503, {
         "content-type": "application/json",
         "connection": "close",
       });
+      own.add(answer);
+      return answer;
     }
     const busy = refuseWhenBusy(request, inFlight, options.limits);
-    if (busy !== undefined) return busy;
+    if (busy !== undefined) {
+      recorder?.refused(HTTP, "concurrent_requests");
+      own.add(busy);
+      return busy;
+    }
     inFlight++;
     try {
       return await app.fetch(request);
     } finally {
       if (--inFlight === 0) drained?.();
+    }
+  };
+  const recorder = options.metrics && recorderOf(options.metrics);
+  const HTTP = protocolIndex("http");
+  const readInFlight = () => inFlight;
+  recorder?.inFlight[HTTP].push(readInFlight);
+  /** The same, counting each request by operation and outcome, with its time. */
+  const measured = async (request: Request): Promise<Response> => {
+    const start = performance.now();
+    let response: Response | undefined;
+    try {
+      return response = await handle(request);
+    } finally {
+      const operation = operationOfRequest(request.method, request.url);
+      const outcome = response === undefined ? "INTERNAL" : outcomeOf(response.status);
+      const backendFailed = operation !== NO_OPERATION && response !== undefined &&
+        (outcome === "UNAVAILABLE" || outcome === "INTERNAL") && !own.has(response);
+      recorder!.request(
+        HTTP,
+        operation,
+        outcome,
+        (performance.now() - start) / 1000,
+        backendFailed,
+      );
     }
   };
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -285,7 +418,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
         log(`Internal error in the HTTP server: ${(error as Error)?.stack ?? error}`);
         return json(errorBody("Internal server error"), 500);
       },
-    }, handle);
+    }, recorder === undefined ? handle : measured);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -303,6 +436,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
       if (inFlight > 0) log(`Cutting off ${inFlight} HTTP requests still in flight`);
     }
     await server.shutdown();
+    recorder?.inFlight[HTTP].splice(recorder.inFlight[HTTP].indexOf(readInFlight), 1);
   };
   let stopping: Promise<void> | undefined;
   return Promise.resolve({
