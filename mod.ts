@@ -61,6 +61,7 @@ export {
   startHttpServer,
 } from "./server/http.ts";
 export { startGrpcServer } from "./server/grpc.ts";
+export { Metrics } from "./server/metrics.ts";
 export type { AccessTokens, RunningServer, ServeOptions } from "./server/options.ts";
 export type { Operations } from "@purple/protocol";
 

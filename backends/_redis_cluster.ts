@@ -55,8 +55,15 @@ export class ClusterLink {
    * @param seeds The seed nodes (same credentials and TLS for all).
    * @param connectTimeoutMs How long connecting to one node may take.
    * @param stringNumbers Integer replies as strings (exact counters past 2^53).
+   * @param tls The TLS options of `rediss://` seeds (`rejectUnauthorized: false` to skip the
+   * certificate check).
    */
-  constructor(seeds: RedisEndpoint[], connectTimeoutMs: number, stringNumbers: boolean) {
+  constructor(
+    seeds: RedisEndpoint[],
+    connectTimeoutMs: number,
+    stringNumbers: boolean,
+    tls: { rejectUnauthorized?: boolean } = {},
+  ) {
     const [first] = seeds;
     const options: ClusterOptions = {
       lazyConnect: true,
@@ -74,7 +81,7 @@ export class ClusterLink {
       redisOptions: {
         username: first.username,
         password: first.password,
-        tls: first.tls ? {} : undefined,
+        tls: first.tls ? tls : undefined,
         connectTimeout: connectTimeoutMs,
         // Fail what was in flight when a node's connection drops, never resend it.
         maxRetriesPerRequest: 0,

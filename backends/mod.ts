@@ -98,6 +98,11 @@ export interface BackendOptions {
   redisWaitReplicas?: number;
   /** Redis backend: how long a write waits for its replicas, in milliseconds. Default 500. */
   redisWaitTimeoutMs?: number;
+  /**
+   * Redis backend: do not check the certificate of a `rediss://` Redis (for a Redis whose
+   * certificate is self-signed, such as Heroku Redis's). Default false.
+   */
+  redisInsecureTls?: boolean;
   /** Size limits; omitted fields take {@linkcode DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
 }
@@ -166,6 +171,7 @@ async function openRaw(options: BackendOptions, limits: Limits): Promise<Backend
         cluster: options.redisCluster,
         waitReplicas: options.redisWaitReplicas,
         waitTimeoutMs,
+        insecureTls: options.redisInsecureTls,
         // The server-side timeout covers every backend; a stalled Redis connection is dropped
         // sooner (1 s, or twice the WAIT timeout, at most) so that later commands fail at once
         // instead of each waiting.

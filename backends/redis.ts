@@ -157,6 +157,12 @@ export interface RedisBackendOptions {
   commandTimeoutMs?: number;
   /** How long connecting (TCP, TLS, authentication) may take, in milliseconds. Default 1000. */
   connectTimeoutMs?: number;
+  /**
+   * With `rediss://`, do not check the server's certificate (a Redis whose certificate is
+   * self-signed, such as Heroku Redis's): the connection is encrypted but not authenticated.
+   * Default false.
+   */
+  insecureTls?: boolean;
 }
 
 /** The default of {@linkcode RedisBackendOptions.waitTimeoutMs}. */
@@ -360,14 +366,17 @@ export class RedisBackend implements Backend {
     const safeUrl = endpoints.map((endpoint) => endpoint.safeUrl).join(",");
     const layout = redisLayout(layoutName, options.prefix ?? "", endpoints[0].database);
     const links = {} as Record<Service, Link>;
+    const tls = flag("insecureTls", options.insecureTls) ? { rejectUnauthorized: false } : {};
     if (cluster) {
-      const link = new ClusterLink(endpoints, connectTimeoutMs, true);
+      const link = new ClusterLink(endpoints, connectTimeoutMs, true, tls);
       for (const service of SERVICES) links[service] = link;
     } else {
       const byDatabase = new Map<number, RedisLink>();
       for (const service of SERVICES) {
         const db = layout.database(service);
-        if (!byDatabase.has(db)) byDatabase.set(db, createLink(endpoints[0], db, connectTimeoutMs));
+        if (!byDatabase.has(db)) {
+          byDatabase.set(db, createLink(endpoints[0], db, connectTimeoutMs, tls));
+        }
         links[service] = byDatabase.get(db)!;
       }
     }
@@ -894,13 +903,18 @@ function flag(name: string, value: boolean | undefined): boolean {
   return value;
 }
 
-function createLink(endpoint: RedisEndpoint, db: number, connectTimeoutMs: number): RedisLink {
+function createLink(
+  endpoint: RedisEndpoint,
+  db: number,
+  connectTimeoutMs: number,
+  tls: { rejectUnauthorized?: boolean },
+): RedisLink {
   return new RedisLink({
     host: endpoint.host,
     port: endpoint.port,
     username: endpoint.username,
     password: endpoint.password,
-    tls: endpoint.tls ? {} : undefined,
+    tls: endpoint.tls ? tls : undefined,
     db,
     connectTimeout: connectTimeoutMs,
     // Fail fast instead of queueing while disconnected, and fail what was in flight when the

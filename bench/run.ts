@@ -83,8 +83,9 @@ Options:
   --list             print the ids and exit
   -h, --help         show this help
 
-Needs wrk and h2load (apt-get install wrk nghttp2-client), redis-server and redis-benchmark
-for the redis scenarios (apt-get install redis-server), node for the Node comparisons.`;
+Needs wrk for the HTTP scenarios and h2load for the gRPC ones (apt-get install wrk
+nghttp2-client), redis-server and redis-benchmark for the redis scenarios (apt-get install
+redis-server), node for the Node comparisons.`;
 
 interface Settings {
   quick: boolean;
@@ -1473,6 +1474,28 @@ async function machine(): Promise<Record<string, string>> {
   };
 }
 
+/** The Debian package of each load generator. */
+const APT = { wrk: "wrk", h2load: "nghttp2-client" } as const;
+
+/**
+ * The load generators the scenarios selected by `filters` (as `--filter` takes them) need: wrk
+ * for HTTP (and the 1M-entry fill), h2load for gRPC and the compared servers.
+ *
+ * @param filters The parts of `--filter`; none selects every scenario.
+ * @returns `wrk`, `h2load`, both or neither.
+ */
+export function loadGenerators(filters: string[]): Array<keyof typeof APT> {
+  const bench = new Bench({ filters } as unknown as Settings);
+  const tools: Array<keyof typeof APT> = [];
+  if (["http/", "baseline/http", "rss/"].some((prefix) => bench.anySelected(prefix))) {
+    tools.push("wrk");
+  }
+  if (["grpc/", "baseline/grpc", "compare/"].some((prefix) => bench.anySelected(prefix))) {
+    tools.push("h2load");
+  }
+  return tools;
+}
+
 async function main(args: string[]): Promise<number> {
   let parsed: Settings | "help" | "list";
   try {
@@ -1491,12 +1514,16 @@ async function main(args: string[]): Promise<number> {
   }
   const bench = new Bench(parsed);
   const missing = [];
-  if (!await available("wrk", ["--version"])) missing.push("wrk (apt-get install wrk)");
-  if (!await available("h2load", ["--version"])) {
-    missing.push("h2load (apt-get install nghttp2-client)");
+  for (const tool of loadGenerators(parsed.filters)) {
+    if (!await available(tool, ["--version"])) {
+      missing.push(`${tool} (apt-get install ${APT[tool]})`);
+    }
   }
   if (missing.length > 0) {
-    console.error(`bench: cannot run without ${missing.join(" and ")}: install it and run again`);
+    console.error(
+      `bench: cannot run without ${missing.join(" and ")}: install it and run again, ` +
+        "or leave out the scenarios that need it with --filter",
+    );
     return 2;
   }
   const stale = await staleFrames();

@@ -704,7 +704,8 @@ export class HttpClient implements Operations {
       );
     }
     const headers = new Headers(this.#headers);
-    if (request.accept) headers.set("accept", request.accept);
+    // Always an Accept: without one, Purple answers a miss as the original did, with no body.
+    headers.set("accept", request.accept ?? "application/json");
     if (request.contentType) headers.set("content-type", request.contentType);
     for (const [name, value] of Object.entries(request.headers ?? {})) headers.set(name, value);
 

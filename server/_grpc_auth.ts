@@ -3,7 +3,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { OperationName } from "@purple/protocol";
-import { GRPC_STATUS, type PurpleError } from "@purple/protocol/errors";
+import { type ErrorCode, GRPC_STATUS, type PurpleError } from "@purple/protocol/errors";
 import { grpcServices } from "@purple/protocol/wire";
 import type { AccessControl } from "./_auth.ts";
 
@@ -30,11 +30,12 @@ function operationsByPath(): ReadonlyMap<string, OperationName> {
  * call needs a token in its `authorization` metadata, and a read-only token may only call the
  * get methods (and reflection). A refused call ends with `UNAUTHENTICATED` or
  * `PERMISSION_DENIED`; with `log`, one line says so (method, status, duration), as `--debug`
- * does for the calls that run.
+ * does for the calls that run, and `onRefused` is told (the metrics count it).
  */
 export function grpcAccessInterceptor(
   access: AccessControl,
   log?: (line: string) => void,
+  onRefused?: (path: string, code: ErrorCode) => void,
 ): grpc.ServerInterceptor {
   const operations = operationsByPath();
   return (method, call) => {
@@ -60,6 +61,7 @@ export function grpcAccessInterceptor(
               const refusal = error as PurpleError;
               const code: grpc.status = GRPC_STATUS[refusal.code];
               log?.(`${path} ${grpc.status[code]} ${(performance.now() - start).toFixed(1)}ms`);
+              onRefused?.(path, refusal.code);
               call.sendStatus({ code, details: refusal.message });
               return;
             }

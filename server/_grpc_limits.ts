@@ -11,6 +11,7 @@ import { GRPC_STATUS } from "@purple/protocol/errors";
 import type { Limits } from "../backends/limits.ts";
 import { busyMessage } from "./_limits.ts";
 import { type Deadlines, MAX_TIMER_MS, type Wait } from "./_deadlines.ts";
+import { type Outcome, protocolIndex, type Recorder, type RefusingLimit } from "./_metrics.ts";
 
 /** The gRPC methods that are never refused nor timed: health checks. */
 const HEALTH_PREFIX = "/grpc.health.v1.Health/";
@@ -24,8 +25,10 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  *
  * @param limits The limits in force.
  * @param deadlines The server's deadlines, which keep the body time limit.
- * @returns The interceptor, for `new grpc.Server({ interceptors: [...] })`. Its count is its
- * own: give each server its own interceptor.
+ * @param counting Where to count the calls it refuses (the metrics), and how to find a call's
+ * operation.
+ * @returns The interceptor, for `new grpc.Server({ interceptors: [...] })`, and the number of
+ * calls it counts as running. Its count is its own: give each server its own interceptor.
  *
  * @example
  * ```ts
@@ -34,7 +37,7 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  * import { serverDeadlines } from "./_deadlines.ts";
  * import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
  *
- * const interceptor = grpcLimitsInterceptor(DEFAULT_LIMITS, serverDeadlines(DEFAULT_LIMITS));
+ * const { interceptor } = grpcLimitsInterceptor(DEFAULT_LIMITS, serverDeadlines(DEFAULT_LIMITS));
  * const server = new grpc.Server({ interceptors: [interceptor] });
  * server.forceShutdown();
  * ```
@@ -42,9 +45,17 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
 export function grpcLimitsInterceptor(
   limits: Limits,
   deadlines: Deadlines,
-): grpc.ServerInterceptor {
+  counting?: { recorder: Recorder; operationOf: (path: string) => number },
+): { interceptor: grpc.ServerInterceptor; running: () => number } {
   let running = 0;
-  return (method, call) => {
+  const GRPC = protocolIndex("grpc");
+  /** Counts a call this interceptor refused: the limit, and the call with its outcome. */
+  const refuse = (limit: RefusingLimit, path: string, outcome: Outcome) => {
+    if (counting === undefined) return;
+    counting.recorder.refused(GRPC, limit);
+    counting.recorder.request(GRPC, counting.operationOf(path), outcome, 0);
+  };
+  const interceptor: grpc.ServerInterceptor = (method, call) => {
     if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
     let counted = false;
     let over = false;
@@ -58,6 +69,7 @@ export function grpcLimitsInterceptor(
       .withOnReceiveMetadata((metadata, next) => {
         if (running >= limits.maxConcurrentRequests) {
           over = true;
+          refuse("concurrent_requests", method.path, "UNAVAILABLE");
           call.sendStatus({
             code: GRPC_STATUS.UNAVAILABLE,
             details: busyMessage(limits.maxConcurrentRequests),
@@ -71,6 +83,7 @@ export function grpcLimitsInterceptor(
         wait = deadlines.add(Date.now() + limits.bodyTimeoutMs, () => {
           over = true;
           finish();
+          refuse("body_timeout", method.path, "INVALID_ARGUMENT");
           call.sendStatus({
             code: GRPC_STATUS.INVALID_ARGUMENT,
             details:
@@ -92,9 +105,17 @@ export function grpcLimitsInterceptor(
       .withStart((next) => next(listener))
       .withSendStatus((status, next) => {
         finish();
+        // grpc-js refuses a message over its size limit before any handler runs.
+        if (
+          status.code === GRPC_STATUS.VALUE_TOO_LARGE && !over &&
+          /larger than max/i.test(status.details ?? "")
+        ) {
+          refuse("body_size", method.path, "VALUE_TOO_LARGE");
+        }
         next(status);
       })
       .build();
     return new grpc.ServerInterceptingCall(call, responder);
   };
+  return { interceptor, running: () => running };
 }

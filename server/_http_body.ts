@@ -9,6 +9,8 @@ import type { Deadlines } from "./_deadlines.ts";
 export interface BodyTime {
   readonly limits: { readonly bodyTimeoutMs: number };
   readonly deadlines: Deadlines;
+  /** Told of each body refused for its size or its time (the metrics count them). */
+  readonly refused?: (limit: "body_size" | "body_timeout") => void;
 }
 
 /**
@@ -26,6 +28,7 @@ export async function readBody(
 ): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) {
+    time.refused?.("body_size");
     throw new ValueTooLargeError(
       `Bad ${what}: the body is ${declared} bytes, the limit is ${maxBytes}`,
     );
@@ -37,10 +40,11 @@ export async function readBody(
   const chunks: Uint8Array[] = [];
   let total = 0;
   while (true) {
-    const { done, value } = await readBefore(reader, deadline, timeoutMs, what, time.deadlines);
+    const { done, value } = await readBefore(reader, deadline, timeoutMs, what, time);
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
+      time.refused?.("body_size");
       reader.cancel().catch(() => {});
       throw new ValueTooLargeError(
         `Bad ${what}: the body is over the limit of ${maxBytes} bytes`,
@@ -69,13 +73,14 @@ function readBefore(
   deadline: number,
   timeoutMs: number,
   what: string,
-  deadlines: Deadlines,
+  time: BodyTime,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
   const broken = (error: unknown) =>
     new InvalidArgumentError(`Bad ${what}: the request body broke off before its end`, {
       cause: error,
     });
   const late = () => {
+    time.refused?.("body_timeout");
     reader.cancel().catch(() => {});
     return new InvalidArgumentError(
       `Bad ${what}: the request body did not arrive within ${timeoutMs} ms`,
@@ -83,7 +88,7 @@ function readBefore(
   };
   const left = deadline - Date.now();
   if (left <= 0) return Promise.reject(late());
-  return deadlines.within(
+  return time.deadlines.within(
     reader.read().catch((error) => Promise.reject(broken(error))),
     left,
     late,

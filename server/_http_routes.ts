@@ -36,6 +36,8 @@ export interface RouteContext {
   readonly deadlines: Deadlines;
   /** Where log lines go (an internal error inside a batch). */
   readonly log: (line: string) => void;
+  /** Told of each body refused for its size or time (the metrics count them). */
+  readonly refused?: (limit: "body_size" | "body_timeout") => void;
 }
 
 /** Answers one operation: `key` is the key (or set name) from the path, decoded once. */

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
+import { OPERATION_NAMES, type OperationName, OPERATIONS, type Operations } from "@purple/protocol";
 import { HTTP_STATUS, UnavailableError } from "@purple/protocol/errors";
 import { quote } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
@@ -38,6 +38,7 @@ import { rawPath } from "./_http_input.ts";
  * @param ops The operations (a checked backend).
  * @param timeoutMs The longest an operation may take, in milliseconds.
  * @param deadlines The server's deadlines, which keep the time.
+ * @param onTimeout Told of each operation that timed out (the metrics count them).
  * @returns The same operations, each within the time limit; `close()` is not limited.
  *
  * @example
@@ -56,6 +57,7 @@ export function withBackendTimeout(
   ops: Operations,
   timeoutMs: number,
   deadlines: Deadlines,
+  onTimeout?: (operation: OperationName) => void,
 ): Operations {
   if ((ops as Partial<CheckedOperations>).settlesAtOnce === true) return ops;
   const timed: Record<string, unknown> = { close: () => ops.close() };
@@ -64,6 +66,7 @@ export function withBackendTimeout(
     const { action } = OPERATIONS[name];
     timed[name] = (...args: unknown[]) =>
       deadlines.within(operation(...args), timeoutMs, () => {
+        onTimeout?.(name);
         const what = typeof args[0] === "string" ? `${action} ${quote(args[0])}` : action;
         return new UnavailableError(
           `Cannot ${what}: the backend did not answer within ${timeoutMs} ms`,
@@ -91,7 +94,8 @@ export function busyMessage(limit: number): string {
 }
 
 /**
- * Whether an HTTP request is a health check (`/ping`), which a busy server still answers.
+ * Whether an HTTP request is a health check (`/ping`) or a metrics scrape (`/metrics`), which a
+ * busy server still answers.
  *
  * @param request The request.
  * @returns `true` for `/ping` with any method and query.
@@ -104,7 +108,8 @@ export function busyMessage(limit: number): string {
  * ```
  */
 export function isHealthCheck(request: Request): boolean {
-  return rawPath(request.url) === "/ping";
+  const path = rawPath(request.url);
+  return path === "/ping" || path === "/metrics";
 }
 
 /**

@@ -123,6 +123,19 @@ function token(text: string, from: Source): string {
   return text;
 }
 
+/** An origin a browser sends (`https://app.example.com`, `http://localhost:3000`), or `*`. */
+function corsOrigin(text: string, from: Source): string {
+  if (text === "*") return text;
+  if (URL.canParse(text)) {
+    const url = new URL(text);
+    if (/^https?:$/.test(url.protocol) && url.origin === text) return text;
+  }
+  throw new UsageError(
+    `Bad ${from}: expected an origin such as 'https://app.example.com' (scheme, host and ` +
+      `port only, no path nor '/' at the end) or '*', found '${text}'`,
+  );
+}
+
 function setting<Value>(declared: Setting<Value>): Setting<Value> {
   return declared;
 }
@@ -228,6 +241,32 @@ export const SETTINGS = {
     read: (text, from) =>
       text === "auto" ? "auto" : wholeNumber(text, from, 1, MAX_WORKERS, WORKERS_EXPECTED),
     fallback: 1,
+  }),
+  redisInsecureTls: setting<boolean>({
+    flag: "redis-insecure-tls",
+    env: ["PURPLE_REDIS_INSECURE_TLS"],
+    kind: "switch",
+    shown: "off",
+    help: "do not check the certificate of a rediss:// Redis (Heroku Redis's is self-signed)",
+    read: goBoolean,
+    fallback: false,
+  }),
+  redisStartWaitMs: setting<number>({
+    flag: "redis-start-wait-ms",
+    value: "N",
+    env: ["PURPLE_REDIS_START_WAIT_MS"],
+    kind: "text",
+    shown: "30000",
+    help: "at start, retry a Redis that cannot be reached yet for this long (0: fail at once)",
+    read: (text, from) =>
+      wholeNumber(
+        text,
+        from,
+        0,
+        MAX_TIMER_MS,
+        `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`,
+      ),
+    fallback: 30_000,
   }),
   hostname: setting<string>({
     flag: "host",
@@ -362,6 +401,17 @@ export const SETTINGS = {
     shown: "none",
     help: "a read-only token (read operations only)",
     read: token,
+    fallback: [],
+  }),
+  corsOrigins: setting<string[]>({
+    flag: "cors-origin",
+    value: "ORIGIN",
+    env: ["PURPLE_CORS_ORIGIN"],
+    kind: "list",
+    item: "origin",
+    shown: "none",
+    help: "let web pages of this origin call the HTTP API (`*`: any); repeat for more",
+    read: corsOrigin,
     fallback: [],
   }),
   tlsCert: setting<string | undefined>({

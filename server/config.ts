@@ -110,8 +110,18 @@ export interface CliConfig {
   /** The redis backend's layout, prefix, cluster and WAIT settings; absent when none is set. */
   redis?: Pick<
     BackendOptions,
-    "redisLayout" | "redisPrefix" | "redisCluster" | "redisWaitReplicas" | "redisWaitTimeoutMs"
+    | "redisLayout"
+    | "redisPrefix"
+    | "redisCluster"
+    | "redisWaitReplicas"
+    | "redisWaitTimeoutMs"
+    | "redisInsecureTls"
   >;
+  /**
+   * How long the redis backend retries, at start, a Redis that cannot be reached yet (a Redis
+   * started beside Purple), in milliseconds; 0 fails at once.
+   */
+  redisStartWaitMs: number;
   /** The address to bind. */
   hostname: string;
   /** The size limits. */
@@ -130,6 +140,8 @@ export interface CliConfig {
    * Never set with the memory backend.
    */
   workers?: number;
+  /** The origins whose web pages may call the HTTP API (CORS); absent when none is set. */
+  corsOrigins?: string[];
 }
 
 /**
@@ -324,6 +336,7 @@ function redis(s: Resolver, cluster: boolean): Pick<CliConfig, "redis"> {
   if (replicas !== undefined) settings.redisWaitReplicas = replicas;
   const waitTimeoutMs = s.value("redisWaitTimeoutMs");
   if (waitTimeoutMs !== undefined) settings.redisWaitTimeoutMs = waitTimeoutMs;
+  if (s.value("redisInsecureTls")) settings.redisInsecureTls = true;
   return Object.keys(settings).length === 0 ? {} : { redis: settings };
 }
 
@@ -356,6 +369,11 @@ function access(s: Resolver): { auth?: AccessTokens } {
     );
   }
   return full.length + read.length === 0 ? {} : { auth: { full, read } };
+}
+
+function cors(s: Resolver): { corsOrigins?: string[] } {
+  const origins = s.value("corsOrigins");
+  return origins.length === 0 ? {} : { corsOrigins: origins };
 }
 
 function tls(s: Resolver): { tls?: { certFile: string; keyFile: string } } {
@@ -416,6 +434,7 @@ export function parseCli(
       dataDir: s.value("dataDir"),
       redisUrl: redisUrl(s, cluster),
       ...redis(s, cluster),
+      redisStartWaitMs: s.value("redisStartWaitMs"),
       hostname: s.value("hostname"),
       limits: {
         maxKeyBytes: s.value("maxKeyBytes"),
@@ -430,6 +449,7 @@ export function parseCli(
       ...access(s),
       ...tls(s),
       ...workers(s, backend, cores),
+      ...cors(s),
     },
   };
 }

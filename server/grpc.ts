@@ -33,8 +33,15 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
-import type { BatchableName, BatchOperation, BatchOutcome, Operations } from "@purple/protocol";
+import type {
+  BatchableName,
+  BatchOperation,
+  BatchOutcome,
+  OperationName,
+  Operations,
+} from "@purple/protocol";
 import {
+  codeFromGrpcStatus,
   GRPC_STATUS,
   InternalError,
   PurpleError,
@@ -59,6 +66,10 @@ import { type Access, AccessControl, assertBatchAccess } from "./_auth.ts";
 import { ACCESS_METADATA, grpcAccessInterceptor } from "./_grpc_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 import { jsonBodyLimit } from "./_http_routes.ts";
+import { operationIndex, protocolIndex, type Recorder, recorderOf } from "./_metrics.ts";
+
+/** The index of gRPC in the metrics' arrays. */
+const GRPC = protocolIndex("grpc");
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
@@ -75,6 +86,20 @@ class BadRequest {
 interface Context {
   debug: boolean;
   log: (line: string) => void;
+  /** Where calls are counted, when metrics are kept. */
+  recorder?: Recorder;
+}
+
+/** The operation index (metrics) of each method path of Purple's services, from the table. */
+function operationIndexByPath(): (path: string) => number {
+  const indexes = new Map<string, number>();
+  for (const methods of Object.values(grpcServices())) {
+    for (const method of Object.values(methods)) {
+      indexes.set(method.path, operationIndex(method.operation));
+    }
+  }
+  const none = operationIndex(undefined);
+  return (path) => indexes.get(path) ?? none;
 }
 
 /**
@@ -111,9 +136,16 @@ export async function startGrpcServer(
   ops: Operations,
   options: ServeOptions,
 ): Promise<RunningServer> {
-  const context: Context = { debug: options.debug ?? false, log: options.log ?? console.log };
+  const recorder = options.metrics && recorderOf(options.metrics);
+  const context: Context = {
+    debug: options.debug ?? false,
+    log: options.log ?? console.log,
+    recorder,
+  };
   fixGrpcClientFaults();
   const deadlines = serverDeadlines(options.limits);
+  const counting = recorder && { recorder, operationOf: operationIndexByPath() };
+  const limits = grpcLimitsInterceptor(options.limits, deadlines, counting);
   const server = new grpc.Server({
     // The largest message is a batch's; every other method refuses more than its own cap.
     "grpc.max_receive_message_length": jsonBodyLimit(options.limits.maxValueBytes),
@@ -122,17 +154,25 @@ export async function startGrpcServer(
         grpcAccessInterceptor(
           new AccessControl(options.auth),
           context.debug ? context.log : undefined,
+          counting &&
+            ((path, code) => counting.recorder.request(GRPC, counting.operationOf(path), code, 0)),
         ),
       ]),
-      grpcLimitsInterceptor(options.limits, deadlines),
+      limits.interceptor,
     ],
   });
   registerPurple(
     server,
-    withBackendTimeout(ops, options.limits.backendTimeoutMs, deadlines),
+    withBackendTimeout(
+      ops,
+      options.limits.backendTimeoutMs,
+      deadlines,
+      recorder && ((operation) => recorder.backendTimeout(GRPC, operation)),
+    ),
     context,
     maxRequestBytes(options.limits),
   );
+  recorder?.inFlight[GRPC].push(limits.running);
   const health = new Health(grpcServiceNames());
   health.addTo(server);
   addReflection(server);
@@ -143,7 +183,10 @@ export async function startGrpcServer(
   return {
     protocol: "gRPC",
     port,
-    shutdown: () => stopping ??= stop(server, listener, health),
+    shutdown: () =>
+      stopping ??= stop(server, listener, health).then(() => {
+        recorder?.inFlight[GRPC].splice(recorder.inFlight[GRPC].indexOf(limits.running), 1);
+      }),
   };
 }
 
@@ -239,7 +282,12 @@ function registerPurple(
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
       tolerant[name] = tolerate(method, method.operation === "batch" ? Infinity : maxBytes);
-      implementation[name] = unary(method.path, handler(method, ops, context), context);
+      implementation[name] = unary(
+        method.path,
+        handler(method, ops, context),
+        context,
+        method.operation,
+      );
     }
     server.addService(tolerant, implementation);
   }
@@ -316,9 +364,12 @@ function unary(
   path: string,
   handler: Handler,
   context: Context,
+  name: OperationName,
 ): grpc.handleUnaryCall<unknown, unknown> {
+  const { recorder } = context;
+  const operation = operationIndex(name);
   return (call, callback) => {
-    const start = context.debug ? performance.now() : 0;
+    const start = context.debug || recorder ? performance.now() : 0;
     const request = call.request;
     const reply = request instanceof BadRequest
       ? Promise.reject(request.error)
@@ -326,11 +377,18 @@ function unary(
     reply.then(
       (response) => {
         if (context.debug) logCall(context, path, grpc.status.OK, start);
+        recorder?.request(GRPC, operation, "ok", (performance.now() - start) / 1000);
         callback(null, response);
       },
       (error) => {
         const status = statusOf(error, path, context);
         if (context.debug) logCall(context, path, status.code, start);
+        if (recorder !== undefined) {
+          const outcome = codeFromGrpcStatus(status.code) ?? "INTERNAL";
+          const seconds = (performance.now() - start) / 1000;
+          const backend = outcome === "UNAVAILABLE" || outcome === "INTERNAL";
+          recorder.request(GRPC, operation, outcome, seconds, backend);
+        }
         callback(status);
       },
     );

@@ -28,13 +28,15 @@
  */
 
 import { type Context, Hono } from "hono";
+import { cors } from "hono/cors";
 import {
   type HttpRoute,
+  OPERATION_NAMES,
   OPERATIONS,
   type Operations,
   WIRE_OPERATION_NAMES,
 } from "@purple/protocol";
-import { HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
+import { codeFromHttpStatus, HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
 import type { AccessTokens, RunningServer, ServeOptions } from "./options.ts";
@@ -51,6 +53,11 @@ import {
 import { refuseWhenBusy, withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { AccessControl, httpAccessGuard } from "./_auth.ts";
+import type { Metrics } from "./metrics.ts";
+import { openApiDocument } from "./_openapi.ts";
+import { spanNamer } from "./_tracing.ts";
+import { VERSION } from "./config.ts";
+import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
 
 export { jsonBodyLimit } from "./_http_routes.ts";
 
@@ -78,6 +85,13 @@ export interface HttpAppOptions {
   log?: (line: string) => void;
   /** Require an access token on every route but `/ping` (see `ServeOptions.auth`). */
   auth?: AccessTokens;
+  /**
+   * Count requests into these metrics and serve them at `GET /metrics` (see
+   * `ServeOptions.metrics`).
+   */
+  metrics?: Metrics;
+  /** Let web pages of these origins call the API (see `ServeOptions.corsOrigins`). */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -114,6 +128,51 @@ const ROUTES = WIRE_OPERATION_NAMES.map((name) => {
 /** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
 const allowedMethods = allowedMethodsOf(ROUTES);
 
+/**
+ * The operation indexes (metrics) of each route prefix (`/cache/`, `/kv`), by method, from the
+ * table: the operation of the route, and those a query parameter picks on it.
+ */
+interface RouteOperations {
+  plain: number;
+  picked: Array<{ query: string; index: number }>;
+}
+const OPERATIONS_BY_PREFIX = new Map<string, Record<string, RouteOperations>>();
+for (const { name, method, path, query } of ROUTES) {
+  const prefix = routePrefix(path);
+  const byMethod = OPERATIONS_BY_PREFIX.get(prefix) ?? {};
+  const route = byMethod[method] ??= { plain: operationIndex(undefined), picked: [] };
+  if (query === undefined) route.plain = operationIndex(name);
+  else route.picked.push({ query, index: operationIndex(name) });
+  OPERATIONS_BY_PREFIX.set(prefix, byMethod);
+}
+const NO_OPERATION = operationIndex(undefined);
+
+/**
+ * The operation index (metrics) of a request to `url` (HEAD as GET): found from the first path
+ * segment, without building the path (this runs for every request).
+ */
+function operationOfRequest(method: string, url: string): number {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return NO_OPERATION;
+  const second = url.indexOf("/", start + 1);
+  const query = url.indexOf("?", start);
+  const prefix = second >= 0 && (query < 0 || second < query)
+    ? url.slice(start, second + 1)
+    : url.slice(start, query < 0 ? undefined : query);
+  const route = OPERATIONS_BY_PREFIX.get(prefix)?.[method === "HEAD" ? "GET" : method];
+  if (route === undefined) return NO_OPERATION;
+  for (const { query: name, index } of route.picked) {
+    if (hasQueryParam(url, name)) return index;
+  }
+  return route.plain;
+}
+
+/** What an HTTP status says of a request's outcome. */
+function outcomeOf(status: number): Outcome {
+  if (status < 400) return "ok";
+  return codeFromHttpStatus(status) ?? (status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT");
+}
+
 function describeRequest(c: Context): string {
   return `${c.req.method} ${clip(rawPath(c.req.url), 200)}`;
 }
@@ -140,14 +199,22 @@ function describeRequest(c: Context): string {
  * ```
  */
 export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp {
-  const { limits } = options;
+  const { limits, metrics } = options;
   const deadlines = serverDeadlines(limits);
   const log = options.log ?? console.log;
+  const recorder = metrics && recorderOf(metrics);
+  const HTTP = protocolIndex("http");
   const route: RouteContext = {
-    ops: withBackendTimeout(ops, limits.backendTimeoutMs, deadlines),
+    ops: withBackendTimeout(
+      ops,
+      limits.backendTimeoutMs,
+      deadlines,
+      recorder && ((operation) => recorder.backendTimeout(HTTP, operation)),
+    ),
     limits,
     deadlines,
     log,
+    refused: recorder && ((limit) => recorder.refused(HTTP, limit)),
   };
   const app = new Hono();
 
@@ -159,12 +226,17 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
       log(`${describeRequest(c)} ${c.res.status} ${ms}ms`);
     });
   }
+  // Before the token check: a browser's preflight (OPTIONS) carries no token.
+  if (options.corsOrigins !== undefined && options.corsOrigins.length > 0) {
+    app.use(corsMiddleware(options.corsOrigins));
+  }
   if (options.auth) app.use(httpAccessGuard(new AccessControl(options.auth)));
 
   app.onError((error, c) => {
     if (error instanceof PurpleError) {
       const status = HTTP_STATUS[error.code];
       if (status >= 500) log(`${describeRequest(c)} failed: ${error.message}`);
+      if (status === 404 && c.req.header("accept") === undefined) return originalNotFound();
       return json(errorBody(error.message), status);
     }
     log(`Internal error answering ${describeRequest(c)}: ${(error as Error)?.stack ?? error}`);
@@ -172,7 +244,9 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.notFound((c) => {
-    const allow = allowedMethods(c.req.path);
+    const own = c.req.path === "/openapi.json" ||
+      (metrics !== undefined && c.req.path === "/metrics");
+    const allow = own ? "GET, HEAD" : allowedMethods(c.req.path);
     if (allow === undefined) {
       return json(errorBody(`Cannot ${describeRequest(c)}: no such route`), 404);
     }
@@ -184,6 +258,17 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
   });
 
   app.get("/ping", () => new Response(null, { status: 200 }));
+  const openApi = JSON.stringify(
+    openApiDocument({ version: VERSION, metrics: metrics !== undefined }),
+  );
+  app.get("/openapi.json", () => json(openApi));
+  if (metrics !== undefined) {
+    app.get("/metrics", async () =>
+      new Response(await metrics.text(), {
+        headers: { "content-type": metrics.contentType, "cache-control": "no-store" },
+      }));
+  }
+  const nameSpan = spanNamer();
   // One Hono route per method and path; where two operations share one, the one named by its
   // query parameter when the request has it, else the other (DELETE /sets/:key?item=x). Fixed
   // paths first: Hono's `/kv/*` also matches `/kv`, the listing's path.
@@ -200,6 +285,7 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
       // `/sets/*` matches `/sets` too: that path belongs to the listing (405 for this method).
       if (!c.req.path.startsWith(prefix)) return next();
       const { name } = picked.find(({ query }) => hasQueryParam(c.req.url, query!)) ?? plain;
+      nameSpan?.(name, path);
       return HTTP_HANDLERS[name](c, keyOf(c, prefix), route);
     });
   }
@@ -207,6 +293,33 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
     fetch: (request) => app.fetch(withPath(request)),
     request: (input, init) => app.request(input, init),
   };
+}
+
+/**
+ * Hono's CORS middleware for the HTTP API: the methods of the routes, the headers a client
+ * sends (`Authorization`, `Content-Type`, `Accept`) and reads (`Retry-After`), preflights cached
+ * for 10 minutes. With `*`, any origin (no credentials: tokens travel in `Authorization`, which
+ * a page sets itself).
+ */
+function corsMiddleware(origins: readonly string[]) {
+  return cors({
+    origin: origins.includes("*") ? "*" : [...origins],
+    allowMethods: ["GET", "HEAD", "PUT", "DELETE"],
+    allowHeaders: ["Authorization", "Content-Type", "Accept"],
+    exposeHeaders: ["Retry-After", "WWW-Authenticate"],
+    maxAge: 600,
+  });
+}
+
+/**
+ * A miss (`NotFoundError`) answered to a request without an `Accept` header: the original Go
+ * Purple's 404 with an empty body. Its Go HTTP client sends no `Accept` and reads a cache miss
+ * by failing to parse the body as JSON: a `{"error": ...}` body parses, into an empty value and
+ * no error. Every other client (curl, browsers, `fetch`, HttpClient) sends `Accept` and gets the
+ * JSON body that says why.
+ */
+function originalNotFound(): Response {
+  return new Response(null, { status: 404 });
 }
 
 /**
@@ -280,20 +393,52 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
+  /** The answers of the server itself (busy, shutting down), not of an operation. */
+  const own = new WeakSet<Response>();
   const handle = async (request: Request): Promise<Response> => {
     if (draining) {
-      return json(errorBody("Purple is shutting down: retry the request"), 503, {
+      const answer = json(errorBody("Purple is shutting down: retry the request"), 503, {
         "content-type": "application/json",
         "connection": "close",
       });
+      own.add(answer);
+      return answer;
     }
     const busy = refuseWhenBusy(request, inFlight, options.limits);
-    if (busy !== undefined) return busy;
+    if (busy !== undefined) {
+      recorder?.refused(HTTP, "concurrent_requests");
+      own.add(busy);
+      return busy;
+    }
     inFlight++;
     try {
       return await app.fetch(request);
     } finally {
       if (--inFlight === 0) drained?.();
+    }
+  };
+  const recorder = options.metrics && recorderOf(options.metrics);
+  const HTTP = protocolIndex("http");
+  const readInFlight = () => inFlight;
+  recorder?.inFlight[HTTP].push(readInFlight);
+  /** The same, counting each request by operation and outcome, with its time. */
+  const measured = async (request: Request): Promise<Response> => {
+    const start = performance.now();
+    let response: Response | undefined;
+    try {
+      return response = await handle(request);
+    } finally {
+      const operation = operationOfRequest(request.method, request.url);
+      const outcome = response === undefined ? "INTERNAL" : outcomeOf(response.status);
+      const backendFailed = operation !== NO_OPERATION && response !== undefined &&
+        (outcome === "UNAVAILABLE" || outcome === "INTERNAL") && !own.has(response);
+      recorder!.request(
+        HTTP,
+        operation,
+        outcome,
+        (performance.now() - start) / 1000,
+        backendFailed,
+      );
     }
   };
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -308,7 +453,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
         log(`Internal error in the HTTP server: ${(error as Error)?.stack ?? error}`);
         return json(errorBody("Internal server error"), 500);
       },
-    }, handle);
+    }, recorder === undefined ? handle : measured);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -326,6 +471,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
       if (inFlight > 0) log(`Cutting off ${inFlight} HTTP requests still in flight`);
     }
     await server.shutdown();
+    recorder?.inFlight[HTTP].splice(recorder.inFlight[HTTP].indexOf(readInFlight), 1);
   };
   let stopping: Promise<void> | undefined;
   return Promise.resolve({

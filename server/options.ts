@@ -5,6 +5,7 @@
  */
 
 import type { Limits } from "../backends/limits.ts";
+import type { Metrics } from "./metrics.ts";
 
 /**
  * The access tokens a server accepts: `full` tokens may call every operation, `read` tokens only
@@ -65,6 +66,19 @@ export interface ServeOptions {
    * `--unstable-net`.
    */
   reusePort?: boolean;
+  /**
+   * Count requests (by operation and outcome, with their time), refusals and backend failures
+   * into these metrics; give the same object to the HTTP and gRPC servers of a process. The HTTP
+   * server then answers `GET /metrics` (behind the token when tokens are set; a read-only token
+   * may read it).
+   */
+  metrics?: Metrics;
+  /**
+   * HTTP: let web pages of these origins call the API (CORS: `Access-Control-Allow-Origin`,
+   * preflight requests answered before the token check); `*` lets any page. Absent: no CORS
+   * headers, and browsers keep pages of other origins out.
+   */
+  corsOrigins?: readonly string[];
 }
 
 /**

@@ -6,10 +6,11 @@
  * @module
  */
 
-import { PurpleError } from "@purple/protocol/errors";
+import { PurpleError, UnavailableError } from "@purple/protocol/errors";
 import { openBackend, resolveLayoutName } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
+import { Metrics } from "./metrics.ts";
 import { accessLines, isLoopback } from "./_auth.ts";
 import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
 import { type CliConfig, VERSION } from "./config.ts";
@@ -66,25 +67,38 @@ function describeHost(hostname: string): string {
 }
 
 /**
+ * How long after a SIGINT another SIGINT is the same Ctrl+C, in ms. A terminal sends SIGINT to
+ * its whole foreground process group, and the launchers in that group forward it to their child
+ * as well (`deno task`, `npx`, `npm run`): one Ctrl+C reaches Purple two or three times within a
+ * few milliseconds. A person pressing Ctrl+C again to stop at once takes longer than this.
+ */
+export const SAME_CTRL_C_MS = 1_000;
+
+/**
  * Resolves with the first SIGINT or SIGTERM; a second one exits at once with 1 (after `onAgain`,
- * which the supervisor of `--workers` uses to kill its workers).
+ * which the supervisor of `--workers` uses to kill its workers), except a SIGINT within
+ * {@linkcode SAME_CTRL_C_MS} of a first SIGINT (the same Ctrl+C, delivered again by a launcher).
  */
 export function signals(
   log: (line: string) => void,
   onAgain: () => void = () => {},
 ): { received: Promise<string>; dispose(): void } {
   const listeners: Array<[Deno.Signal, () => void]> = [];
-  let first = true;
+  let first: { signal: Deno.Signal; at: number } | undefined;
   const received = new Promise<string>((resolve) => {
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const listener = () => {
-        if (!first) {
-          log(`Received ${signal} again: exiting without waiting`);
-          onAgain();
-          Deno.exit(1);
+        const at = performance.now();
+        if (first === undefined) {
+          first = { signal, at };
+          return resolve(signal);
         }
-        first = false;
-        resolve(signal);
+        if (signal === "SIGINT" && first.signal === "SIGINT" && at - first.at < SAME_CTRL_C_MS) {
+          return; // The same Ctrl+C.
+        }
+        log(`Received ${signal} again: exiting without waiting`);
+        onAgain();
+        Deno.exit(1);
       };
       try {
         Deno.addSignalListener(signal, listener);
@@ -98,6 +112,53 @@ export function signals(
     received,
     dispose: () => listeners.forEach(([signal, fn]) => Deno.removeSignalListener(signal, fn)),
   };
+}
+
+/** The waits between attempts to reach a Redis at start, in ms; the last one repeats. */
+export const START_RETRY_DELAYS_MS: readonly number[] = [250, 500, 1_000, 2_000, 4_000, 5_000];
+
+/**
+ * Opens the backend, and while it answers `UnavailableError` (a Redis that cannot be reached
+ * yet: one started beside Purple, a fresh `kubectl apply`), tries again after the waits of
+ * {@linkcode START_RETRY_DELAYS_MS}, for at most `waitMs` in all, printing one line per retry.
+ * Past that, the last error is thrown with how long Purple waited.
+ */
+async function retryUnavailable<T>(
+  open: () => Promise<T>,
+  waitMs: number,
+  log: (line: string) => void,
+): Promise<T> {
+  const start = Date.now();
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (!(error instanceof UnavailableError)) throw error;
+      const waited = Date.now() - start;
+      const delay = Math.min(
+        START_RETRY_DELAYS_MS[Math.min(attempt, START_RETRY_DELAYS_MS.length - 1)],
+        waitMs - waited,
+      );
+      if (delay <= 0) {
+        if (waitMs === 0) throw error;
+        throw new UnavailableError(
+          `${error.message} (still unreachable after ${seconds(waitMs)}; ` +
+            "--redis-start-wait-ms sets how long Purple retries at start)",
+          { cause: error },
+        );
+      }
+      log(
+        `${error.message}: retrying in ${seconds(delay)} (waited ${seconds(waited)} of ${
+          seconds(waitMs)
+        })`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 /**
@@ -118,6 +179,10 @@ export async function startupLines(
   }
   if (tls && config.tls) tlsLines(tls, config.tls.certFile).forEach((line) => log(line));
   accessLines(config.hostname, config.auth, tls !== undefined).forEach((line) => log(line));
+  if (config.corsOrigins !== undefined && config.http !== undefined) {
+    const who = config.corsOrigins.includes("*") ? "any origin" : config.corsOrigins.join(", ");
+    log(`CORS: web pages of ${who} may call the HTTP API`);
+  }
   return tls;
 }
 
@@ -135,8 +200,9 @@ export interface WorkerRole {
 /**
  * Serves a configuration until SIGINT or SIGTERM: prints the start-up lines, opens the backend,
  * starts the servers, and on the first signal lets requests in flight finish, closes the backend
- * and returns 0 (a second signal exits at once with 1). A failure that is the user's or the
- * environment's (a TLS file, a backend that cannot be opened, a port that cannot be bound) prints
+ * and returns 0. A second signal exits at once with 1, but for a SIGINT within
+ * {@linkcode SAME_CTRL_C_MS} of the first: the same Ctrl+C, which a launcher such as `deno task`
+ * delivers again. A failure that is the user's or the environment's (a TLS file, a backend that cannot be opened, a port that cannot be bound) prints
  * one line and returns 2; anything else is a bug and is thrown.
  *
  * @param config What to serve, from `parseCli()`.
@@ -165,13 +231,17 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
   }
   let ops;
   try {
-    ops = await openBackend({
-      kind: config.backend,
-      dataDir: config.dataDir,
-      redisUrl: config.redisUrl,
-      ...config.redis,
-      limits: config.limits,
-    });
+    const open = () =>
+      openBackend({
+        kind: config.backend,
+        dataDir: config.dataDir,
+        redisUrl: config.redisUrl,
+        ...config.redis,
+        limits: config.limits,
+      });
+    ops = config.backend === "redis"
+      ? await retryUnavailable(open, config.redisStartWaitMs, log)
+      : await open();
   } catch (error) {
     if (error instanceof PurpleError) return fail(error.message);
     if (isSystemError(error)) {
@@ -181,6 +251,7 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
   }
   const stop = signals(log);
   const servers: RunningServer[] = [];
+  const metrics = new Metrics();
   const options = (port: number): ServeOptions => ({
     hostname: config.hostname,
     port,
@@ -190,12 +261,19 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
     auth: config.auth,
     tls: tls && { cert: tls.cert, key: tls.key },
     reusePort: worker !== undefined,
+    metrics,
+    corsOrigins: config.corsOrigins,
   });
+  // What is being bound, for the one line of a failure: `127.0.0.1:8080 (HTTP)`.
+  const host = config.hostname.includes(":") ? `[${config.hostname}]` : config.hostname;
+  let binding = "";
   try {
     if (config.http !== undefined) {
+      binding = `${host}:${config.http} (HTTP)`;
       servers.push(await startHttpServer(ops, options(config.http)));
     }
     if (config.grpc !== undefined) {
+      binding = `${host}:${config.grpc} (gRPC)`;
       const { startGrpcServer } = await import("./grpc.ts");
       servers.push(await startGrpcServer(ops, options(config.grpc)));
     }
@@ -204,7 +282,9 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
     await Promise.all(servers.map((server) => server.shutdown()));
     await ops.close();
     if (isListenError(error) || error instanceof PurpleError) {
-      return fail(`Cannot listen on ${config.hostname}: ${error.message}`);
+      // The gRPC server's errors end with the address and `(gRPC)`, said here already.
+      const reason = error.message.replace(/ \S+ \(gRPC\)$/, "");
+      return fail(`Cannot listen on ${binding}: ${reason}`);
     }
     throw error;
   }

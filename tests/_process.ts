@@ -47,6 +47,8 @@ export interface StartOptions {
   clearEnv?: boolean;
   /** What the program is, for messages. Default: the command. */
   name?: string;
+  /** `piped` to write to the program's stdin (`child.stdin`). Default: `null`. */
+  stdin?: "piped" | "null";
 }
 
 /**
@@ -63,7 +65,7 @@ export function start(command: string, args: string[], options: StartOptions = {
     cwd: options.cwd,
     env,
     clearEnv: options.clearEnv,
-    stdin: "null",
+    stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();

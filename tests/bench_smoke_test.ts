@@ -10,6 +10,7 @@ import { messageCodecOf } from "@purple/protocol/wire";
 import { staleFrames } from "../bench/_grpc_frames.ts";
 import { incrementReplyBytes, SCENARIOS } from "../bench/_scenarios.ts";
 import type { Report } from "../bench/_report.ts";
+import { loadGenerators } from "../bench/run.ts";
 
 async function missingTools(): Promise<string | undefined> {
   const missing: string[] = [];
@@ -31,6 +32,15 @@ if (TOOLS_MISSING !== undefined) {
   if (Deno.env.get("CI") === "true") throw new Error(`${line} (CI=true: failing instead)`);
   console.error(line);
 }
+
+Deno.test("bench: loadGenerators() asks for h2load only for gRPC scenarios, wrk only for HTTP", () => {
+  assert.deepEqual(loadGenerators(["http/memory"]), ["wrk"]);
+  assert.deepEqual(loadGenerators(["http/memory/kv-put", "startup"]), ["wrk"]);
+  assert.deepEqual(loadGenerators(["grpc/redis"]), ["h2load"]);
+  assert.deepEqual(loadGenerators(["startup"]), []);
+  assert.deepEqual(loadGenerators(["memory"]), ["wrk", "h2load"]);
+  assert.deepEqual(loadGenerators([]), ["wrk", "h2load"]);
+});
 
 Deno.test("bench: the gRPC frame files are the encodings of Purple's codecs", async () => {
   assert.deepEqual(await staleFrames(), []);

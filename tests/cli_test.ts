@@ -3,8 +3,9 @@ import { HttpClient } from "@purple/client";
 import { GrpcClient } from "@purple/client/grpc";
 import { DEFAULT_LIMITS } from "../backends/mod.ts";
 import { type CliConfig, HELP, parseCli, UsageError, VERSION } from "../server/config.ts";
-import { freePort } from "./_redis.ts";
-import { runPurple, startPurple } from "./_purple.ts";
+import { freePort, REDIS_MISSING, startRedis } from "./_redis.ts";
+import { purpleArgs, runPurple, startPurple } from "./_purple.ts";
+import { ROOT, start } from "./_process.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -35,6 +36,7 @@ Deno.test("parseCli() defaults: HTTP 8080 and gRPC 8081 on loopback, disk in ./d
     backend: "disk",
     dataDir: "./data",
     redisUrl: "redis://127.0.0.1:6379",
+    redisStartWaitMs: 30_000,
     hostname: "127.0.0.1",
     limits: { ...DEFAULT_LIMITS },
     debug: false,
@@ -67,6 +69,9 @@ Deno.test("parseCli() reads every flag", () => {
       "2048",
       "--max-item-bytes",
       "32",
+      "--redis-insecure-tls",
+      "--redis-start-wait-ms",
+      "5000",
       "--debug",
     ]),
     {
@@ -75,6 +80,8 @@ Deno.test("parseCli() reads every flag", () => {
       backend: "redis",
       dataDir: "/var/purple",
       redisUrl: "redis://cache:6380/0",
+      redis: { redisInsecureTls: true },
+      redisStartWaitMs: 5000,
       hostname: "0.0.0.0",
       limits: { ...DEFAULT_LIMITS, maxKeyBytes: 64, maxValueBytes: 2048, maxItemBytes: 32 },
       debug: true,
@@ -96,6 +103,8 @@ Deno.test("parseCli() reads every environment variable", () => {
     PURPLE_MAX_KEY_BYTES: "100",
     PURPLE_MAX_VALUE_BYTES: "200",
     PURPLE_MAX_ITEM_BYTES: "300",
+    PURPLE_REDIS_INSECURE_TLS: "true",
+    PURPLE_REDIS_START_WAIT_MS: "0",
     PURPLE_DEBUG: "true",
   };
   assert.deepEqual(config([], env), {
@@ -104,6 +113,8 @@ Deno.test("parseCli() reads every environment variable", () => {
     backend: "memory",
     dataDir: "/data",
     redisUrl: "rediss://user:pw@redis.example:6379",
+    redis: { redisInsecureTls: true },
+    redisStartWaitMs: 0,
     hostname: "::",
     limits: { ...DEFAULT_LIMITS, maxKeyBytes: 100, maxValueBytes: 200, maxItemBytes: 300 },
     debug: true,
@@ -294,6 +305,8 @@ Deno.test("purple exits with 2 and one line on stderr for bad input or an unreac
         "redis",
         "--redis-url",
         `redis://127.0.0.1:${freePort()}`,
+        "--redis-start-wait-ms",
+        "0",
       ],
       {},
       /^purple: Cannot .*Redis/,
@@ -314,7 +327,18 @@ Deno.test("purple exits with 2 and one line when its port is taken", async () =>
     const port = (taken.addr as Deno.NetAddr).port;
     const { code, stderr } = await runPurple(["http", "--backend", "memory", "--port", `${port}`]);
     assert.equal(code, 2);
-    assert.match(stderr, /^purple: Cannot listen on 127\.0\.0\.1: .*in use.*\n$/);
+    assert.match(
+      stderr,
+      new RegExp(`^purple: Cannot listen on 127\\.0\\.0\\.1:${port} \\(HTTP\\): .*in use.*\n$`),
+    );
+    const grpc = await runPurple(["grpc", "--backend", "memory", "--port", `${port}`]);
+    assert.equal(grpc.code, 2);
+    assert.match(
+      grpc.stderr,
+      new RegExp(
+        `^purple: Cannot listen on 127\\.0\\.0\\.1:${port} \\(gRPC\\): address already in use\n$`,
+      ),
+    );
   } finally {
     taken.close();
   }
@@ -396,7 +420,15 @@ Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, d
           "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
       ))
     ));
-    await sleep(200);
+    // Every PUT is in its handler (a busy machine may take a while): /metrics counts them, and
+    // the scrape itself.
+    const deadline = Date.now() + 15_000;
+    while (true) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      if (/^purple_requests_in_flight\{protocol="http"\} 201$/m.test(text)) break;
+      assert.ok(Date.now() < deadline, "the 200 PUTs never were in flight together");
+      await sleep(50);
+    }
 
     purple.child.kill("SIGTERM");
     await purple.waitFor(/^Received SIGTERM/);
@@ -446,5 +478,93 @@ Deno.test("a second signal during the drain exits at once with 1", async () => {
     assert.ok(purple.lines.includes("Received SIGTERM again: exiting without waiting"));
   } finally {
     conn.close();
+  }
+});
+
+Deno.test({
+  name: "purple waits for a Redis that is not up yet at start, one line per retry, then serves",
+  ignore: REDIS_MISSING !== undefined,
+  async fn() {
+    const redis = await startRedis();
+    await redis.stop();
+    const purple = start(
+      Deno.execPath(),
+      purpleArgs([
+        "http",
+        "--port",
+        "0",
+        "--backend",
+        "redis",
+        "--redis-url",
+        redis.url,
+      ]),
+      { cwd: ROOT, env: { NO_COLOR: "1" } },
+    );
+    try {
+      await purple.line(
+        /^Cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+: .*: retrying in [\d.]+ s \(waited [\d.]+ s of 30 s\)$/,
+      );
+      await redis.start();
+      const [, port] = await purple.line(/^Starting up the HTTP server on port (\d+)$/);
+      const client = new HttpClient(`http://127.0.0.1:${port}`);
+      assert.equal(await client.counterIncrement("waited", 1), 1n);
+      assert.equal(await purple.stop(), 0);
+    } finally {
+      await purple.stop();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test("purple gives up on an unreachable Redis after --redis-start-wait-ms, in one line", async () => {
+  const began = Date.now();
+  const { code, stdout, stderr } = await runPurple([
+    "http",
+    "--port",
+    "0",
+    "--backend",
+    "redis",
+    "--redis-url",
+    `redis://127.0.0.1:${freePort()}`,
+    "--redis-start-wait-ms",
+    "1500",
+  ]);
+  assert.equal(code, 2);
+  assert.ok(Date.now() - began >= 1_500);
+  assert.ok(/retrying in/.test(stdout), stdout);
+  assert.match(
+    stderr,
+    /^purple: Cannot connect to Redis at .*\(still unreachable after 1\.5 s; --redis-start-wait-ms sets how long Purple retries at start\)\n$/,
+  );
+});
+
+Deno.test("parseCli() reads --cors-origin: origins, or *, repeated or comma-separated", () => {
+  assert.equal(config([]).corsOrigins, undefined);
+  assert.deepEqual(
+    config(["--cors-origin", "https://app.example.com", "--cors-origin", "http://localhost:3000"])
+      .corsOrigins,
+    ["https://app.example.com", "http://localhost:3000"],
+  );
+  assert.deepEqual(config([], { PURPLE_CORS_ORIGIN: "*" }).corsOrigins, ["*"]);
+  assert.deepEqual(
+    config([], { PURPLE_CORS_ORIGIN: "https://a.example, https://b.example:8443" }).corsOrigins,
+    ["https://a.example", "https://b.example:8443"],
+  );
+  for (
+    const bad of [
+      "https://app.example.com/",
+      "app.example.com",
+      "ftp://x.example",
+      "https://a.example/path",
+    ]
+  ) {
+    assert.throws(
+      () => parseCli(["--cors-origin", bad], {}),
+      (error: Error) =>
+        error instanceof UsageError &&
+        error.message.startsWith(`Bad --cors-origin: expected an origin such as`) &&
+        error.message.endsWith(`found '${bad}'`),
+      bad,
+    );
   }
 });

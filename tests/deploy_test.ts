@@ -114,7 +114,10 @@ Deno.test("Dockerfile: the dependencies get a layer of their own, before the cod
     "COPY protocol/deno.json protocol/",
     "RUN deno install --frozen",
   ]);
-  assert.match(steps[code + 1], /^RUN deno cache --frozen mod\.ts examples\/todo\/main\.ts$/);
+  assert.match(
+    steps[code + 1],
+    /^RUN deno cache --frozen mod\.ts examples\/todo\/main\.ts bin\/healthcheck\.ts$/,
+  );
 });
 
 Deno.test("Dockerfile: it runs as the non-root user deno", () => {
@@ -141,16 +144,96 @@ Deno.test("Dockerfile: the disk backend keeps its data on the volume", () => {
   assert.ok(all("RUN").some((i) => i.args === "mkdir /data && chown deno:deno /data"));
 });
 
-Deno.test("Dockerfile: HEALTHCHECK asks /ping on the HTTP port", () => {
+Deno.test("Dockerfile: HEALTHCHECK runs bin/healthcheck.ts, which reads purple's own command", () => {
   const [, options, command] = /^((?:--\S+\s+)*)CMD\s+(.*)$/.exec(one("HEALTHCHECK").args) ?? [];
   assert.ok(command, "HEALTHCHECK must use CMD in exec form");
   assert.match(options, /--interval=\d+s/);
-  const argv = execForm(command);
-  assert.deepEqual(argv.slice(0, 2), ["deno", "eval"]);
-  assert.match(
-    argv[2],
-    new RegExp(`fetch\\('http://127\\.0\\.0\\.1:${IMAGE_CONFIG.http}/ping'\\)`),
-  );
+  assert.deepEqual(execForm(command), ["deno", "run", "-A", "/app/bin/healthcheck.ts"]);
+});
+
+/** Runs the health check against the process `pid`: its exit code and its line. */
+async function healthOf(pid: number): Promise<{ code: number; stderr: string }> {
+  const { code, stderr } = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    `${ROOT}/bin/healthcheck.ts`,
+    String(pid),
+  ]);
+  return { code, stderr };
+}
+
+Deno.test("bin/healthcheck.ts asks purple on the ports, protocol and address it was given", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "purple-health-" });
+  const free = () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    return port;
+  };
+  const serve = async (args: string[], env: Record<string, string> = {}) => {
+    const purple = start(Deno.execPath(), ["run", "-A", `${ROOT}/mod.ts`, ...args], {
+      cwd: dir,
+      env,
+    });
+    await purple.line(/^Starting up the (HTTP|gRPC) server on port \d+$/);
+    await purple.line(/^Starting up the (HTTP|gRPC) server on port \d+$/);
+    return purple;
+  };
+  try {
+    await t.step("the image's command: HTTP /ping on 0.0.0.0, the port of a variable", async () => {
+      const purple = await serve(["--host", "0.0.0.0", "--backend", "memory"], {
+        PURPLE_HTTP_PORT: String(free()),
+        PURPLE_GRPC_PORT: String(free()),
+      });
+      assert.deepEqual(await healthOf(purple.child.pid), { code: 0, stderr: "" });
+      purple.child.kill("SIGSTOP"); // A frozen purple accepts nothing: unhealthy within 2.5 s.
+      const frozen = await healthOf(purple.child.pid);
+      purple.child.kill("SIGCONT");
+      assert.equal(frozen.code, 1);
+      assert.match(frozen.stderr, /^unhealthy: /);
+      assert.equal(await purple.stop(), 0);
+    });
+    await t.step("purple grpc: a connection to its port", async () => {
+      const purple = await serve(["grpc", "--backend", "memory", "--port", String(free())]);
+      assert.deepEqual(await healthOf(purple.child.pid), { code: 0, stderr: "" });
+      assert.equal(await purple.stop(), 0);
+    });
+    await t.step("HTTP over TLS (--tls-cert): /ping over TLS", async () => {
+      const made = await run("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+        "-subj",
+        "/CN=purple.test",
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+      const args = ["http", "--backend", "memory", "--port", String(free())];
+      const purple = start(Deno.execPath(), ["run", "-A", `${ROOT}/mod.ts`, ...args], {
+        cwd: dir,
+        env: { PURPLE_TLS_CERT: `${dir}/cert.pem`, PURPLE_TLS_KEY: `${dir}/key.pem` },
+      });
+      await purple.line(/^Starting up the HTTP server on port \d+$/);
+      assert.deepEqual(await healthOf(purple.child.pid), { code: 0, stderr: "" });
+      assert.equal(await purple.stop(), 0);
+    });
+    await t.step("a process that is not purple is unhealthy", async () => {
+      const other = await healthOf(Deno.pid);
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /^unhealthy: process \d+ is not purple/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("bin/purple runs mod.ts with the permissions of deno task compile (and, for --workers, run of deno)", async () => {
@@ -337,6 +420,19 @@ Deno.test("docker-compose.yml: Purple on Redis, with the ports of its command", 
   assert.equal(purple.depends_on?.redis.condition, "service_healthy");
 });
 
+Deno.test("docker-compose.yml: Redis keeps an append-only file on its volume, as the README says", async () => {
+  const { redis } = compose.services as Record<string, ComposeService & { volumes?: string[] }>;
+  const command = redis.command!.join(" ");
+  assert.match(command, /^redis-server .*--appendonly yes/);
+  assert.match(command, /--appendfsync everysec/);
+  assert.deepEqual(redis.volumes, ["redis-data:/data"]);
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  assert.match(
+    readme,
+    /the Compose file's writes an append-only file to\s+its volume `redis-data`/,
+  );
+});
+
 Deno.test("docker-compose.yml: the TODO example on port 3000, over the purple service", () => {
   const { todo, purple } = compose.services;
   const config = purpleConfig(purple.command!.slice(1), PURPLE_ENV);
@@ -412,12 +508,31 @@ function checkDeployment(
   return { config, container: { ...container, port: containerPort.containerPort } };
 }
 
-function checkRedis(docs: Manifest[], config: CliConfig): void {
+/** The Redis of both Purple manifests: deploy/redis-k8s.yaml, a file of its own. */
+async function checkRedis(config: CliConfig): Promise<void> {
+  const docs = await manifests("redis-k8s.yaml");
   const service = find(docs, "Service", "purple-redis");
   const url = new URL(config.redisUrl);
   assert.equal(url.hostname, service.metadata.name);
   assert.equal(Number(url.port), service.spec.ports[0].port);
   checkDeployment(docs, "purple-redis");
+}
+
+/** The access tokens come from the Secret purple-auth, optional (deploy/purple-secret-k8s.yaml). */
+async function checkTokens(container: Manifest): Promise<void> {
+  const secret = find(await manifests("purple-secret-k8s.yaml"), "Secret", "purple-auth");
+  const fromSecret = (container.env ?? []).filter((e: Manifest) => e.valueFrom?.secretKeyRef);
+  assert.deepEqual(
+    fromSecret.map((e: Manifest) => e.name).sort(),
+    ["PURPLE_AUTH_TOKEN", "PURPLE_READ_TOKEN"],
+  );
+  for (const { name, valueFrom: { secretKeyRef } } of fromSecret) {
+    assert.deepEqual(secretKeyRef, { name: "purple-auth", key: name, optional: true });
+    assert.equal(secret.stringData[name], "", `${name}: the stub holds no token`);
+  }
+  // An empty variable is unset: the stub as it is requires no token.
+  const config = purpleConfig(container.args.slice(1), secret.stringData);
+  assert.equal(config.auth, undefined);
 }
 
 Deno.test("deploy/purple-http-k8s.yaml: purple http on Redis, probed on /ping", async () => {
@@ -432,7 +547,8 @@ Deno.test("deploy/purple-http-k8s.yaml: purple http on Redis, probed on /ping", 
     const port = container.ports.find((p: Manifest) => p.name === probe.httpGet.port);
     assert.equal(port?.containerPort ?? probe.httpGet.port, config.http);
   }
-  checkRedis(docs, config);
+  await checkRedis(config);
+  await checkTokens(container);
 });
 
 Deno.test("deploy/purple-grpc-k8s.yaml: purple grpc on Redis, probed by the gRPC health service", async () => {
@@ -446,15 +562,20 @@ Deno.test("deploy/purple-grpc-k8s.yaml: purple grpc on Redis, probed by the gRPC
     assert.deepEqual(Object.keys(probe.grpc), ["port"], "asks the overall health (service '')");
     assert.equal(probe.grpc.port, config.grpc);
   }
-  checkRedis(docs, config);
+  await checkRedis(config);
+  await checkTokens(container);
 });
 
-Deno.test("deploy/: both manifests install the same Redis, so applying both gives one", async () => {
-  const redis = (docs: Manifest[]) => docs.filter((doc) => doc.metadata.name === "purple-redis");
-  assert.deepEqual(
-    redis(await manifests("purple-http-k8s.yaml")),
-    redis(await manifests("purple-grpc-k8s.yaml")),
-  );
+Deno.test("deploy/: Redis is in a file of its own, so deleting one Purple leaves the other's", async () => {
+  for (const file of ["purple-http-k8s.yaml", "purple-grpc-k8s.yaml"]) {
+    const docs = await manifests(file);
+    assert.deepEqual(docs.filter((doc) => doc.metadata.name === "purple-redis"), [], file);
+    assert.match(
+      await Deno.readTextFile(`${ROOT}/deploy/${file}`),
+      /kubectl apply -f deploy\/redis-k8s\.yaml/,
+      `${file} says to apply the Redis first`,
+    );
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -499,6 +620,7 @@ Deno.test("deploy/purple-redis-cluster-k8s.yaml: Purple replicas on a 3+3 Redis 
   const script = job.spec.template.spec.containers[0].command.join(" ");
   assert.match(script, /for i in 0 1 2 3 4 5/);
   assert.match(script, /redis-cli --cluster create \$nodes --cluster-replicas 1 --cluster-yes/);
+  await checkTokens(container);
   for (const budget of ["purple", "purple-redis-cluster"]) {
     assert.ok(find(docs, "PodDisruptionBudget", budget).spec.selector);
   }
@@ -574,6 +696,10 @@ Deno.test("Procfile: the web process is purple http on $PORT, on Heroku's $REDIS
   assert.equal(config.hostname, "0.0.0.0");
   assert.equal(config.backend, "redis");
   assert.equal(config.redisUrl, HEROKU_ENV.REDIS_URL);
+  // Heroku Redis's self-signed certificate is accepted for Redis alone, not for the process.
+  assert.equal(config.redis?.redisInsecureTls, true);
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  assert.ok(!readme.includes("NODE_TLS_REJECT_UNAUTHORIZED"), "no process-wide TLS opt-out");
 });
 
 Deno.test("heroku.yml: builds the Dockerfile and runs the Procfile's command", async () => {

@@ -23,7 +23,11 @@ async function withApp(
   const app = createHttpApp(ops, { limits, log: () => {} });
   try {
     await fn(async (method, path, init = {}) => {
-      const response = await app.request(path, { method, ...init });
+      // With an Accept header, as every client but the original Go one sends (which gets the
+      // original's empty body on a 404).
+      const headers = new Headers(init.headers);
+      if (!headers.has("accept")) headers.set("accept", "*/*");
+      const response = await app.request(path, { method, ...init, headers });
       return { status: response.status, text: await response.text(), headers: response.headers };
     }, ops);
   } finally {

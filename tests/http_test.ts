@@ -61,7 +61,10 @@ async function withApp(
   const app = createHttpApp(ops, { limits, log: quiet });
   try {
     await fn(async (method, path, init = {}) => {
-      const response = await app.request(path, { method, ...init });
+      // As curl and fetch do (a request without Accept gets the original's empty 404).
+      const headers = new Headers(init.headers);
+      if (!headers.has("accept")) headers.set("accept", "*/*");
+      const response = await app.request(path, { method, ...init, headers });
       return {
         status: response.status,
         type: response.headers.get("content-type"),

@@ -4,7 +4,8 @@
  * dependencies), packed, installed with npm into a temporary project; tsc type-checks a
  * TypeScript user of it, and `node --test` runs every operation through HttpClient and
  * GrpcClient against a `purple` process started here, with the typed errors checked by
- * `instanceof`.
+ * `instanceof`; then the README's Node examples (examples/node/) run on Node, and the HttpClient
+ * one on Bun (npm's `bun` package, installed here into a temporary directory).
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +16,9 @@ import { buildNpm } from "../tools/build_npm.ts";
 
 /** The TypeScript that type-checks the user (5.x, as the build uses). */
 const TYPESCRIPT = "typescript@5.9.3";
+
+/** Bun, from npm (its binary ships in the platform's package, @oven/bun-<os>-<arch>). */
+const BUN = "bun@1.4.5";
 
 const NODE_MISSING = await Promise.all(
   ["node", "npm"].map((tool) =>
@@ -196,6 +200,76 @@ Deno.test({
           assert.match(node.stdout, new RegExp(`ok \\d+ - ${client}: every operation was called`));
         }
         assert.equal(await purple.stop(), 0);
+      });
+
+      /** Starts a fresh purple serving both protocols; returns where. */
+      const fresh = async () => {
+        purple = start(Deno.execPath(), [
+          "run",
+          "-A",
+          "--unstable-kv",
+          `${ROOT}/mod.ts`,
+          "--backend",
+          "memory",
+          "--http-port",
+          "0",
+          "--grpc-port",
+          "0",
+        ]);
+        const [, http] = await purple.line(/^Starting up the HTTP server on port (\d+)$/);
+        const [, grpc] = await purple.line(/^Starting up the gRPC server on port (\d+)$/);
+        return { PURPLE_URL: `http://127.0.0.1:${http}`, PURPLE_GRPC: `127.0.0.1:${grpc}` };
+      };
+      const HTTP_EXAMPLE_OUTPUT = [
+        "[ 'shopping' ]",
+        "2n",
+        "hello",
+        "a miss: Cannot find cache key 'never-set': not found",
+      ];
+      for (const file of ["http_client.mjs", "grpc_client.mjs"]) {
+        await Deno.copyFile(`${ROOT}/examples/node/${file}`, `${app}/${file}`);
+      }
+
+      await t.step(
+        "examples/node: the README's Node examples, both clients, print what they say",
+        async () => {
+          const env = await fresh();
+          const http = await run("node", ["http_client.mjs"], { cwd: app, env });
+          assert.equal(http.code, 0, http.stderr);
+          assert.deepEqual(http.stdout.trim().split("\n"), HTTP_EXAMPLE_OUTPUT);
+          const grpc = await run("node", ["grpc_client.mjs"], { cwd: app, env });
+          assert.equal(grpc.code, 0, grpc.stderr);
+          assert.deepEqual(grpc.stdout.trim().split("\n"), [
+            "[ 'shopping' ]",
+            "5n",
+            "true",
+            "a miss: Cannot find kv key 'never-put': not found",
+          ]);
+          assert.equal(await purple!.stop(), 0);
+        },
+      );
+
+      await t.step("bun: examples/node/http_client.mjs under Bun (npm's bun package)", async () => {
+        await npm(["install", "--prefix", `${dir}/bun`, BUN], dir);
+        // The binary comes in the platform's package; bun's postinstall only links it.
+        let bun: string | undefined;
+        for await (const entry of Deno.readDir(`${dir}/bun/node_modules/@oven`)) {
+          if (entry.name.startsWith(`bun-${Deno.build.os}-`)) {
+            bun = `${dir}/bun/node_modules/@oven/${entry.name}/bin/bun`;
+          }
+        }
+        assert.ok(bun, "the bun package installed no binary for this platform");
+        const env = await fresh();
+        const http = await run(bun, ["http_client.mjs"], { cwd: app, env });
+        assert.equal(http.code, 0, http.stderr);
+        // Bun prints values as Node does, but for arrays: ["shopping"].
+        assert.deepEqual(
+          http.stdout.trim().split("\n").map((line) =>
+            line.replace('[ "shopping" ]', "[ 'shopping' ]")
+          ),
+          HTTP_EXAMPLE_OUTPUT,
+        );
+        assert.equal(await purple!.stop(), 0);
       });
     } finally {
       await purple?.stop();

@@ -482,7 +482,8 @@ if (OPENSSL_MISSING && !ignore) {
 }
 
 Deno.test({
-  name: "openRedisBackend() speaks TLS to a rediss:// URL and checks the certificate",
+  name:
+    "openRedisBackend() speaks TLS to a rediss:// URL and checks the certificate, unless insecureTls",
   ignore: ignore || OPENSSL_MISSING !== undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "purple-redis-tls-" });
@@ -499,16 +500,19 @@ Deno.test({
       await Deno.writeTextFile(
         probe,
         `import { openRedisBackend } from "${new URL("../backends/redis.ts", import.meta.url)}";
-        const backend = await openRedisBackend({ url: Deno.args[0] });
+        const backend = await openRedisBackend({
+          url: Deno.args[0],
+          insecureTls: Deno.args[1] === "insecure",
+        });
         console.log(String(await backend.counterIncrement("tls", 7n)));
         await backend.close();`,
       );
-      const run = async (url: string, trust: boolean) => {
+      const run = async (url: string, trust: boolean, insecure = false) => {
         const config = new URL("../deno.json", import.meta.url).pathname;
         const args = ["run", "-A", "--no-check", "--config", config];
         if (trust) args.push("--cert", `${dir}/ca.pem`);
         const { success, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-          args: [...args, probe, url],
+          args: [...args, probe, url, insecure ? "insecure" : "checked"],
         }).output();
         const text = new TextDecoder();
         return { success, out: text.decode(stdout).trim(), err: text.decode(stderr) };
@@ -522,8 +526,12 @@ Deno.test({
         untrusted.err,
         /UnavailableError: Cannot connect to Redis at rediss:\/\/localhost:\d+: .*certificate/,
       );
+      // Heroku Redis's certificate is self-signed: --redis-insecure-tls connects all the same.
+      const insecure = await run(`rediss://localhost:${tlsPort}`, false, true);
+      assert.ok(insecure.success, insecure.err);
+      assert.equal(insecure.out, "14");
       const counters = await raw(server, 1);
-      assert.equal(await counters.get("tls"), "7");
+      assert.equal(await counters.get("tls"), "14");
       await counters.quit();
     } finally {
       await server?.stop();
