@@ -63,6 +63,19 @@ export {
 export { startGrpcServer } from "./server/grpc.ts";
 export { Metrics } from "./server/metrics.ts";
 export type { AccessTokens, RunningServer, ServeOptions } from "./server/options.ts";
-export type { Operations } from "@purple/protocol";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CounterAmount,
+  KeyPage,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+} from "@purple/protocol";
 
 if (import.meta.main) Deno.exit(await relaunchWithKv(Deno.args) ?? await main(Deno.args));

@@ -210,6 +210,8 @@ export class AtomicBatchError extends Error {
   override readonly cause: Error;
 
   /**
+   * Creates the error.
+   *
    * @param index The position of the operation that failed.
    * @param cause What it failed with.
    */

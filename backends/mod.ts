@@ -21,8 +21,28 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
 import type { RedisLayoutName } from "./_redis_layout.ts";
 
-export type { Backend } from "./backend.ts";
-export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
+export {
+  AtomicBatchError,
+  type Backend,
+  type BackendBatchable,
+  type BackendOperation,
+  type KvCondition,
+  type ListQuery,
+} from "./backend.ts";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CounterAmount,
+  KeyPage,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+} from "@purple/protocol";
 export { checked, type CheckedOperations } from "./checked.ts";
 export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";

@@ -24,6 +24,7 @@
  */
 
 export type {
+  BatchableName,
   BatchOperation,
   BatchOptions,
   BatchOutcome,

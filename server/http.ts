@@ -160,8 +160,12 @@ function operationOfRequest(method: string, url: string): number {
     : url.slice(start, query < 0 ? undefined : query);
   const route = OPERATIONS_BY_PREFIX.get(prefix)?.[method === "HEAD" ? "GET" : method];
   if (route === undefined) return NO_OPERATION;
-  for (const { query: name, index } of route.picked) {
-    if (hasQueryParam(url, name)) return index;
+  try {
+    for (const { query: name, index } of route.picked) {
+      if (hasQueryParam(url, name)) return index;
+    }
+  } catch {
+    // A malformed query: the route answers it 400; counted under the route's own operation.
   }
   return route.plain;
 }

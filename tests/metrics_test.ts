@@ -243,3 +243,43 @@ Deno.test("GET /metrics is behind the token when tokens are set; a read-only tok
     await purple.stop();
   }
 });
+
+Deno.test("GET /metrics names the operations of fixed paths and of query-picked routes", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const metrics = new Metrics({ process: false });
+  const server = await startHttpServer(ops, {
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: DEFAULT_LIMITS,
+    metrics,
+    log: () => {},
+  });
+  const base = `http://127.0.0.1:${server.port}`;
+  const call = async (method: string, path: string, body?: string) => {
+    const answer = await fetch(`${base}${path}`, { method, body, headers: { accept: "*/*" } });
+    await answer.body?.cancel();
+    return answer.status;
+  };
+  try {
+    assert.equal(await call("PUT", "/sets/s?item=a"), 200);
+    assert.equal(await call("DELETE", "/sets/s?item=a"), 200);
+    assert.equal(await call("DELETE", "/sets/s"), 404);
+    assert.equal(await call("GET", "/kv?prefix=a"), 200);
+    assert.equal(await call("POST", "/batch", '{"operations":[]}'), 200);
+    // A malformed query parameter name: 400 from the route, never a 500 from the counting.
+    assert.equal(await call("DELETE", "/sets/s?%zz=1"), 400);
+    const found = samples(await metrics.text());
+    const requests = (operation: string, outcome: string) =>
+      found.get(
+        `purple_requests_total{protocol="http",operation="${operation}",outcome="${outcome}"}`,
+      );
+    assert.equal(requests("setRemove", "ok"), 1);
+    assert.equal(requests("setDelete", "not_found"), 1);
+    assert.equal(requests("kvList", "ok"), 1);
+    assert.equal(requests("batch", "ok"), 1);
+    assert.equal(requests("setDelete", "invalid_argument"), 1);
+  } finally {
+    await server.shutdown();
+    await ops.close();
+  }
+});
