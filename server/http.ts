@@ -31,7 +31,6 @@ import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import {
   type HttpRoute,
-  OPERATION_NAMES,
   OPERATIONS,
   type Operations,
   WIRE_OPERATION_NAMES,
