@@ -1,9 +1,10 @@
 // The README's and the docs' examples, as written. Every curl example of the README's first steps,
 // of docs/http.md's and of docs/data-api.md's examples, run with curl against a fresh `purple` on a
 // free port (one per document and backend), must answer exactly as written (`# → status body`);
-// the README's Deno example runs against a fresh `purple` with the permissions it names; the README
-// opens with the commands CI and the Ctrl+C test run; and docs/cli.md's table must list every flag
-// of `purple --help` with the same variable.
+// the Deno examples of the README and docs/clients.md run against a fresh `purple` and print what
+// they say (the README's with the permissions it names); the README opens with the commands CI and
+// the Ctrl+C test run; and docs/cli.md's table must list every flag of `purple --help` with the
+// same variable.
 
 import assert from "node:assert/strict";
 import { settingsTableRows } from "../server/config.ts";
@@ -163,42 +164,88 @@ Deno.test("the README opens with the two commands: the one CI runs and one the C
   assert.match(deno.tasks.test, /^deno task check && deno test /);
 });
 
-Deno.test("the README's Deno example runs with the permissions it names and prints what it says", async () => {
-  const [example] = blocks("ts", README);
-  const [command] = example.split("\n");
-  assert.equal(command, "// deno run --allow-net --allow-env example.ts");
-  const expected = [...example.matchAll(/^console\.log\(.*\); \/\/ (.*)$/gm)].map(([, out]) => out);
-  assert.equal(expected.length, 2);
-  const purple = await startPurple(["--backend", "memory", "--http-port", "0", "--grpc-port", "0"]);
+/** Runs a TypeScript example with `deno run` and the given flags, from a file inside the checkout. */
+async function runExample(
+  example: string,
+  flags: string[],
+  purple: { httpPort?: number; grpcPort?: number },
+): Promise<{ code: number; stdout: string; stderr: string }> {
   await Deno.mkdir(`${ROOT}/.tmp`, { recursive: true });
   // Inside the checkout, where the workspace resolves @purple/client.
-  const file = await Deno.makeTempFile({ dir: `${ROOT}/.tmp`, prefix: "readme_", suffix: ".ts" });
+  const file = await Deno.makeTempFile({ dir: `${ROOT}/.tmp`, prefix: "example_", suffix: ".ts" });
   try {
     await Deno.writeTextFile(
       file,
       example
-        .replace("http://localhost:8080", `http://127.0.0.1:${purple.httpPort}`)
-        .replace('"localhost:8081"', `"127.0.0.1:${purple.grpcPort}"`),
+        .replaceAll("http://localhost:8080", `http://127.0.0.1:${purple.httpPort}`)
+        .replaceAll('"localhost:8081"', `"127.0.0.1:${purple.grpcPort}"`),
     );
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [...command.split(" ").slice(2, -1), file],
+      args: ["run", ...flags, file],
       cwd: ROOT,
       env: { NO_COLOR: "1" },
     }).output();
     const decoder = new TextDecoder();
-    assert.equal(code, 0, decoder.decode(stderr));
-    const printed = decoder.decode(stdout).trim().split("\n");
-    assert.deepEqual(printed.map((line) => line.replaceAll(" ", "")), expected);
-    // As the README says: GrpcClient needs --allow-env in Deno, for grpc-js.
-    const netOnly = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", file],
-      cwd: ROOT,
-      env: { NO_COLOR: "1" },
-    }).output();
-    assert.notEqual(netOnly.code, 0);
-    assert.match(decoder.decode(netOnly.stderr), /env access to "GRPC_NODE_VERBOSITY"/);
+    return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
   } finally {
     await Deno.remove(file);
+  }
+}
+
+/** What an example's `console.log(...); // shown` lines say they print, spaces left out. */
+function shown(example: string): string[] {
+  return [...example.matchAll(/^console\.log\(.*\); \/\/ (.*)$/gm)]
+    .map(([, out]) => out.replaceAll(" ", ""));
+}
+
+/** Whether `expected` appear in `lines` in that order (other lines between them allowed). */
+function inOrder(lines: string[], expected: string[]): boolean {
+  let next = 0;
+  for (const line of lines) if (line === expected[next]) next++;
+  return next === expected.length;
+}
+
+Deno.test("the Deno examples of the README and docs/clients.md run and print what they say", async (t) => {
+  const purple = await startPurple(["--backend", "memory", "--http-port", "0", "--grpc-port", "0"]);
+  try {
+    await t.step(
+      "the README's, with the permissions it names (and not without --allow-env)",
+      async () => {
+        const [example] = blocks("ts", README);
+        const [command] = example.split("\n");
+        assert.equal(command, "// deno run --allow-net --allow-env example.ts");
+        const expected = shown(example);
+        assert.equal(expected.length, 2);
+        const { code, stdout, stderr } = await runExample(
+          example,
+          ["--allow-net", "--allow-env"],
+          purple,
+        );
+        assert.equal(code, 0, stderr);
+        const printed = stdout.trim().split("\n").map((line) => line.replaceAll(" ", ""));
+        assert.deepEqual(printed, expected);
+        // As the README says: GrpcClient needs --allow-env in Deno, for grpc-js.
+        const netOnly = await runExample(example, ["--allow-net"], purple);
+        assert.notEqual(netOnly.code, 0);
+        assert.match(netOnly.stderr, /env access to "GRPC_NODE_VERBOSITY"/);
+      },
+    );
+    const CLIENTS = await read("docs/clients.md");
+    const programs = blocks("ts", CLIENTS).filter((block) => block.startsWith("import "));
+    assert.equal(programs.length, 2, "docs/clients.md's HttpClient and GrpcClient examples");
+    for (const example of programs) {
+      await t.step(`docs/clients.md: ${/^import \{ (\w+)/.exec(example)![1]}`, async () => {
+        const { code, stdout, stderr } = await runExample(
+          example,
+          ["--allow-net", "--allow-env"],
+          purple,
+        );
+        assert.equal(code, 0, stderr);
+        const printed = stdout.trim().split("\n").map((line) => line.replaceAll(" ", ""));
+        assert.ok(inOrder(printed, [...shown(example), "notcached"]), stdout);
+      });
+    }
+  } finally {
     assert.equal((await purple.stop()).code, 0);
   }
 });
