@@ -161,7 +161,11 @@ function operationOfRequest(method: string, url: string): number {
   const route = OPERATIONS_BY_PREFIX.get(prefix)?.[method === "HEAD" ? "GET" : method];
   if (route === undefined) return NO_OPERATION;
   for (const { query: name, index } of route.picked) {
-    if (hasQueryParam(url, name)) return index;
+    try {
+      if (hasQueryParam(url, name)) return index;
+    } catch {
+      // A malformed parameter name: the route's handler answers 400 for it.
+    }
   }
   return route.plain;
 }
