@@ -1,7 +1,7 @@
 // The settings of the `purple` command, each declared once: its flag, its environment variables,
 // its kind, its default, how its text is checked and read, and its help line. From this table
 // come the `parseArgs` options, the environment lookups, `purple --help` (config.ts) and the
-// README's CLI table (checked by tests/readme_test.ts). Private to the server.
+// CLI table of docs/cli.md (checked by tests/readme_test.ts). Private to the server.
 
 import {
   BACKEND_KINDS,
@@ -64,9 +64,9 @@ export interface Setting<Value> {
    * `switch`: a flag without a value, a variable holding one of Go's booleans.
    */
   readonly kind: "text" | "list" | "switch";
-  /** The default, as the help and the README show it. */
+  /** The default, as the help and docs/cli.md show it. */
   readonly shown: string;
-  /** What it does, in one line of the help and of the README's table. */
+  /** What it does, in one line of the help and of docs/cli.md's table. */
   readonly help: string;
   /** More help lines, for --help only. */
   readonly more?: readonly string[];
@@ -141,7 +141,7 @@ function setting<Value>(declared: Setting<Value>): Setting<Value> {
 }
 
 /**
- * Every setting of `purple`, in the order of `--help` and of the README's table. The ports are
+ * Every setting of `purple`, in the order of `--help` and of docs/cli.md's table. The ports are
  * read here and placed by `config.ts`, which knows the command (`purple http` takes `--port`).
  */
 export const SETTINGS = {

@@ -454,7 +454,7 @@ export function parseCli(
   };
 }
 
-/** The flag as `--help` and the README show it: `--data-dir DIR`. */
+/** The flag as `--help` and docs/cli.md show it: `--data-dir DIR`. */
 export function flagUsage(setting: AnySetting): string {
   return `--${setting.flag}${setting.value === undefined ? "" : ` ${setting.value}`}`;
 }
@@ -515,7 +515,7 @@ With --workers N, N processes serve the same ports (Linux); the memory backend t
 Exit codes: 0 after a graceful stop, 2 for bad flags or a backend that cannot be opened.`;
 
 /**
- * The README's table of the settings (Markdown rows, without the header), as
+ * The table of the settings in docs/cli.md (Markdown rows, without the header), as
  * `tests/readme_test.ts` expects to find them.
  *
  * @returns One row per setting: flag, variables, default, what it does.

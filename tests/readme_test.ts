@@ -1,14 +1,21 @@
-// Every curl example of the README's HTTP section and of docs/data-api.md's examples, run with curl
-// against a fresh `purple` on a free port (one per document and backend), must answer exactly as
-// written (`# → status body`); and the README's CLI table must list every flag of `purple --help`
-// with the same variable.
+// The README's and the docs' examples, as written. Every curl example of the README's first steps,
+// of docs/http.md's and of docs/data-api.md's examples, run with curl against a fresh `purple` on a
+// free port (one per document and backend), must answer exactly as written (`# → status body`);
+// the Deno examples of the README and docs/clients.md run against a fresh `purple` and print what
+// they say (the README's with the permissions it names); the README opens with the commands CI and
+// the Ctrl+C test run; and docs/cli.md's table must list every flag of `purple --help` with the
+// same variable.
 
 import assert from "node:assert/strict";
 import { settingsTableRows } from "../server/config.ts";
 import { startPurple } from "./_purple.ts";
+import { ROOT } from "./_process.ts";
 
-const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
-const DATA_API = await Deno.readTextFile(new URL("../docs/data-api.md", import.meta.url));
+const read = (path: string) => Deno.readTextFile(`${ROOT}/${path}`);
+const README = await read("README.md");
+const HTTP = await read("docs/http.md");
+const DATA_API = await read("docs/data-api.md");
+const CLI = await read("docs/cli.md");
 
 /** The text of a `## title` section, up to the next `## ` heading. */
 function section(title: string, text = README): string {
@@ -33,7 +40,7 @@ function examples(text: string): Example[] {
     lines.forEach((line, i) => {
       if (!line.startsWith("curl ")) return;
       const answer = /^# → (\d{3})(?: (.*))?$/.exec(lines[i + 1] ?? "");
-      assert.ok(answer, `the README gives the answer of: ${line}`);
+      assert.ok(answer, `the document gives the answer of: ${line}`);
       found.push({ command: line, status: Number(answer[1]), body: answer[2] ?? "" });
     });
   }
@@ -42,11 +49,12 @@ function examples(text: string): Example[] {
 
 /** The documents whose examples run, each against a purple of its own. */
 const DOCUMENTS = [
-  { name: "README", examples: examples(section("HTTP")) },
+  { name: "README", examples: examples(section("Try it")) },
+  { name: "docs/http.md", examples: examples(section("Examples", HTTP)) },
   { name: "docs/data-api.md", examples: examples(section("Examples", DATA_API)) },
 ];
 
-Deno.test("the README's HTTP section and docs/data-api.md have a curl example for every route", () => {
+Deno.test("the README, docs/http.md and docs/data-api.md have a curl example for every route", () => {
   const all = DOCUMENTS.flatMap((document) => document.examples);
   const routes = new Set(all.map(({ command }) => {
     const method = /-X (\w+)/.exec(command)?.[1] ?? "GET";
@@ -79,7 +87,7 @@ Deno.test("the README's HTTP section and docs/data-api.md have a curl example fo
 });
 
 const curl = await new Deno.Command("curl", { args: ["--version"] }).output().catch(() => null);
-if (curl === null) console.error("!!! SKIPPING the README curl examples: curl is not on PATH !!!");
+if (curl === null) console.error("!!! SKIPPING the docs' curl examples: curl is not on PATH !!!");
 
 for (const { name, examples: EXAMPLES } of DOCUMENTS) {
   for (const backend of ["memory", "disk"]) {
@@ -124,10 +132,120 @@ for (const { name, examples: EXAMPLES } of DOCUMENTS) {
   }
 }
 
-Deno.test("the README's CLI table is the settings table: every flag, variable, default, meaning", () => {
+Deno.test("docs/cli.md's table is the settings table: every flag, variable, default, meaning", () => {
   const cells = (row: string) => row.split("|").slice(1, -1).map((cell) => cell.trim());
-  const rows = section("The `purple` command").split("\n")
+  const rows = section("Flags and variables", CLI).split("\n")
     .filter((line) => /^\| `-/.test(line))
     .map(cells);
   assert.deepEqual(rows, settingsTableRows().map(cells));
+});
+
+/** The fenced blocks of a language in a text, each without its fences. */
+function blocks(language: string, text: string): string[] {
+  return text.split(`\n\`\`\`${language}\n`).slice(1).map((block) => block.split("\n```")[0]);
+}
+
+Deno.test("the README opens with the two commands: the one CI runs and one the Ctrl+C test types", async () => {
+  assert.equal(
+    blocks("sh", README)[0],
+    [
+      "# Run Purple (disk backend, HTTP on 8080 and gRPC on 8081)",
+      "npx -y deno@2 task start",
+      "# Run the whole test suite (format, lint, type-check, every test)",
+      "npx -y deno@2 task test",
+    ].join("\n"),
+  );
+  const ci = await read(".ci/run");
+  assert.match(ci, /^npx -y deno@2 task test 2>&1 \| tee "\$log"/m, "CI runs the test command");
+  const ctrlC = await read("tests/ctrl_c_test.ts");
+  assert.match(ctrlC, /argv: \["npx", "-y", "deno@2", "task", "start", \.\.\.ARGS\]/);
+  const deno = JSON.parse(await read("deno.json"));
+  assert.equal(deno.tasks.start, "deno run -A --unstable-kv mod.ts");
+  assert.match(deno.tasks.test, /^deno task check && deno test /);
+});
+
+/** Runs a TypeScript example with `deno run` and the given flags, from a file inside the checkout. */
+async function runExample(
+  example: string,
+  flags: string[],
+  purple: { httpPort?: number; grpcPort?: number },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  await Deno.mkdir(`${ROOT}/.tmp`, { recursive: true });
+  // Inside the checkout, where the workspace resolves @purple/client.
+  const file = await Deno.makeTempFile({ dir: `${ROOT}/.tmp`, prefix: "example_", suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      example
+        .replaceAll("http://localhost:8080", `http://127.0.0.1:${purple.httpPort}`)
+        .replaceAll('"localhost:8081"', `"127.0.0.1:${purple.grpcPort}"`),
+    );
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...flags, file],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+    }).output();
+    const decoder = new TextDecoder();
+    return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+/** What an example's `console.log(...); // shown` lines say they print, spaces left out. */
+function shown(example: string): string[] {
+  return [...example.matchAll(/^console\.log\(.*\); \/\/ (.*)$/gm)]
+    .map(([, out]) => out.replaceAll(" ", ""));
+}
+
+/** Whether `expected` appear in `lines` in that order (other lines between them allowed). */
+function inOrder(lines: string[], expected: string[]): boolean {
+  let next = 0;
+  for (const line of lines) if (line === expected[next]) next++;
+  return next === expected.length;
+}
+
+Deno.test("the Deno examples of the README and docs/clients.md run and print what they say", async (t) => {
+  const purple = await startPurple(["--backend", "memory", "--http-port", "0", "--grpc-port", "0"]);
+  try {
+    await t.step(
+      "the README's, with the permissions it names (and not without --allow-env)",
+      async () => {
+        const [example] = blocks("ts", README);
+        const [command] = example.split("\n");
+        assert.equal(command, "// deno run --allow-net --allow-env example.ts");
+        const expected = shown(example);
+        assert.equal(expected.length, 2);
+        const { code, stdout, stderr } = await runExample(
+          example,
+          ["--allow-net", "--allow-env"],
+          purple,
+        );
+        assert.equal(code, 0, stderr);
+        const printed = stdout.trim().split("\n").map((line) => line.replaceAll(" ", ""));
+        assert.deepEqual(printed, expected);
+        // As the README says: GrpcClient needs --allow-env in Deno, for grpc-js.
+        const netOnly = await runExample(example, ["--allow-net"], purple);
+        assert.notEqual(netOnly.code, 0);
+        assert.match(netOnly.stderr, /env access to "GRPC_NODE_VERBOSITY"/);
+      },
+    );
+    const CLIENTS = await read("docs/clients.md");
+    const programs = blocks("ts", CLIENTS).filter((block) => block.startsWith("import "));
+    assert.equal(programs.length, 2, "docs/clients.md's HttpClient and GrpcClient examples");
+    for (const example of programs) {
+      await t.step(`docs/clients.md: ${/^import \{ (\w+)/.exec(example)![1]}`, async () => {
+        const { code, stdout, stderr } = await runExample(
+          example,
+          ["--allow-net", "--allow-env"],
+          purple,
+        );
+        assert.equal(code, 0, stderr);
+        const printed = stdout.trim().split("\n").map((line) => line.replaceAll(" ", ""));
+        assert.ok(inOrder(printed, [...shown(example), "notcached"]), stdout);
+      });
+    }
+  } finally {
+    assert.equal((await purple.stop()).code, 0);
+  }
 });
