@@ -21,7 +21,16 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
 import type { RedisLayoutName } from "./_redis_layout.ts";
 
-export type { Backend } from "./backend.ts";
+export {
+  type Backend,
+  type EntryService,
+  type ExportOptions,
+  type ExportPage,
+  RestoreError,
+  type StoredEntry,
+  type UnreadableEntry,
+} from "./backend.ts";
+export { checkEntry, MAX_TTL_MS } from "./entries.ts";
 export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
 export { checked, type CheckedOperations } from "./checked.ts";
 export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
