@@ -66,13 +66,17 @@ export async function* pages(
 
 /**
  * Writes entries with `write` all at once (the backend batches them), and rejects with
- * `RestoreError` for the first that failed (the others may be written).
+ * `RestoreError` for the first that failed (the others may be written). When one key comes
+ * more than once, only its last entry is written: the outcome of writing them in order.
  */
-export async function restoreAll<T>(
-  entries: readonly T[],
-  write: (entry: T) => Promise<unknown>,
+export async function restoreAll(
+  entries: readonly StoredEntry[],
+  write: (entry: StoredEntry) => Promise<unknown>,
 ): Promise<void> {
-  const outcomes = await Promise.allSettled(entries.map((entry) => {
+  const last = new Map<string, number>();
+  entries.forEach((entry, index) => last.set(`${entry.service}\0${entry.key}`, index));
+  const outcomes = await Promise.allSettled(entries.map((entry, index) => {
+    if (last.get(`${entry.service}\0${entry.key}`) !== index) return Promise.resolve();
     try {
       return write(entry);
     } catch (error) {

@@ -43,11 +43,12 @@ function permissionFlags(): string[] | undefined {
   return flags;
 }
 
-/** Whether this command line serves the disk backend (a bad one is left to `main()`). */
+/** Whether this command line serves, exports or imports the disk backend (a bad one is left to `main()`). */
 function wantsDisk(args: string[]): boolean {
   try {
     const command = parseCli(args, Deno.env.toObject());
-    return command.action === "serve" && command.config.backend === "disk";
+    return command.action !== "help" && command.action !== "version" &&
+      command.config.backend === "disk";
   } catch {
     return false;
   }
@@ -77,7 +78,7 @@ export async function relaunchWithKv(args: string[]): Promise<number | undefined
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...flags, "--unstable-kv", Deno.mainModule, ...args],
     env: { [RELAUNCHED_VARIABLE]: "1" },
-    stdin: "null",
+    stdin: "inherit", // `purple import` reads stdin
     stdout: "inherit",
     stderr: "inherit",
     detached: true,
