@@ -18,7 +18,6 @@ import { UnavailableError } from "@purple/protocol/errors";
 import { quote } from "./_util.ts";
 import { type ChunkRef, isChunkRef, readChunks } from "./_disk_blob.ts";
 import { COMMIT_LIMIT, type GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
-import type { PointReader } from "./_disk_reads.ts";
 import { digest, readItems } from "./_disk_set.ts";
 import { counterValue } from "./_disk_counter.ts";
 import { retryBusy } from "./_disk_busy.ts";
@@ -29,6 +28,7 @@ import {
   counterKey,
   headKey,
   keyBytes,
+  KV_MAX_READ_KEYS,
   setGuardKey,
   setPrefix,
 } from "./_disk_keys.ts";
@@ -128,10 +128,67 @@ async function* readSets(kv: Deno.Kv): AsyncGenerator<Found> {
 /** What the restore needs of the disk backend. */
 export interface RestoreContext {
   kv: Deno.Kv;
-  reader: PointReader;
   committer: GroupCommitter;
   /** Told of every entry written, once committed (to forget remembered states). */
   changed(service: AtomicService, key: string): void;
+}
+
+/** Reads one entry; the reads asked in one turn go together (see {@linkcode bulkReader}). */
+export type BulkRead = <T>(key: Deno.KvKey) => Promise<Deno.KvEntryMaybe<T>>;
+
+/**
+ * A reader for one restore: the reads asked in one turn go at once, ten keys a `getMany()`,
+ * all in flight together (the backend's point reader keeps two in flight, which paces a
+ * restore of a thousand entries at its reads).
+ */
+export function bulkReader(kv: Deno.Kv): BulkRead {
+  let pending: {
+    key: Deno.KvKey;
+    resolve: (entry: Deno.KvEntryMaybe<unknown>) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  const flush = () => {
+    const reads = pending;
+    pending = [];
+    for (let first = 0; first < reads.length; first += KV_MAX_READ_KEYS) {
+      const part = reads.slice(first, first + KV_MAX_READ_KEYS);
+      retryBusy(() => kv.getMany(part.map((read) => read.key))).then(
+        (entries) => part.forEach((read, i) => read.resolve(entries[i])),
+        (error) => part.forEach((read) => read.reject(error)),
+      );
+    }
+  };
+  return <T>(key: Deno.KvKey) =>
+    new Promise<Deno.KvEntryMaybe<T>>((resolve, reject) => {
+      if (pending.length === 0) queueMicrotask(flush);
+      pending.push({
+        key,
+        resolve: resolve as (entry: Deno.KvEntryMaybe<unknown>) => void,
+        reject,
+      });
+    });
+}
+
+/**
+ * Writes an inline KV or cache head in a unit that checks the head as read: true when done;
+ * false when the key needs the backend's own put (its value was chunked, or another writer
+ * changed it meanwhile), whose unit also deletes old chunks.
+ */
+export async function restoreHead(
+  context: RestoreContext,
+  read: BulkRead,
+  service: ChunkedService,
+  key: string,
+  head: unknown,
+  expiresAt: number | undefined,
+): Promise<boolean> {
+  const current = await read(headKey(service, key));
+  if (isChunkRef(current.value)) return false;
+  const unit = new UnitBuilder().check(headKey(service, key), current.versionstamp)
+    .set(headKey(service, key), head, expiresAt);
+  const outcome = await context.committer.submit(unit.build());
+  if (outcome.ok) context.changed(service, key);
+  return outcome.ok;
 }
 
 /** Sets a counter to a value: a blind unit, no read, no check. */
@@ -150,12 +207,13 @@ export async function restoreCounter(
  */
 export async function restoreSet(
   context: RestoreContext,
+  read: BulkRead,
   name: string,
   items: readonly string[],
 ): Promise<void> {
   try {
     for (let attempt = 1; attempt <= MAX_SET_ATTEMPTS; attempt++) {
-      if (await restoreSetOnce(context, name, items)) return;
+      if (await restoreSetOnce(context, read, name, items)) return;
     }
   } finally {
     context.changed("set", name);
@@ -170,10 +228,11 @@ export async function restoreSet(
 /** One attempt: false when another writer changed the set in between. */
 async function restoreSetOnce(
   context: RestoreContext,
+  read: BulkRead,
   name: string,
   items: readonly string[],
 ): Promise<boolean> {
-  const guard = await context.reader.get<number>(setGuardKey(name));
+  const guard = await read<number>(setGuardKey(name));
   const current = guard.versionstamp === null
     ? []
     : await retryBusy(() => readItems(context.kv, name));

@@ -20,6 +20,7 @@ import type { Redis } from "ioredis";
 import type { RedisLayout, Service } from "./_redis_layout.ts";
 import { SERVICES } from "./_redis_layout.ts";
 import { parseCounter, parseFlag } from "./_redis_util.ts";
+import { quote } from "./_util.ts";
 import type { Found } from "./_export_pages.ts";
 
 /** How many keys one SCAN call looks at, and how many items one SSCAN call. */
@@ -125,7 +126,12 @@ async function* readKeys(
               ? { service, key, value: parseCounter(key, raw as string) }
               : { service, key, value: parseFlag(key, raw as string) };
           } catch (problem) {
-            yield unreadable(service, key, (problem as Error).message);
+            // "Cannot get counter 'k': the stored value ..." without what precedes the reason.
+            const message = (problem as Error).message;
+            const action = `Cannot get ${service === "counters" ? "counter" : "flag"} ${
+              quote(key)
+            }: `;
+            yield unreadable(service, key, message.replace(action, ""));
           }
         }
       }

@@ -111,7 +111,14 @@ import { AtomicBatches, type AtomicService } from "./_disk_atomic.ts";
 import { type ListedService, listKeys } from "./_disk_list.ts";
 import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
 import { pages, restoreAll } from "./_export_pages.ts";
-import { readEntries, type RestoreContext, restoreCounter, restoreSet } from "./_export_disk.ts";
+import {
+  bulkReader,
+  readEntries,
+  type RestoreContext,
+  restoreCounter,
+  restoreHead,
+  restoreSet,
+} from "./_export_disk.ts";
 import {
   assertDiskLimits,
   counterKey,
@@ -366,7 +373,6 @@ export class DiskBackend implements Backend {
     });
     this.#restoring = {
       kv,
-      reader,
       committer,
       changed: (service, key) => batchers[service].forget(key),
     };
@@ -555,26 +561,37 @@ export class DiskBackend implements Backend {
   }
 
   /**
-   * Writes the entries at once through the group committer (their units share commits): a
-   * counter set blindly, a flag, KV or cache value as `flagSet`, `kvPut` and `cacheSet` write
-   * them (a TTL in ms), a set replaced in units checked against its guard.
+   * Writes the entries at once through the group committer (their units share commits), after
+   * reading what they replace all at once: a counter set blindly, a flag as `flagSet`, an
+   * inline KV or cache value in a unit checked against the head it replaces (a chunked one,
+   * or one that replaces chunks, as `kvPut` and `cacheSet` write them), a set replaced in
+   * units checked against its guard.
    */
   restore(entries: readonly StoredEntry[]): Promise<void> {
-    return restoreAll(entries, (entry) => {
+    const read = bulkReader(this.#kv);
+    const context = this.#restoring;
+    return restoreAll(entries, async (entry) => {
+      const { key } = entry;
       switch (entry.service) {
         case "cache": {
-          const { ttlMs } = entry;
+          const { value, ttlMs } = entry;
           const expiresAt = ttlMs === null ? Infinity : Date.now() + ttlMs;
-          return this.#cachePut(entry.key, entry.value, expiresAt);
+          const expiry = ttlMs === null ? undefined : expiresAt;
+          const inline = value.length <= INLINE_CACHE_UNITS &&
+            await restoreHead(context, read, "cache", key, { value, expiresAt }, expiry);
+          return inline || await this.#cachePut(key, value, expiresAt);
         }
         case "counters":
-          return restoreCounter(this.#restoring, entry.key, entry.value);
+          return await restoreCounter(context, key, entry.value);
         case "flags":
-          return this.flagSet(entry.key, entry.value);
-        case "kv":
-          return this.kvPut(entry.key, entry.value);
+          return await this.flagSet(key, entry.value);
+        case "kv": {
+          const inline = entry.value.length <= CHUNK_BYTES &&
+            await restoreHead(context, read, "kv", key, entry.value, undefined);
+          return inline || await this.kvPut(key, entry.value);
+        }
         case "sets":
-          return restoreSet(this.#restoring, entry.key, entry.value);
+          return await restoreSet(context, read, key, entry.value);
       }
     });
   }

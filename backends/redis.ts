@@ -620,33 +620,47 @@ export class RedisBackend implements Backend {
    * to its own slot's master. With `waitReplicas`, each waits for its replicas as writes do.
    */
   restore(entries: readonly StoredEntry[]): Promise<void> {
+    // On a cluster, ioredis (cluster-key-slot) computes another slot than Redis for a key whose
+    // first braces are empty (`cache:{}x}`: a Purple key that starts with `}`), and follows the
+    // MOVED reply only when its command travels alone: such entries go one at a time, last.
+    const cluster = this.#unique[0] instanceof ClusterLink;
+    let alone = Promise.resolve();
     return restoreAll(entries, (entry) => {
-      const { key } = entry;
-      const describe = () => `Cannot import ${entry.service} key ${quote(key)}`;
-      switch (entry.service) {
-        case "cache": {
-          const { value, ttlMs } = entry;
-          return this.#write(
-            "cache",
-            key,
-            (k) => ttlMs === null ? ["set", k, value] : ["set", k, value, "PX", ttlMs],
-            describe,
-          );
-        }
-        case "counters":
-          return this.#write("counters", key, (k) => ["set", k, entry.value.toString()], describe);
-        case "flags":
-          return this.#write("flags", key, (k) => ["set", k, String(entry.value)], describe);
-        case "kv": {
-          const bytes = Buffer.from(entry.value);
-          return this.#write("kv", key, (k) => ["set", k, bytes], describe);
-        }
-        case "sets": {
-          const items = entry.value;
-          return this.#write("sets", key, (k) => ["eval", REPLACE_SET, 1, k, ...items], describe);
-        }
-      }
+      const write = () => this.#restoreOne(entry);
+      if (!cluster || !emptyTag(this.#layout.key(entry.service, entry.key))) return write();
+      const turn = alone.then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(write);
+      alone = turn.then(() => {}, () => {});
+      return turn;
     });
+  }
+
+  /** Writes one entry of a restore. */
+  #restoreOne(entry: StoredEntry): Promise<unknown> {
+    const { key } = entry;
+    const describe = () => `Cannot import ${entry.service} key ${quote(key)}`;
+    switch (entry.service) {
+      case "cache": {
+        const { value, ttlMs } = entry;
+        return this.#write(
+          "cache",
+          key,
+          (k) => ttlMs === null ? ["set", k, value] : ["set", k, value, "PX", ttlMs],
+          describe,
+        );
+      }
+      case "counters":
+        return this.#write("counters", key, (k) => ["set", k, entry.value.toString()], describe);
+      case "flags":
+        return this.#write("flags", key, (k) => ["set", k, String(entry.value)], describe);
+      case "kv": {
+        const bytes = Buffer.from(entry.value);
+        return this.#write("kv", key, (k) => ["set", k, bytes], describe);
+      }
+      case "sets": {
+        const items = entry.value;
+        return this.#write("sets", key, (k) => ["eval", REPLACE_SET, 1, k, ...items], describe);
+      }
+    }
   }
 
   /** Returns the sorted items, empty when absent. */
@@ -936,6 +950,12 @@ export class RedisBackend implements Backend {
  */
 export function openRedisBackend(options: RedisBackendOptions): Promise<RedisBackend> {
   return RedisBackend.open(options);
+}
+
+/** Whether a Redis key's first braces are empty (Redis then hashes the whole key). */
+function emptyTag(redisKey: string): boolean {
+  const open = redisKey.indexOf("{");
+  return open !== -1 && redisKey[open + 1] === "}";
 }
 
 /** Whether a command's error is a MOVED redirection of Redis Cluster. */

@@ -470,6 +470,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
         failure = new Stop(message, { cause: error });
         return;
       }
+      imported += error.index; // The entries of the batch before it were written.
       const last = lines.at(-1)!;
       failure = new Stop(
         `Cannot import line ${
