@@ -364,6 +364,8 @@ export class RestoreError extends Error {
   override readonly cause: Error;
 
   /**
+   * Creates the error of one entry of a restore.
+   *
    * @param index The position of the entry that failed.
    * @param cause What it failed with.
    */

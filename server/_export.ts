@@ -43,6 +43,9 @@ const WRITE_CHARS = 1024 * 1024;
 
 const encoder = new TextEncoder();
 
+/** The disk backend's database file in its directory (as `backends/disk.ts` names it). */
+const DISK_FILE_NAME = "purple.sqlite3";
+
 /** An export or import that stops: its one line, and exit code 1. */
 class Stop extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -256,6 +259,11 @@ export async function runExport(config: ExportConfig): Promise<number> {
     }
     throw error;
   }
+  const missing = await missingDatabase(config);
+  if (missing !== undefined) {
+    await output.abort();
+    return fail(missing);
+  }
   const ops = await openStore(config);
   if (typeof ops === "number") {
     await output.abort();
@@ -324,6 +332,24 @@ export async function runExport(config: ExportConfig): Promise<number> {
     }${leftOut(skipped, "left out", "key")}`,
   );
   return 0;
+}
+
+/**
+ * Why an export of the disk backend would read nothing: its database file is missing (opening
+ * it would create an empty one, and a mistyped `--data-dir` would export nothing).
+ */
+async function missingDatabase(config: BackendConfig): Promise<string | undefined> {
+  if (config.backend !== "disk") return undefined;
+  const file = `${config.dataDir}/${DISK_FILE_NAME}`;
+  try {
+    await Deno.stat(file);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) return undefined; // Opening it will say why.
+    return `Cannot export the disk backend in ${config.dataDir}: there is no database there (${
+      quote(file)
+    } does not exist)`;
+  }
 }
 
 /** The summary's note of what was skipped, naming the first few. */
@@ -415,6 +441,11 @@ async function openInput(
  */
 export async function runImport(config: ImportConfig): Promise<number> {
   const started = performance.now();
+  if ((config.input === undefined || config.input === "-") && Deno.stdin.isTerminal()) {
+    return fail(
+      "Cannot import from stdin: it is a terminal; give FILE, or pipe an export in (purple export | purple import)",
+    );
+  }
   let input: { name: string; stream: ReadableStream<Uint8Array> };
   try {
     input = await openInput(config.input);

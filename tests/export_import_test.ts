@@ -717,11 +717,21 @@ Deno.test({
     const missing = await purple(["import", "--data-dir", dataDir, `${dataDir}/nothere.jsonl`]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^purple: Cannot read '\S+nothere.jsonl': No such file/);
+    // An export of a directory without a database (a mistyped --data-dir) creates none.
+    const typo = `${dataDir}-typo`;
+    const nothing = await purple(["export", "--data-dir", typo]);
+    assert.equal(nothing.code, 2);
+    assert.match(
+      nothing.stderr,
+      /^purple: Cannot export the disk backend in \S+-typo: there is no database there \('\S+purple.sqlite3' does not exist\)\n$/,
+    );
+    await assert.rejects(Deno.stat(typo), Deno.errors.NotFound);
   },
 });
 
 Deno.test({
-  name: "purple export prints a progress line only when stderr is a terminal",
+  name:
+    "purple export prints a progress line only when stderr is a terminal; import refuses a terminal stdin",
   ignore: Deno.build.os !== "linux",
   sanitizeResources: false,
   fn: async () => {
@@ -751,6 +761,22 @@ Deno.test({
     assert.match(terminal, new RegExp(`\r\x1b\\[KExported ${summaryCounts(entries)} from`));
     const piped = await purple(["export", "--data-dir", dataDir, "--output", file]);
     assert.equal(piped.code, 0);
+    // An import from stdin refuses a terminal rather than wait for it in silence.
+    const fromTerminal = await new Deno.Command("script", {
+      args: [
+        "-qec",
+        [Deno.execPath(), ...purpleArgs(["import", "--backend", "memory"])].join(" "),
+        "/dev/null",
+      ],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    assert.equal(fromTerminal.code, 2);
+    assert.match(
+      decoder.decode(fromTerminal.stdout),
+      /^purple: Cannot import from stdin: it is a terminal; give FILE, or pipe an export in/,
+    );
     assert.ok(!piped.stderr.includes("\r") && !piped.stderr.includes("\x1b"), piped.stderr);
   },
 });
