@@ -29,7 +29,7 @@ import {
   parseHeader,
   parseLine,
 } from "../server/_export_format.ts";
-import { parseCli, UsageError } from "../server/config.ts";
+import { HELP, parseCli, UsageError } from "../server/config.ts";
 import { REDIS_MISSING, type RedisServer, startRedis } from "./_redis.ts";
 import { CLUSTER_MISSING, startRedisCluster } from "./_redis_cluster.ts";
 import { purpleArgs, runPurple } from "./_purple.ts";
@@ -266,6 +266,25 @@ Deno.test({
 });
 
 Deno.test({
+  name: "exportEntries() leaves out cache entries that have expired, and gives the TTL left",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: (t) =>
+    onEachBackend(t, async (ops) => {
+      await ops.restore([
+        { service: "cache", key: "brief", value: "gone soon", ttlMs: 20 },
+        { service: "cache", key: "large brief", value: "ж".repeat(40_000), ttlMs: 20 },
+        { service: "cache", key: "lasting", value: "here", ttlMs: 60_000 },
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const held = await snapshot(ops);
+      assert.deepEqual([...held.keys()], ["cache lasting"]);
+      const ttl = held.get("cache lasting")!.ttlMs!;
+      assert.ok(ttl <= 60_000 && ttl > 58_000, `${ttl}`);
+    }),
+});
+
+Deno.test({
   name: "restore() checks every entry against the limits first, naming the entry",
   sanitizeResources: false,
   sanitizeOps: false,
@@ -481,6 +500,9 @@ Deno.test("parseCli() reads export and import: the backend's flags, --output, --
     assert.equal(imported.config.backend, "redis");
     assert.equal(imported.config.skipBad, true);
   }
+  assert.match(HELP, /^  purple export \[flags\] +write every entry of the backend as JSON Lines/m);
+  assert.match(HELP, /^  purple import \[FILE\] +read such a file/m);
+  assert.match(HELP, /docs\/export\.md/);
   const stdin = parseCli(["import"], {});
   assert.ok(stdin.action === "import" && stdin.config.input === undefined);
   // A server's variable in the environment is not in the way (a platform may set PORT).
