@@ -325,7 +325,7 @@ export async function runExport(config: ExportConfig): Promise<number> {
   const elapsed = performance.now() - started;
   const rate = entries / Math.max(elapsed / 1000, 0.001);
   console.error(
-    `Exported ${count(entries)} entries (${byService(counts)}) from the ${
+    `Exported ${entriesText(entries)} (${byService(counts)}) from the ${
       describeBackend(config)
     } to ${output.name} in ${seconds(elapsed)}: ${count(rate)} entries/s, ${
       megabytes(output.bytes)
@@ -646,7 +646,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
     ? " (the memory backend keeps nothing once this process ends: the file was checked, no more)"
     : "";
   console.error(
-    `Imported ${count(imported)} entries (${byService(counts)}) from ${input.name} into the ${
+    `Imported ${entriesText(imported)} (${byService(counts)}) from ${input.name} into the ${
       describeBackend(config)
     } in ${seconds(elapsed)}: ${count(rate)} entries/s, ${megabytes(bytesRead)}${
       leftOut(skipped, "skipped", "bad line")

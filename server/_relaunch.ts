@@ -43,7 +43,10 @@ function permissionFlags(): string[] | undefined {
   return flags;
 }
 
-/** Whether this command line serves, exports or imports the disk backend (a bad one is left to `main()`). */
+/**
+ * Whether this command line serves, exports or imports the disk backend (a bad one is left to
+ * `main()`).
+ */
 function wantsDisk(args: string[]): boolean {
   try {
     const command = parseCli(args, Deno.env.toObject());
