@@ -500,7 +500,10 @@ Deno.test("parseCli() reads export and import: the backend's flags, --output, --
     assert.equal(imported.config.backend, "redis");
     assert.equal(imported.config.skipBad, true);
   }
-  assert.match(HELP, /^ {2}purple export \[flags\] +write every entry of the backend as JSON Lines/m);
+  assert.match(
+    HELP,
+    /^ {2}purple export \[flags\] +write every entry of the backend as JSON Lines/m,
+  );
   assert.match(HELP, /^ {2}purple import \[FILE\] +read such a file/m);
   assert.match(HELP, /docs\/export\.md/);
   const stdin = parseCli(["import"], {});
