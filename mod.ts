@@ -42,12 +42,15 @@ import { relaunchWithKv } from "./server/_relaunch.ts";
 
 export { main } from "./server/cli.ts";
 export {
+  type BackendConfig,
   type CliCommand,
   type CliConfig,
   DEFAULT_GRPC_PORT,
   DEFAULT_HOST,
   DEFAULT_HTTP_PORT,
+  type ExportConfig,
   HELP,
+  type ImportConfig,
   parseCli,
   UsageError,
   VERSION,

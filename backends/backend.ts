@@ -97,6 +97,111 @@ export type BackendBatchable =
   | "setDelete";
 
 /**
+ * The services of Purple, as entries of an export name them (the names of their HTTP routes).
+ *
+ * @example
+ * ```ts
+ * import type { EntryService } from "@purple/server/backends";
+ *
+ * const service: EntryService = "counters";
+ * console.log(service);
+ * ```
+ */
+export type EntryService = "cache" | "counters" | "flags" | "kv" | "sets";
+
+/**
+ * One stored entry, whole: what `purple export` writes as one line and `purple import` restores.
+ * A cache entry carries its remaining time to live in milliseconds (`null`: it never expires,
+ * which only a Redis written by another client can hold); a counter is an int64; a set, its
+ * items (at least one, none twice).
+ *
+ * @example
+ * ```ts
+ * import type { StoredEntry } from "@purple/server/backends";
+ *
+ * const entries: StoredEntry[] = [
+ *   { service: "cache", key: "session", value: "a1b2", ttlMs: 60_000 },
+ *   { service: "counters", key: "hits", value: 42n },
+ *   { service: "sets", key: "team", value: ["ann", "bob"] },
+ * ];
+ * console.log(entries.length);
+ * ```
+ */
+export type StoredEntry =
+  | { service: "cache"; key: string; value: string; ttlMs: number | null }
+  | { service: "counters"; key: string; value: bigint }
+  | { service: "flags"; key: string; value: boolean }
+  | { service: "kv"; key: string; value: Uint8Array }
+  | { service: "sets"; key: string; value: string[] };
+
+/**
+ * Something a backend holds under a service's key but cannot read as an entry of that service:
+ * only a Redis written by other clients holds such keys (a hash where a cache entry would be, a
+ * counter that is not an int64, a flag that is not a boolean). Purple's own operations refuse
+ * them too.
+ *
+ * @example
+ * ```ts
+ * import type { UnreadableEntry } from "@purple/server/backends";
+ *
+ * const odd: UnreadableEntry = {
+ *   service: "counters",
+ *   key: "hits",
+ *   reason: "the stored value 'abc' is not an int64 integer",
+ * };
+ * console.log(odd.reason);
+ * ```
+ */
+export interface UnreadableEntry {
+  /** The service whose key it is. */
+  service: EntryService;
+  /** The Purple key. */
+  key: string;
+  /** Why it cannot be read, in words. */
+  reason: string;
+}
+
+/**
+ * One page of an export: entries, and the keys that could not be read as entries (Redis only).
+ *
+ * @example
+ * ```ts
+ * import type { ExportPage } from "@purple/server/backends";
+ *
+ * const page: ExportPage = { entries: [{ service: "flags", key: "beta", value: true }], unreadable: [] };
+ * console.log(page.entries.length);
+ * ```
+ */
+export interface ExportPage {
+  /** The entries, in no promised order. */
+  entries: StoredEntry[];
+  /** What was found but cannot be read as an entry. */
+  unreadable: UnreadableEntry[];
+}
+
+/**
+ * How large the pages of an export may be: an export holds one page (and what reads it) at a
+ * time, so these bound its memory, whatever the number of entries.
+ *
+ * @example
+ * ```ts
+ * import type { ExportOptions } from "@purple/server/backends";
+ *
+ * const options: ExportOptions = { pageEntries: 500, pageBytes: 4 * 1024 * 1024 };
+ * console.log(options.pageEntries);
+ * ```
+ */
+export interface ExportOptions {
+  /** The most entries a page holds. Default 1000. */
+  pageEntries?: number;
+  /**
+   * About how many bytes of keys and values a page holds at most (one entry larger than this
+   * is a page of its own). Default 8 MiB.
+   */
+  pageBytes?: number;
+}
+
+/**
  * One storage engine behind Purple (memory, disk, redis). Every method receives valid,
  * normalised input; see `checked()` for the checks.
  *
@@ -181,6 +286,25 @@ export interface Backend {
   /** Lists the names of the sets that hold items. */
   setList(query: ListQuery): Promise<KeyPage>;
   /**
+   * Every entry the backend holds, a page at a time (see {@linkcode ExportOptions}), for
+   * `purple export`: cache entries that have not expired with their remaining TTL, counters,
+   * flags, KV values (large ones read whole), sets with their items. Not a snapshot: an entry
+   * written or deleted during the export may or may not be in it; each entry is read as it was
+   * at one moment (a set larger than one read excepted, as `setGet`). Redis is read with
+   * `SCAN` and pipelined reads, never blocking it.
+   */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage>;
+  /**
+   * Writes entries as they are given, for `purple import`: a KV value is put, a counter set to
+   * its value (not incremented), a flag set, a cache entry set with its TTL in ms (`null`:
+   * none), a set replaced by the items given. Writing the same entries twice gives the same
+   * state. The entries go in as few commits, pipelines or round trips as the backend can; they
+   * are not one atomic step, and writes of the same keys by others meanwhile may land in
+   * between. Rejects with {@linkcode RestoreError} naming the first entry that could not be
+   * written (the others may be).
+   */
+  restore(entries: readonly StoredEntry[]): Promise<void>;
+  /**
    * Runs the operations all or nothing: either every one succeeds and their results come back
    * in order, or none changes anything and this rejects with the error of the first one that
    * failed, wrapped by {@linkcode AtomicBatchError} (its index).
@@ -218,6 +342,38 @@ export class AtomicBatchError extends Error {
   constructor(index: number, cause: Error) {
     super(`Operation ${index} of the atomic batch failed: ${cause.message}`, { cause });
     this.name = "AtomicBatchError";
+    this.index = index;
+    this.cause = cause;
+  }
+}
+
+/**
+ * The failure of one entry of a restore: which one (`index`, from 0), and its error (`cause`).
+ *
+ * @example
+ * ```ts
+ * import { RestoreError } from "@purple/server/backends";
+ * import { InvalidArgumentError } from "@purple/protocol/errors";
+ *
+ * const error = new RestoreError(3, new InvalidArgumentError("Bad key: 600 bytes, the limit is 512"));
+ * console.log(error.index); // 3
+ * ```
+ */
+export class RestoreError extends Error {
+  /** The position of the entry that failed, from 0. */
+  readonly index: number;
+  /** What it failed with. */
+  override readonly cause: Error;
+
+  /**
+   * Creates the error of one entry of a restore.
+   *
+   * @param index The position of the entry that failed.
+   * @param cause What it failed with.
+   */
+  constructor(index: number, cause: Error) {
+    super(`Entry ${index} of the restore failed: ${cause.message}`, { cause });
+    this.name = "RestoreError";
     this.index = index;
     this.cause = cause;
   }

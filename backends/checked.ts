@@ -38,8 +38,13 @@ import {
   AtomicBatchError,
   type Backend,
   type BackendOperation,
+  type ExportOptions,
+  type ExportPage,
   type ListQuery,
+  RestoreError,
+  type StoredEntry,
 } from "./backend.ts";
+import { checkEntry } from "./entries.ts";
 import type { Limits } from "./limits.ts";
 import {
   assertCacheValue,
@@ -70,6 +75,18 @@ export interface CheckedOperations extends Operations {
    * servers then give it no time limit, which it could not outlast.
    */
   readonly settlesAtOnce: boolean;
+  /**
+   * Every entry of the backend, a page at a time (`Backend.exportEntries`): what
+   * `purple export` writes.
+   */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage>;
+  /**
+   * Checks every entry against the limits ({@linkcode checkEntry}), then writes them
+   * (`Backend.restore`): what `purple import` does. An entry refused by the checks rejects with
+   * `RestoreError` (its index) before any is written; one the backend fails, with its index
+   * (the others may be written).
+   */
+  restore(entries: readonly StoredEntry[]): Promise<void>;
 }
 
 /**
@@ -273,6 +290,22 @@ class CheckedBackend implements CheckedOperations {
   }
   async setList(options?: ListOptions): Promise<KeyPage> {
     return await this.#backend.setList(this.#query(options));
+  }
+
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage> {
+    return this.#backend.exportEntries(options);
+  }
+
+  async restore(entries: readonly StoredEntry[]): Promise<void> {
+    const limits = this.#limits;
+    const valid = entries.map((entry, index) => {
+      try {
+        return checkEntry(entry, limits);
+      } catch (error) {
+        throw new RestoreError(index, error as Error);
+      }
+    });
+    await this.#backend.restore(valid);
   }
 
   /**

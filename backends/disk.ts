@@ -77,7 +77,15 @@
  */
 
 import type { KeyPage, KvEntry } from "@purple/protocol";
-import type { Backend, BackendOperation, KvCondition, ListQuery } from "./backend.ts";
+import type {
+  Backend,
+  BackendOperation,
+  ExportOptions,
+  ExportPage,
+  KvCondition,
+  ListQuery,
+  StoredEntry,
+} from "./backend.ts";
 import type { Limits } from "./limits.ts";
 import { UnavailableError } from "@purple/protocol/errors";
 import { backgroundInterval, checkCondition, notFound, quote } from "./_util.ts";
@@ -102,6 +110,15 @@ import { readItems, setModel, type SetOp, type SetState } from "./_disk_set.ts";
 import { AtomicBatches, type AtomicService } from "./_disk_atomic.ts";
 import { type ListedService, listKeys } from "./_disk_list.ts";
 import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
+import { pages, restoreAll } from "./_export_pages.ts";
+import {
+  bulkReader,
+  readEntries,
+  type RestoreContext,
+  restoreCounter,
+  restoreHead,
+  restoreSet,
+} from "./_export_disk.ts";
 import {
   assertDiskLimits,
   counterKey,
@@ -325,6 +342,7 @@ export class DiskBackend implements Backend {
     set: new Map(),
   };
   #atomic: AtomicBatches;
+  #restoring: RestoreContext;
   /** The atomic batches on their way (close() waits for them). */
   #batches = new Set<Promise<unknown>>();
   /** Generations of chunks this backend is writing: the sweep leaves them alone. */
@@ -368,6 +386,11 @@ export class DiskBackend implements Backend {
       writing: this.#writing,
       changed: (service, key) => batchers[service].forget(key),
     });
+    this.#restoring = {
+      kv,
+      committer,
+      changed: (service, key) => batchers[service].forget(key),
+    };
     this.#maxKeyBytes = limits.maxKeyBytes;
     this.#graceMs = sweep.chunkGraceMs ?? DEFAULT_SWEEP_MS;
     const interval = sweep.sweepIntervalMs ?? DEFAULT_SWEEP_MS;
@@ -396,13 +419,8 @@ export class DiskBackend implements Backend {
   }
 
   /** Stores the value for `ttlSeconds`; Deno KV removes it once it has expired. */
-  async cacheSet(key: string, value: string, ttlSeconds: number): Promise<void> {
-    const expiresAt = Date.now() + ttlSeconds * 1000;
-    if (value.length <= INLINE_CACHE_UNITS) {
-      const head: CacheHead = { value, expiresAt };
-      return await this.#write(this.#cache, "cache", key, { type: "put", head, expiresAt });
-    }
-    await this.#putChunked(this.#cache, "cache", key, encoder.encode(value), { expiresAt });
+  cacheSet(key: string, value: string, ttlSeconds: number): Promise<void> {
+    return this.#cachePut(key, value, Date.now() + ttlSeconds * 1000);
   }
 
   /** Deletes the entry and its chunks, or throws `NotFoundError` when absent or expired. */
@@ -549,6 +567,50 @@ export class DiskBackend implements Backend {
     return batch;
   }
 
+  /**
+   * Every entry, a page at a time: each service's entries in key order, large values read whole
+   * from their chunks (see `_export_disk.ts`).
+   */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage> {
+    return pages(readEntries(this.#kv), options);
+  }
+
+  /**
+   * Writes the entries at once through the group committer (their units share commits), after
+   * reading what they replace all at once: a counter set blindly, a flag as `flagSet`, an
+   * inline KV or cache value in a unit checked against the head it replaces (a chunked one,
+   * or one that replaces chunks, as `kvPut` and `cacheSet` write them), a set replaced in
+   * units checked against its guard.
+   */
+  restore(entries: readonly StoredEntry[]): Promise<void> {
+    const read = bulkReader(this.#kv);
+    const context = this.#restoring;
+    return restoreAll(entries, async (entry) => {
+      const { key } = entry;
+      switch (entry.service) {
+        case "cache": {
+          const { value, ttlMs } = entry;
+          const expiresAt = ttlMs === null ? Infinity : Date.now() + ttlMs;
+          const expiry = ttlMs === null ? undefined : expiresAt;
+          const inline = value.length <= INLINE_CACHE_UNITS &&
+            await restoreHead(context, read, "cache", key, { value, expiresAt }, expiry);
+          return inline || await this.#cachePut(key, value, expiresAt);
+        }
+        case "counters":
+          return await restoreCounter(context, key, entry.value);
+        case "flags":
+          return await this.flagSet(key, entry.value);
+        case "kv": {
+          const inline = entry.value.length <= CHUNK_BYTES &&
+            await restoreHead(context, read, "kv", key, entry.value, undefined);
+          return inline || await this.kvPut(key, entry.value);
+        }
+        case "sets":
+          return await restoreSet(context, read, key, entry.value);
+      }
+    });
+  }
+
   /** What the group committer did so far: commits, units committed and refused, reads. */
   get commitStats(): CommitStats {
     return { ...this.#committer.stats };
@@ -582,6 +644,26 @@ export class DiskBackend implements Backend {
   }
 
   /**
+   * Stores a cache value until `expiresAt` (ms since the epoch; Infinity: it never expires,
+   * which only a restore writes). Deno KV removes it once it has expired.
+   */
+  async #cachePut(key: string, value: string, expiresAt: number): Promise<void> {
+    const expiry = Number.isFinite(expiresAt) ? expiresAt : undefined; // Deno KV's expireIn
+    if (value.length <= INLINE_CACHE_UNITS) {
+      const head: CacheHead = { value, expiresAt };
+      return await this.#write(this.#cache, "cache", key, {
+        type: "put",
+        head,
+        expiresAt: expiry,
+      });
+    }
+    await this.#putChunked(this.#cache, "cache", key, encoder.encode(value), {
+      expiresAt: expiry,
+      headExpiresAt: expiresAt,
+    });
+  }
+
+  /**
    * Puts a large value: its operation takes its place among its key's at once, and waits there
    * while the chunks are written (a conditional put first checks its condition, once the key's
    * earlier operations are done: not worth writing the chunks of a put refused now; the head's
@@ -592,9 +674,9 @@ export class DiskBackend implements Backend {
     service: "cache" | "kv",
     key: string,
     bytes: Uint8Array,
-    options: { expiresAt?: number; condition?: KvCondition },
+    options: { expiresAt?: number; headExpiresAt?: number; condition?: KvCondition },
   ): Promise<void> {
-    const { expiresAt, condition } = options;
+    const { expiresAt, headExpiresAt, condition } = options;
     const gen = crypto.randomUUID();
     this.#writing.add(gen);
     const ref: ChunkRef = {
@@ -602,7 +684,7 @@ export class DiskBackend implements Backend {
       chunks: Math.ceil(bytes.length / CHUNK_BYTES),
       size: bytes.length,
     };
-    const head = expiresAt === undefined ? ref : { ...ref, expiresAt };
+    const head = headExpiresAt === undefined ? ref : { ...ref, expiresAt: headExpiresAt };
     const op: HeadOp = { type: "put", head, expiresAt, condition };
     const earlier = batcher.settled(key);
     const staged = (async () => {

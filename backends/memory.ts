@@ -10,8 +10,12 @@ import {
   AtomicBatchError,
   type Backend,
   type BackendOperation,
+  type ExportOptions,
+  type ExportPage,
   type KvCondition,
   type ListQuery,
+  RestoreError,
+  type StoredEntry,
 } from "./backend.ts";
 import {
   absent,
@@ -24,6 +28,7 @@ import {
 } from "./_util.ts";
 import { decodeCursor, encodeCursor, isAfterKey } from "./_cursor.ts";
 import { type Exists, KeyIndex } from "./_key_index.ts";
+import { pages } from "./_export_pages.ts";
 
 /**
  * Options of {@linkcode MemoryBackend}.
@@ -303,6 +308,23 @@ export class MemoryBackend implements Backend {
     }
   }
 
+  /** Every entry, a page at a time, in-process (entries written meanwhile may or may not be in it). */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage> {
+    return pages(this.#entries(), options);
+  }
+
+  /** Writes the entries in one turn of the event loop: a set is replaced by its items. */
+  restore(entries: readonly StoredEntry[]): Promise<void> {
+    for (const [index, entry] of entries.entries()) {
+      try {
+        this.#restore(entry);
+      } catch (error) {
+        return Promise.reject(new RestoreError(index, error as Error));
+      }
+    }
+    return Promise.resolve();
+  }
+
   /** Stops the sweep and drops all data. */
   close(): Promise<void> {
     this.#stopSweeping();
@@ -310,6 +332,50 @@ export class MemoryBackend implements Backend {
       keyed.clear();
     }
     return Promise.resolve();
+  }
+
+  /** Every entry, read when asked for (cache entries that have not expired, by then). */
+  *#entries(): Generator<StoredEntry> {
+    for (const [key, { value, expiresAt }] of this.#cache.map) {
+      const ttlMs = expiresAt - this.#now();
+      if (ttlMs <= 0) continue;
+      yield { service: "cache", key, value, ttlMs: Number.isFinite(ttlMs) ? ttlMs : null };
+    }
+    for (const [key, value] of this.#counters.map) yield { service: "counters", key, value };
+    for (const [key, value] of this.#flags.map) yield { service: "flags", key, value };
+    for (const [key, value] of this.#kv.map) {
+      yield {
+        service: "kv",
+        key,
+        value: typeof value === "string" ? unpack(value) : value.bytes.slice(),
+      };
+    }
+    for (const [key, items] of this.#sets.map) {
+      yield { service: "sets", key, value: sortItems([...items]) };
+    }
+  }
+
+  #restore(entry: StoredEntry): void {
+    switch (entry.service) {
+      case "cache": {
+        const expiresAt = entry.ttlMs === null ? Infinity : this.#now() + entry.ttlMs;
+        return this.#write(this.#cache, entry.key, { value: entry.value, expiresAt });
+      }
+      case "counters":
+        return this.#write(this.#counters, entry.key, entry.value);
+      case "flags":
+        return this.#write(this.#flags, entry.key, entry.value);
+      case "kv": {
+        const version = ++this.#version;
+        const bytes = entry.value;
+        const value = bytes.length <= PACKED_BYTES
+          ? pack(version, bytes)
+          : { bytes: bytes.slice(), version };
+        return this.#write(this.#kv, entry.key, value);
+      }
+      case "sets":
+        return this.#write(this.#sets, entry.key, new Set(entry.value));
+    }
   }
 
   /** Runs a synchronous operation as the async contract asks: its throw is a rejection. */

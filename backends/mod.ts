@@ -26,9 +26,16 @@ export {
   type Backend,
   type BackendBatchable,
   type BackendOperation,
+  type EntryService,
+  type ExportOptions,
+  type ExportPage,
   type KvCondition,
   type ListQuery,
+  RestoreError,
+  type StoredEntry,
+  type UnreadableEntry,
 } from "./backend.ts";
+export { checkEntry, MAX_TTL_MS } from "./entries.ts";
 export type {
   BatchableName,
   BatchOperation,

@@ -56,7 +56,15 @@
 import { Buffer } from "node:buffer";
 import type { Cluster, Redis } from "ioredis";
 import { InvalidArgumentError, UnavailableError } from "@purple/protocol/errors";
-import type { Backend, BackendOperation, KvCondition, ListQuery } from "./backend.ts";
+import type {
+  Backend,
+  BackendOperation,
+  ExportOptions,
+  ExportPage,
+  KvCondition,
+  ListQuery,
+  StoredEntry,
+} from "./backend.ts";
 import type { KeyPage, KvEntry } from "@purple/protocol";
 import {
   absent,
@@ -77,6 +85,8 @@ import {
   versionOf,
 } from "./_redis_atomic.ts";
 import { RedisLink } from "./_redis_link.ts";
+import { readRedis } from "./_export_redis.ts";
+import { pages, restoreAll } from "./_export_pages.ts";
 import { ClusterLink } from "./_redis_cluster.ts";
 import {
   oneSlot,
@@ -216,6 +226,18 @@ end
 if not current then return 'absent' end
 redis.call('DEL', KEYS[1])
 return 'ok'
+`;
+
+/**
+ * Replaces a set by the items of `ARGV`, as one step: `DEL`, then `SADD` 1000 items at a time
+ * (Lua's `unpack` takes a few thousand values at most).
+ */
+const REPLACE_SET = `
+redis.call('DEL', KEYS[1])
+for first = 1, #ARGV, 1000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return #ARGV
 `;
 
 /** How many times an atomic batch runs again when another client changed its keys meanwhile. */
@@ -579,6 +601,77 @@ export class RedisBackend implements Backend {
     );
   }
 
+  /**
+   * Every entry, a page at a time: `SCAN` for each service's keys (on every master of a
+   * cluster), then their values in pipelines; never `KEYS`, never a long command (see
+   * `_export_redis.ts`). Keys that hold something Purple cannot read come as unreadable.
+   */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage> {
+    const links = this.#links;
+    return pages(
+      readRedis({
+        layout: this.#layout,
+        clients: (service) => {
+          const link = links[service];
+          return link instanceof ClusterLink ? link.client.nodes("master") : [link.client];
+        },
+        run: (service, call) =>
+          this.#run(service, "", () => call(), () => `Cannot export the ${service}`),
+      }),
+      options,
+    );
+  }
+
+  /**
+   * Writes the entries at once (ioredis sends the commands of one turn in one write per
+   * connection, or per node of a cluster): `SET` (with `PX` for a cache entry's TTL), a set
+   * replaced by one script (`DEL`, `SADD`). Each entry is one key, so on a cluster each goes
+   * to its own slot's master. With `waitReplicas`, each waits for its replicas as writes do.
+   */
+  restore(entries: readonly StoredEntry[]): Promise<void> {
+    // On a cluster, ioredis (cluster-key-slot) computes another slot than Redis for a key whose
+    // first braces are empty (`cache:{}x}`: a Purple key that starts with `}`), and follows the
+    // MOVED reply only when its command travels alone: such entries go one at a time, last.
+    const cluster = this.#unique[0] instanceof ClusterLink;
+    let alone = Promise.resolve();
+    return restoreAll(entries, (entry) => {
+      const write = () => this.#restoreOne(entry);
+      if (!cluster || !emptyTag(this.#layout.key(entry.service, entry.key))) return write();
+      const turn = alone.then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(write);
+      alone = turn.then(() => {}, () => {});
+      return turn;
+    });
+  }
+
+  /** Writes one entry of a restore. */
+  #restoreOne(entry: StoredEntry): Promise<unknown> {
+    const { key } = entry;
+    const describe = () => `Cannot import ${entry.service} key ${quote(key)}`;
+    switch (entry.service) {
+      case "cache": {
+        const { value, ttlMs } = entry;
+        return this.#write(
+          "cache",
+          key,
+          (k) => ttlMs === null ? ["set", k, value] : ["set", k, value, "PX", ttlMs],
+          describe,
+        );
+      }
+      case "counters":
+        return this.#write("counters", key, (k) => ["set", k, entry.value.toString()], describe);
+      case "flags":
+        return this.#write("flags", key, (k) => ["set", k, String(entry.value)], describe);
+      case "kv": {
+        const bytes = Buffer.from(entry.value);
+        return this.#write("kv", key, (k) => ["set", k, bytes], describe);
+      }
+      case "sets": {
+        const items = entry.value;
+        return this.#write("sets", key, (k) => ["eval", REPLACE_SET, 1, k, ...items], describe);
+      }
+    }
+  }
+
   /** Returns the sorted items, empty when absent. */
   setGet(set: string): Promise<string[]> {
     return this.#run(
@@ -866,6 +959,12 @@ export class RedisBackend implements Backend {
  */
 export function openRedisBackend(options: RedisBackendOptions): Promise<RedisBackend> {
   return RedisBackend.open(options);
+}
+
+/** Whether a Redis key's first braces are empty (Redis then hashes the whole key). */
+function emptyTag(redisKey: string): boolean {
+  const open = redisKey.indexOf("{");
+  return open !== -1 && redisKey[open + 1] === "}";
 }
 
 /** Whether a command's error is a MOVED redirection of Redis Cluster. */

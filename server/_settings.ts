@@ -443,6 +443,25 @@ export const SETTINGS = {
     read: goBoolean,
     fallback: false,
   }),
+  output: setting<string | undefined>({
+    flag: "output",
+    value: "FILE",
+    env: ["PURPLE_OUTPUT"],
+    kind: "text",
+    shown: "stdout",
+    help: "`purple export`: write the export to FILE (complete, or not at all)",
+    read: asText,
+    fallback: undefined,
+  }),
+  skipBad: setting<boolean>({
+    flag: "skip-bad",
+    env: ["PURPLE_SKIP_BAD"],
+    kind: "switch",
+    shown: "off",
+    help: "`purple import`: skip bad lines (export: unreadable keys), count them",
+    read: goBoolean,
+    fallback: false,
+  }),
 } as const;
 
 /** The name of a setting. */
