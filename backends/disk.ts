@@ -76,7 +76,8 @@
  * @module
  */
 
-import type { KeyPage, KvEntry } from "@purple/protocol";
+import type { KeyPage, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
 import type { Backend, BackendOperation, KvCondition, ListQuery } from "./backend.ts";
 import type { Limits } from "./limits.ts";
 import { UnavailableError } from "@purple/protocol/errors";
@@ -102,6 +103,7 @@ import { readItems, setModel, type SetOp, type SetState } from "./_disk_set.ts";
 import { AtomicBatches, type AtomicService } from "./_disk_atomic.ts";
 import { type ListedService, listKeys } from "./_disk_list.ts";
 import { sweepChunks, type SweepResult } from "./_disk_sweep.ts";
+import { DEFAULT_WATCH_POLL_MS, DiskWatch, type PollStats } from "./_watch_disk.ts";
 import {
   assertDiskLimits,
   counterKey,
@@ -115,6 +117,7 @@ export type { Backend } from "./backend.ts";
 export type { Limits } from "./limits.ts";
 export type { CommitStats } from "./_disk_commits.ts";
 export type { SweepResult } from "./_disk_sweep.ts";
+export type { PollStats } from "./_watch_disk.ts";
 /**
  * The largest `maxKeyBytes` the disk backend supports: every key it writes (a key of that many
  * NUL characters, which Deno KV encodes in two bytes each, plus the service prefix and a digest
@@ -163,6 +166,22 @@ export interface DiskSweepOptions {
 }
 
 /**
+ * How the disk backend's watches see the writes of other processes on the same file (see
+ * docs/watch.md): by reading the versionstamps of the watched keys every `watchPollMs`.
+ *
+ * @example
+ * ```ts
+ * import type { DiskWatchOptions } from "./disk.ts";
+ *
+ * const watch: DiskWatchOptions = { watchPollMs: 250 };
+ * ```
+ */
+export interface DiskWatchOptions {
+  /** How often the watched keys are polled, in ms. Default 250. */
+  watchPollMs?: number;
+}
+
+/**
  * Options of {@linkcode openDiskBackend}.
  *
  * @example
@@ -173,7 +192,7 @@ export interface DiskSweepOptions {
  * const options: DiskBackendOptions = { dataDir: "./data", limits: DEFAULT_LIMITS };
  * ```
  */
-export interface DiskBackendOptions extends DiskSweepOptions {
+export interface DiskBackendOptions extends DiskSweepOptions, DiskWatchOptions {
   /** The directory of the database file `purple.sqlite3`; created when missing. */
   dataDir: string;
   /** The limits in force; keys and items must fit Deno KV's key and value limits. */
@@ -318,6 +337,7 @@ export class DiskBackend implements Backend {
   #graceMs: number;
   #stopSweeps: () => void = () => {};
   #sweeping: Promise<unknown> | undefined;
+  #watch: DiskWatch;
   #closed = false;
 
   /**
@@ -325,14 +345,21 @@ export class DiskBackend implements Backend {
    *
    * @param kv The open database; the backend closes it on `close()`.
    * @param limits The limits in force, checked against Deno KV's own.
-   * @param sweep How the sweep runs (defaults: every minute, a minute's grace).
+   * @param sweep How the sweep runs (defaults: every minute, a minute's grace), and how often
+   * watched keys are polled.
    * @throws {InvalidArgumentError} When the limits do not fit Deno KV.
    */
-  constructor(kv: Deno.Kv, limits: Limits, sweep: DiskSweepOptions = {}) {
+  constructor(kv: Deno.Kv, limits: Limits, sweep: DiskSweepOptions & DiskWatchOptions = {}) {
     assertDiskLimits(limits);
     this.#kv = kv;
     const reader = this.#reader = new PointReader(kv);
     const committer = this.#committer = new GroupCommitter(kv, reader);
+    const watch = this.#watch = new DiskWatch(
+      kv,
+      reader,
+      sweep.watchPollMs ?? DEFAULT_WATCH_POLL_MS,
+    );
+    committer.onCommitted = (mutations) => watch.committed(mutations);
     this.#counters = new KeyedBatcher(committer, counterModel(reader));
     // A remembered set holds its items: at most about a million of them in all.
     this.#sets = new KeyedBatcher(committer, setModel(kv, reader), { maxWeight: 1_000_000 });
@@ -534,6 +561,20 @@ export class DiskBackend implements Backend {
     return batch;
   }
 
+  /**
+   * Watches keys: this process's writes are told to the watchers when they are committed, and
+   * every process's (on the same file) by polling the watched keys' versionstamps every
+   * `watchPollMs` while any is watched (see `_watch_disk.ts`).
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange> {
+    return this.#watch.open(targets, signal);
+  }
+
+  /** What the watch poller did so far: polls, reads, keys found changed. */
+  get watchStats(): PollStats {
+    return { ...this.#watch.stats };
+  }
+
   /** What the group committer did so far: commits, units committed and refused, reads. */
   get commitStats(): CommitStats {
     return { ...this.#committer.stats };
@@ -557,6 +598,7 @@ export class DiskBackend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopSweeps();
+    await this.#watch.close();
     await this.#sweeping;
     await Promise.all(this.#batches);
     await Promise.all(
