@@ -395,6 +395,8 @@ export function parseCli(args: string[], env: Record<string, string | undefined>
         maxConcurrentRequests: s.value("maxConcurrentRequests"),
         backendTimeoutMs: s.value("backendTimeoutMs"),
         bodyTimeoutMs: s.value("bodyTimeoutMs"),
+        maxWatchers: s.value("maxWatchers"),
+        maxWatchKeys: s.value("maxWatchKeys"),
       },
       debug: s.value("debug"),
       ...access(s),

@@ -59,6 +59,8 @@ export interface ServeOptions {
   auth?: AccessTokens;
   /** Serve over TLS: the certificate (and chain) and its unencrypted private key, PEM text. */
   tls?: { cert: string; key: string };
+  /** HTTP: how often an open watch stream sends a heartbeat comment, in ms. Default 15000. */
+  heartbeatMs?: number;
 }
 
 /**
