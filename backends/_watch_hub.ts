@@ -7,6 +7,10 @@
 // - **One read a key at a time**: a key changed while its read is in flight is read once more
 //   after it, so the last state is always read; the keys changed in one turn are read in one
 //   batch (the reader's getMany, a pipeline).
+// - **At most one new state a key every `intervalMs`** (50 ms): the first change of a burst is
+//   read at once, the changes that follow within the interval are read together at its end. So
+//   a key written thousands of times a second costs its watchers 20 states a second, not one a
+//   write, and an isolated change is not delayed.
 // - **Each state once**: a state equal to the last one read (the same fingerprint: a KV value's
 //   version, a counter's value, ...) goes only to the watchers that have had no state of the key
 //   yet. A watcher that joins makes its keys be read again, and gets that state whatever it is.
@@ -35,9 +39,14 @@ export interface WatchHubOptions {
   onTargets?: (added: readonly WatchTarget[], removed: readonly WatchTarget[]) => void;
   /** How long after a failed read it is tried again, in ms. Default 1000. */
   retryMs?: number;
+  /** The least time between two new states of a key, in ms. Default 50. */
+  intervalMs?: number;
   /** The clock (ms since the epoch), for cache expiry. Default `Date.now`. */
   now?: () => number;
 }
+
+/** The least time between two new states of a key by default, in ms. */
+export const DEFAULT_INTERVAL_MS = 50;
 
 /** The longest a timer may wait (setTimeout's limit); a later expiry is looked at again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -70,6 +79,10 @@ class Entry {
   readonly fresh = new Set<WatchStream>();
   fingerprint: string | undefined;
   reading = false;
+  /** When the key may be read again (its last new state plus the interval). */
+  nextAt = 0;
+  /** Reads the key once the interval has passed. */
+  throttle: ReturnType<typeof setTimeout> | undefined;
   expiry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly id: string, readonly target: WatchTarget) {}
@@ -80,6 +93,7 @@ export class WatchHub {
   #read: StateReader;
   #onTargets: WatchHubOptions["onTargets"];
   #retryMs: number;
+  #intervalMs: number;
   #now: () => number;
   #entries = new Map<string, Entry>();
   /** Keys to read (again). */
@@ -95,6 +109,7 @@ export class WatchHub {
     this.#read = options.read;
     this.#onTargets = options.onTargets;
     this.#retryMs = options.retryMs ?? 1000;
+    this.#intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.#now = options.now ?? Date.now;
   }
 
@@ -172,6 +187,10 @@ export class WatchHub {
     this.#closed = true;
     for (const stream of [...this.#streams]) stream.end();
     clearTimeout(this.#retryTimer);
+    for (const entry of this.#entries.values()) {
+      clearTimeout(entry.throttle);
+      clearTimeout(entry.expiry);
+    }
   }
 
   #leave(stream: WatchStream, ids: readonly string[]): void {
@@ -187,6 +206,7 @@ export class WatchHub {
       this.#dirty.delete(entry);
       this.#failed.delete(entry);
       clearTimeout(entry.expiry);
+      clearTimeout(entry.throttle);
       removed.push(entry.target);
     }
     if (removed.length > 0) this.#onTargets?.([], removed);
@@ -205,8 +225,17 @@ export class WatchHub {
   #flush(): void {
     if (this.#closed) return;
     const batch: Entry[] = [];
+    const now = performance.now();
     for (const entry of this.#dirty) {
       if (entry.reading) continue; // Read again once its read in flight is done.
+      if (now < entry.nextAt) {
+        // A new state went out less than an interval ago: read at the interval's end.
+        entry.throttle ??= setTimeout(() => {
+          entry.throttle = undefined;
+          this.#queueFlush();
+        }, entry.nextAt - now);
+        continue;
+      }
       this.#dirty.delete(entry);
       entry.reading = true;
       batch.push(entry);
@@ -235,8 +264,10 @@ export class WatchHub {
         continue;
       }
       const print = fingerprint(state);
-      const to = print === entry.fingerprint ? entry.fresh : entry.watchers;
+      const changed = print !== entry.fingerprint;
+      const to = changed ? entry.watchers : entry.fresh;
       entry.fingerprint = print;
+      if (changed) entry.nextAt = performance.now() + this.#intervalMs;
       for (const stream of to) stream.push(entry.id, state);
       entry.fresh.clear();
       this.#expireLater(entry, state);
