@@ -68,6 +68,8 @@ export interface PollStats {
   reads: number;
   /** Keys found changed by a poll (written by another process, or not read since). */
   changes: number;
+  /** Time spent in polls, from start to end (the reads are awaited), in ms. */
+  pollingMs: number;
 }
 
 /** The watchers of one disk backend (see the module comment). */
@@ -82,7 +84,7 @@ export class DiskWatch {
   #polling: Promise<void> | undefined;
   #closed = false;
   /** What the poller did so far. */
-  readonly stats: PollStats = { polls: 0, reads: 0, changes: 0 };
+  readonly stats: PollStats = { polls: 0, reads: 0, changes: 0, pollingMs: 0 };
 
   /**
    * @param kv The database.
@@ -140,7 +142,16 @@ export class DiskWatch {
 
   /** Reads the versionstamps of the watched keys, ten at a time; tells the hub what moved. */
   async #poll(): Promise<void> {
-    this.stats.polls++;
+    const start = performance.now();
+    try {
+      await this.#pollOnce();
+    } finally {
+      this.stats.polls++;
+      this.stats.pollingMs += performance.now() - start;
+    }
+  }
+
+  async #pollOnce(): Promise<void> {
     const targets = [...this.#hub.targets()];
     for (let first = 0; first < targets.length && !this.#closed; first += KV_MAX_READ_KEYS) {
       const part = targets.slice(first, first + KV_MAX_READ_KEYS);
