@@ -178,6 +178,8 @@ export class GroupCommitter {
   #running: Promise<void> | undefined;
   /** What the committer did so far. */
   readonly stats: CommitStats = { commits: 0, units: 0, refused: 0, reads: 0 };
+  /** Told the mutations of each unit once it is committed (the watchers of its keys). */
+  onCommitted: ((mutations: readonly Mutation[]) => void) | undefined;
 
   /** Commits to `kv`; reads the checked keys of failed groups through `reader`. */
   constructor(kv: Deno.Kv, reader: PointReader = new PointReader(kv)) {
@@ -273,6 +275,11 @@ export class GroupCommitter {
   #settle(group: Queued[], outcome: Outcome): void {
     if (outcome.ok) this.stats.units += group.length;
     else this.stats.refused += group.length;
+    if (outcome.ok && this.onCommitted !== undefined) {
+      for (const { unit } of group) {
+        if (unit.mutations.length > 0) this.onCommitted(unit.mutations);
+      }
+    }
     for (const queued of group) {
       queued.settled = true;
       queued.resolve(outcome);

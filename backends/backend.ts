@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { KeyPage, KvEntry } from "@purple/protocol";
+import type { KeyPage, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
 
 /**
  * A listing, as backends receive it: the prefix (empty: every key), the page size (1 to 1000)
@@ -310,6 +311,13 @@ export interface Backend {
    * failed, wrapped by {@linkcode AtomicBatchError} (its index).
    */
   atomic(operations: readonly BackendOperation[]): Promise<unknown[]>;
+  /**
+   * Watches keys (checked, each once): first the state of each, then each new state, as
+   * `Operations.watch` promises, for the writes of every process sharing the backend. The stream
+   * ends when its consumer returns, when `signal` aborts (rejecting with its reason), and when
+   * the backend closes.
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange>;
   /** Releases everything the backend holds. */
   close(): Promise<void>;
 }

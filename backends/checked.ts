@@ -19,6 +19,9 @@ import type {
   KvWriteOptions,
   ListOptions,
   Operations,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
 } from "@purple/protocol";
 import { OPERATIONS } from "@purple/protocol";
 import {
@@ -26,7 +29,10 @@ import {
   InternalError,
   InvalidArgumentError,
   PurpleError,
+  UnavailableError,
+  ValueTooLargeError,
 } from "@purple/protocol/errors";
+import { watchTargets } from "@purple/protocol/watch";
 import {
   assertBatchSize,
   describe,
@@ -218,6 +224,8 @@ class CheckedBackend implements CheckedOperations {
   readonly settlesAtOnce: boolean;
   #backend: Backend;
   #limits: Limits;
+  /** The watches open now. */
+  #watchers = 0;
 
   constructor(backend: Backend, limits: Limits) {
     this.#backend = backend;
@@ -327,6 +335,34 @@ class CheckedBackend implements CheckedOperations {
     return await this.#inOrder(named) as BatchOutcomes<T>;
   }
 
+  /**
+   * Watches keys: on the first step, checks them (each key, at most `maxWatchKeys` of them) and
+   * that fewer than `maxWatchers` watches are open, then opens the backend's watch; the count
+   * goes down when the watch ends.
+   */
+  watch(keys: WatchKeys, options?: WatchOptions): AsyncIterable<WatchChange> {
+    return new LazyWatch(() => {
+      const targets = watchTargets(keys);
+      const { maxWatchKeys, maxWatchers } = this.#limits;
+      if (targets.length > maxWatchKeys) {
+        throw new ValueTooLargeError(
+          `Bad watch: ${targets.length} keys, the limit is ${maxWatchKeys}`,
+        );
+      }
+      for (const { key } of targets) assertKey(key, this.#limits);
+      if (this.#watchers >= maxWatchers) {
+        throw new UnavailableError(
+          `Cannot watch: Purple is serving ${maxWatchers} watches (the limit), retry shortly`,
+        );
+      }
+      this.#watchers++;
+      return {
+        stream: this.#backend.watch(targets, options?.signal),
+        release: () => this.#watchers--,
+      };
+    });
+  }
+
   close(): Promise<void> {
     return this.#backend.close();
   }
@@ -401,6 +437,56 @@ class CheckedBackend implements CheckedOperations {
       const { project } = prepared[index];
       return { ok: true, value: project ? project(result) : result } as BatchOutcome<BatchableName>;
     });
+  }
+}
+
+/**
+ * A watch that starts on its first step (so that its errors come from it, as a client's do), and
+ * calls `release` once when it ends (done, failed, or returned).
+ */
+class LazyWatch implements AsyncIterableIterator<WatchChange> {
+  #start: (() => { stream: AsyncIterator<WatchChange>; release: () => void }) | undefined;
+  #stream: AsyncIterator<WatchChange> | undefined;
+  #release: (() => void) | undefined;
+
+  constructor(start: () => { stream: AsyncIterator<WatchChange>; release: () => void }) {
+    this.#start = start;
+  }
+
+  async next(): Promise<IteratorResult<WatchChange>> {
+    if (this.#start !== undefined) {
+      const start = this.#start;
+      this.#start = undefined;
+      ({ stream: this.#stream, release: this.#release } = start());
+    }
+    if (this.#stream === undefined) return { value: undefined, done: true };
+    try {
+      const result = await this.#stream.next();
+      if (result.done) this.#end();
+      return result;
+    } catch (error) {
+      this.#end();
+      throw error;
+    }
+  }
+
+  async return(): Promise<IteratorResult<WatchChange>> {
+    this.#start = undefined;
+    const stream = this.#stream;
+    this.#end();
+    await stream?.return?.();
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<WatchChange> {
+    return this;
+  }
+
+  #end(): void {
+    this.#stream = undefined;
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
   }
 }
 

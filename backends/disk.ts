@@ -76,7 +76,8 @@
  * @module
  */
 
-import type { KeyPage, KvEntry } from "@purple/protocol";
+import type { KeyPage, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
 import type {
   Backend,
   BackendOperation,
@@ -119,6 +120,7 @@ import {
   restoreHead,
   restoreSet,
 } from "./_export_disk.ts";
+import { DEFAULT_WATCH_POLL_MS, DiskWatch, type PollStats } from "./_watch_disk.ts";
 import {
   assertDiskLimits,
   counterKey,
@@ -132,6 +134,7 @@ export type { Backend } from "./backend.ts";
 export type { Limits } from "./limits.ts";
 export type { CommitStats } from "./_disk_commits.ts";
 export type { SweepResult } from "./_disk_sweep.ts";
+export type { PollStats } from "./_watch_disk.ts";
 /**
  * The largest `maxKeyBytes` the disk backend supports: every key it writes (a key of that many
  * NUL characters, which Deno KV encodes in two bytes each, plus the service prefix and a digest
@@ -180,6 +183,22 @@ export interface DiskSweepOptions {
 }
 
 /**
+ * How the disk backend's watches see the writes of other processes on the same file (see
+ * docs/watch.md): by reading the versionstamps of the watched keys every `watchPollMs`.
+ *
+ * @example
+ * ```ts
+ * import type { DiskWatchOptions } from "./disk.ts";
+ *
+ * const watch: DiskWatchOptions = { watchPollMs: 250 };
+ * ```
+ */
+export interface DiskWatchOptions {
+  /** How often the watched keys are polled, in ms. Default 250. */
+  watchPollMs?: number;
+}
+
+/**
  * Options of {@linkcode openDiskBackend}.
  *
  * @example
@@ -190,7 +209,7 @@ export interface DiskSweepOptions {
  * const options: DiskBackendOptions = { dataDir: "./data", limits: DEFAULT_LIMITS };
  * ```
  */
-export interface DiskBackendOptions extends DiskSweepOptions {
+export interface DiskBackendOptions extends DiskSweepOptions, DiskWatchOptions {
   /** The directory of the database file `purple.sqlite3`; created when missing. */
   dataDir: string;
   /** The limits in force; keys and items must fit Deno KV's key and value limits. */
@@ -351,6 +370,7 @@ export class DiskBackend implements Backend {
   #graceMs: number;
   #stopSweeps: () => void = () => {};
   #sweeping: Promise<unknown> | undefined;
+  #watch: DiskWatch;
   #closed = false;
 
   /**
@@ -358,14 +378,21 @@ export class DiskBackend implements Backend {
    *
    * @param kv The open database; the backend closes it on `close()`.
    * @param limits The limits in force, checked against Deno KV's own.
-   * @param sweep How the sweep runs (defaults: every minute, a minute's grace).
+   * @param sweep How the sweep runs (defaults: every minute, a minute's grace), and how often
+   * watched keys are polled.
    * @throws {InvalidArgumentError} When the limits do not fit Deno KV.
    */
-  constructor(kv: Deno.Kv, limits: Limits, sweep: DiskSweepOptions = {}) {
+  constructor(kv: Deno.Kv, limits: Limits, sweep: DiskSweepOptions & DiskWatchOptions = {}) {
     assertDiskLimits(limits);
     this.#kv = kv;
     const reader = this.#reader = new PointReader(kv);
     const committer = this.#committer = new GroupCommitter(kv, reader);
+    const watch = this.#watch = new DiskWatch(
+      kv,
+      reader,
+      sweep.watchPollMs ?? DEFAULT_WATCH_POLL_MS,
+    );
+    committer.onCommitted = (mutations) => watch.committed(mutations);
     this.#counters = new KeyedBatcher(committer, counterModel(reader));
     // A remembered set holds its items: at most about a million of them in all.
     this.#sets = new KeyedBatcher(committer, setModel(kv, reader), { maxWeight: 1_000_000 });
@@ -611,6 +638,20 @@ export class DiskBackend implements Backend {
     });
   }
 
+  /**
+   * Watches keys: this process's writes are told to the watchers when they are committed, and
+   * every process's (on the same file) by polling the watched keys' versionstamps every
+   * `watchPollMs` while any is watched (see `_watch_disk.ts`).
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange> {
+    return this.#watch.open(targets, signal);
+  }
+
+  /** What the watch poller did so far: polls, reads, keys found changed. */
+  get watchStats(): PollStats {
+    return { ...this.#watch.stats };
+  }
+
   /** What the group committer did so far: commits, units committed and refused, reads. */
   get commitStats(): CommitStats {
     return { ...this.#committer.stats };
@@ -634,6 +675,7 @@ export class DiskBackend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopSweeps();
+    await this.#watch.close();
     await this.#sweeping;
     await Promise.all(this.#batches);
     await Promise.all(

@@ -5,7 +5,8 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { KeyPage, KvEntry } from "@purple/protocol";
+import type { KeyPage, KeyService, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
 import {
   AtomicBatchError,
   type Backend,
@@ -29,6 +30,7 @@ import {
 import { decodeCursor, encodeCursor, isAfterKey } from "./_cursor.ts";
 import { type Exists, KeyIndex } from "./_key_index.ts";
 import { pages } from "./_export_pages.ts";
+import { WatchHub } from "./_watch_hub.ts";
 
 /**
  * Options of {@linkcode MemoryBackend}.
@@ -105,14 +107,32 @@ function versionOf(value: string | LargeValue): string {
   return (typeof value === "string" ? packedVersion(value) : value.version).toString(36);
 }
 
-/** A service's Map and the order of its keys, for listings. */
+/**
+ * A service's Map and the order of its keys, for listings; its writes (`set`, `delete`,
+ * `touch` for a value changed in place) tell the watchers.
+ */
 class Keyed<V> {
   readonly map = new Map<string, V>();
   readonly index = new KeyIndex();
 
+  constructor(
+    readonly service: KeyService,
+    readonly changed: (service: KeyService, key: string) => void,
+  ) {}
+
   set(key: string, value: V): void {
     if (!this.map.has(key)) this.index.add(key);
     this.map.set(key, value);
+    this.changed(this.service, key);
+  }
+
+  delete(key: string): void {
+    if (this.map.delete(key)) this.changed(this.service, key);
+  }
+
+  /** The value of `key` changed in place. */
+  touch(key: string): void {
+    this.changed(this.service, key);
   }
 
   clear(): void {
@@ -141,12 +161,17 @@ export class MemoryBackend implements Backend {
   readonly settlesAtOnce = true;
   /** Always true: every operation takes effect when it is called. */
   readonly keepsCallOrder = true;
-  #cache = new Keyed<CacheEntry>();
-  #counters = new Keyed<bigint>();
-  #flags = new Keyed<boolean>();
+  #hub = new WatchHub({
+    read: (targets) => Promise.resolve(targets.map((target) => this.#state(target))),
+    now: () => this.#now(),
+  });
+  #changed = (service: KeyService, key: string) => this.#hub.changed(service, key);
+  #cache = new Keyed<CacheEntry>("cache", this.#changed);
+  #counters = new Keyed<bigint>("counters", this.#changed);
+  #flags = new Keyed<boolean>("flags", this.#changed);
   /** Small values as packed strings (see `pack`), larger ones as their own copy. */
-  #kv = new Keyed<string | LargeValue>();
-  #sets = new Keyed<Set<string>>();
+  #kv = new Keyed<string | LargeValue>("kv", this.#changed);
+  #sets = new Keyed<Set<string>>("sets", this.#changed);
   /** The last KV version given. */
   #version = 0;
   #now: () => number;
@@ -325,9 +350,18 @@ export class MemoryBackend implements Backend {
     return Promise.resolve();
   }
 
-  /** Stops the sweep and drops all data. */
+  /**
+   * Watches keys: each write tells the watchers of its key at once (in the same turn), and a
+   * watched cache entry is looked at again when it expires.
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange> {
+    return this.#hub.open(targets, signal);
+  }
+
+  /** Stops the sweep, ends every watch and drops all data. */
   close(): Promise<void> {
     this.#stopSweeping();
+    this.#hub.close();
     for (const keyed of [this.#cache, this.#counters, this.#flags, this.#kv, this.#sets]) {
       keyed.clear();
     }
@@ -435,7 +469,7 @@ export class MemoryBackend implements Backend {
   #delete<V>(keyed: Keyed<V>, key: string, what: Parameters<typeof absent>[0]): void {
     if (!keyed.map.has(key)) throw absent(what, key);
     if (this.#undo !== undefined) this.#noteUndo(keyed, key);
-    keyed.map.delete(key);
+    keyed.delete(key);
   }
 
   #noteUndo<V>(keyed: Keyed<V>, key: string): void {
@@ -443,7 +477,7 @@ export class MemoryBackend implements Backend {
     const before = keyed.map.get(key) as V;
     // A set is changed in place: undoing restores a copy of it.
     const copy = before instanceof Set ? new Set(before) as V : before;
-    this.#undo!.push(() => had ? keyed.set(key, copy) : keyed.map.delete(key));
+    this.#undo!.push(() => had ? keyed.set(key, copy) : keyed.delete(key));
   }
 
   #cacheGet(key: string): string {
@@ -498,7 +532,7 @@ export class MemoryBackend implements Backend {
     checkCondition("delete", key, condition, current && versionOf(current));
     if (current === undefined) throw notFound("kv", key);
     if (this.#undo !== undefined) this.#noteUndo(this.#kv, key);
-    this.#kv.map.delete(key);
+    this.#kv.delete(key);
   }
 
   #setAdd(set: string, item: string, maxItems: number): string[] {
@@ -508,7 +542,10 @@ export class MemoryBackend implements Backend {
     if (size >= maxItems) throw setFull(set, item, size, maxItems);
     if (this.#undo !== undefined) this.#noteUndo(this.#sets, set);
     if (items === undefined) this.#sets.set(set, new Set([item]));
-    else items.add(item);
+    else {
+      items.add(item);
+      this.#sets.touch(set);
+    }
     return this.#items(set);
   }
 
@@ -517,8 +554,39 @@ export class MemoryBackend implements Backend {
     if (items === undefined || !items.has(item)) return this.#items(set);
     if (this.#undo !== undefined) this.#noteUndo(this.#sets, set);
     items.delete(item);
-    if (items.size === 0) this.#sets.map.delete(set);
+    if (items.size === 0) this.#sets.delete(set);
+    else this.#sets.touch(set);
     return this.#items(set);
+  }
+
+  /** The state of a watched key, now. */
+  #state({ service, key }: WatchTarget): WatchChange {
+    switch (service) {
+      case "cache": {
+        const entry = this.#cache.map.get(key);
+        return entry !== undefined && entry.expiresAt > this.#now()
+          ? { service, key, exists: true, value: entry.value, expiresAt: entry.expiresAt }
+          : { service, key, exists: false };
+      }
+      case "counters": {
+        const value = this.#counters.map.get(key);
+        return { service, key, exists: value !== undefined, value: value ?? 0n };
+      }
+      case "flags": {
+        const value = this.#flags.map.get(key);
+        return { service, key, exists: value !== undefined, value: value ?? false };
+      }
+      case "kv": {
+        const value = this.#kv.map.get(key);
+        if (value === undefined) return { service, key, exists: false };
+        const bytes = typeof value === "string" ? unpack(value) : value.bytes.slice();
+        return { service, key, exists: true, value: bytes, version: versionOf(value) };
+      }
+      case "sets": {
+        const items = this.#items(key);
+        return { service, key, exists: items.length > 0, items };
+      }
+    }
   }
 
   #items(set: string): string[] {

@@ -65,7 +65,8 @@ import type {
   ListQuery,
   StoredEntry,
 } from "./backend.ts";
-import type { KeyPage, KvEntry } from "@purple/protocol";
+import type { KeyPage, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
 import {
   absent,
   backgroundInterval,
@@ -87,6 +88,7 @@ import {
 import { RedisLink } from "./_redis_link.ts";
 import { readRedis } from "./_export_redis.ts";
 import { pages, restoreAll } from "./_export_pages.ts";
+import { RedisWatch, type SubscriberOptions } from "./_watch_redis.ts";
 import { ClusterLink } from "./_redis_cluster.ts";
 import {
   oneSlot,
@@ -322,6 +324,7 @@ export class RedisBackend implements Backend {
   /** Until when writes to a master are refused: it lacked replicas (with `waitReplicas`). */
   #shortOfReplicas = new Map<string, number>();
   #stopWatchdog: () => void;
+  #watch: RedisWatch;
   #closed = false;
 
   private constructor(
@@ -329,6 +332,7 @@ export class RedisBackend implements Backend {
     links: Record<Service, Link>,
     safeUrl: string,
     timeouts: { commandTimeoutMs: number; waitReplicas: number; waitTimeoutMs: number },
+    subscriber: SubscriberOptions,
   ) {
     this.#layout = layout;
     this.#links = links;
@@ -339,6 +343,12 @@ export class RedisBackend implements Backend {
     this.#waitTimeoutMs = timeouts.waitTimeoutMs;
     this.#tickMs = Math.max(10, Math.floor(timeouts.commandTimeoutMs / 5));
     this.#stopWatchdog = backgroundInterval(() => this.#dropStalledConnections(), this.#tickMs);
+    this.#watch = new RedisWatch(
+      layout.prefix,
+      (service, key, command) =>
+        this.#run(service, key, command, () => `Cannot read ${service} key ${quote(key)}`),
+      subscriber,
+    );
   }
 
   /**
@@ -413,10 +423,27 @@ export class RedisBackend implements Backend {
         cause: error,
       });
     }
+    const first = endpoints[0];
+    const clusterLink = cluster ? links.cache as ClusterLink : undefined;
     return new RedisBackend(layout, links, safeUrl, {
       commandTimeoutMs,
       waitReplicas,
       waitTimeoutMs,
+    }, {
+      // A PUBLISH reaches every node of a cluster: the subscriber may connect to any of them.
+      nodes: () => [
+        ...(clusterLink?.client.nodes("all") ?? []).map(({ options }) => ({
+          host: options.host!,
+          port: options.port!,
+        })),
+        ...endpoints.map(({ host, port }) => ({ host, port })),
+      ],
+      redisOptions: {
+        username: first.username,
+        password: first.password,
+        tls: first.tls ? {} : undefined,
+        connectTimeout: connectTimeoutMs,
+      },
     });
   }
 
@@ -593,7 +620,10 @@ export class RedisBackend implements Backend {
         () => ["eval", APPLY, redisKeys.length, ...redisKeys, ...applyArguments],
         describe,
       );
-      if (Number(written) === 1) return results;
+      if (Number(written) === 1) {
+        for (const { service, key } of keys) this.#published(service, key);
+        return results;
+      }
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, attempt * 2)));
     }
     throw new UnavailableError(
@@ -710,10 +740,20 @@ export class RedisBackend implements Backend {
     ).then((reply) => sortItems(reply as string[]));
   }
 
+  /**
+   * Watches keys: every Purple process on this Redis publishes to a key's channel after writing
+   * it, and the watchers' process, subscribed to the channels of the watched keys, reads the
+   * key again (see `_watch_redis.ts` and docs/watch.md).
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange> {
+    return this.#watch.open(targets, signal);
+  }
+
   /** Closes every connection (politely with `QUIT` when connected) and stops all timers. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#watch.close();
     this.#stopWatchdog();
     const timeoutMs = this.#commandTimeoutMs;
     await Promise.all(this.#unique.map((link) => link.close(timeoutMs)));
@@ -812,6 +852,26 @@ export class RedisBackend implements Backend {
    * write tries again.
    */
   #write(
+    service: Service,
+    key: string,
+    command: (redisKey: string) => Command,
+    describe: () => string,
+  ): Promise<unknown> {
+    const written = this.#send(service, key, command, describe);
+    // Once the reply came, whatever it was (a write that failed may have been applied).
+    const publish = () => this.#published(service, key);
+    written.then(publish, publish);
+    return written;
+  }
+
+  /** Tells the watchers of every Purple process on this Redis that a key was written. */
+  #published(service: Service, key: string): void {
+    const channel = this.#watch.channel(service, key);
+    (this.#links[service].client as Redis).publish(channel, "").catch(() => {});
+  }
+
+  /** Sends one write (see `#write`). */
+  #send(
     service: Service,
     key: string,
     command: (redisKey: string) => Command,

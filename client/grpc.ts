@@ -46,8 +46,12 @@ import {
   type KvWriteOptions,
   type ListOptions,
   type Operations,
+  type WatchChange,
+  type WatchKeys,
+  type WatchOptions,
   type WireOperationName,
 } from "@purple/protocol";
+import { watchKeysOf, watchTargets } from "@purple/protocol/watch";
 import {
   codeFromGrpcStatus,
   errorFromCode,
@@ -471,6 +475,81 @@ export class GrpcClient implements Operations {
   }
 
   /**
+   * Watches keys for changes (`proto.Watch/Watch`, a server stream): first each key's current
+   * state, then each new state. The watch ends when the loop stops (`break`: the call is
+   * cancelled), when `options.signal` aborts (the loop then throws its reason), or when the
+   * server ends it (it shuts down, the connection is lost: the loop throws `UnavailableError`;
+   * watch again and the first states catch up). It has no deadline.
+   * @param keys Up to 100 keys (the server's limit), by service.
+   * @param options A signal that ends the watch.
+   * @returns The changes.
+   * @throws {InvalidArgumentError} From the first step, when no key is given or one is bad.
+   * @throws {ValueTooLargeError} When there are more keys than the server's limit.
+   *
+   * @example
+   * ```ts ignore
+   * import { GrpcClient } from "@purple/client/grpc";
+   *
+   * const purple = new GrpcClient("localhost:8081");
+   * for await (const change of purple.watch({ kv: ["config"] })) {
+   *   if (change.service === "kv" && change.exists) console.log("config is now", change.version);
+   * }
+   * ```
+   */
+  watch(keys: WatchKeys, options?: WatchOptions): AsyncIterableIterator<WatchChange> {
+    const state: WatchState = { ended: false };
+    const changes = this.#watch(keys, options, state);
+    return {
+      next: () => changes.next(),
+      // Cancels the call first: a step waiting for the next message ends at once (done).
+      return: async () => {
+        state.ended = true;
+        state.call?.cancel();
+        return await changes.return(undefined);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  async *#watch(
+    keys: WatchKeys,
+    options: WatchOptions | undefined,
+    state: WatchState,
+  ): AsyncGenerator<WatchChange, undefined, undefined> {
+    const request = watchKeysOf(watchTargets(keys));
+    const method = grpcMethod("watch");
+    const binding = GRPC_BINDINGS.watch;
+    const signal = options?.signal;
+    signal?.throwIfAborted();
+    if (this.#closed) {
+      throw new UnavailableError(`Cannot call '${method.path}': the GrpcClient is closed`);
+    }
+    const call = state.call = this.#client.makeServerStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      binding.request(request),
+      this.#metadata?.clone() ?? new grpc.Metadata(),
+      {},
+    );
+    const cancel = () => call.cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      for await (const message of call) yield binding.result(message as never);
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (state.ended) return undefined;
+      throw this.#error(method.path, 0, error as grpc.ServiceError);
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+      call.cancel();
+    }
+    return undefined;
+  }
+
+  /**
    * Reads a set.
    * @param set The set's name.
    * @param options The deadline and signal of this call.
@@ -605,6 +684,12 @@ function kvBytes(value: KvValue): Uint8Array {
   throw new InvalidArgumentError(
     `Bad KV value: expected bytes or a string, found ${describe(value)}`,
   );
+}
+
+/** A watch's call, and whether its consumer ended it. */
+interface WatchState {
+  call?: grpc.ClientReadableStream<unknown>;
+  ended: boolean;
 }
 
 /** The listings, by their operation names. */

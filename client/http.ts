@@ -18,6 +18,7 @@ import {
   codeFromHttpStatus,
   type ErrorCode,
   errorFromCode,
+  HTTP_STATUS,
   InternalError,
   InvalidArgumentError,
   PurpleError,
@@ -40,7 +41,11 @@ import {
   type OperationName,
   OPERATIONS,
   type Operations,
+  type WatchChange,
+  type WatchKeys,
+  type WatchOptions,
 } from "@purple/protocol";
+import { changeFromJson, watchTargets } from "@purple/protocol/watch";
 import {
   assertFlag,
   assertName,
@@ -54,6 +59,7 @@ import {
 import { batchToJson, outcomesFromJson } from "@purple/protocol/batch-json";
 import { clip } from "@purple/protocol/text";
 import { fetchTrusting, headersWithToken } from "./_access.ts";
+import { serverSentEvents } from "./_sse.ts";
 
 /**
  * The transport `HttpClient` calls: `fetch`, or anything with its shape.
@@ -633,6 +639,135 @@ export class HttpClient implements Operations {
   }
 
   /**
+   * Watches keys for changes (`GET /watch`, Server-Sent Events, read with `fetch`): first each
+   * key's current state, then each new state. The watch ends when the loop stops (`break`),
+   * when `options.signal` aborts (the loop then throws its reason), or when the server ends it
+   * (it shuts down, the connection is lost: the loop throws `UnavailableError`; watch again and
+   * the first states catch up). Nothing is left behind: the request is cancelled.
+   * @param keys Up to 100 keys (the server's limit), by service.
+   * @param options A signal that ends the watch; `timeoutMs`: how long the server may take to
+   * answer with the first state (default: the client's timeout; the watch itself has none).
+   * @returns The changes.
+   * @throws {InvalidArgumentError} From the first step, when no key is given or one is bad.
+   * @throws {ValueTooLargeError} When the keys do not fit a URL, or are more than the limit.
+   *
+   * @example
+   * ```ts ignore
+   * import { HttpClient } from "@purple/client";
+   *
+   * const purple = new HttpClient("http://localhost:8080");
+   * for await (const change of purple.watch({ flags: ["dark-mode"], counters: ["signups"] })) {
+   *   if (change.service === "flags") console.log("dark mode:", change.value);
+   *   else if (change.service === "counters" && change.value >= 1000n) break;
+   * }
+   * ```
+   */
+  watch(keys: WatchKeys, options?: WatchOptions & CallOptions): AsyncIterableIterator<WatchChange> {
+    const controller = new AbortController();
+    const changes = this.#watch(keys, options, controller);
+    return {
+      next: () => changes.next(),
+      // Cancels the request first: a step waiting for the next event ends at once (done).
+      return: async () => {
+        controller.abort(WATCH_ENDED);
+        return await changes.return(undefined);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  async *#watch(
+    keys: WatchKeys,
+    options: (WatchOptions & CallOptions) | undefined,
+    controller: AbortController,
+  ): AsyncGenerator<WatchChange, undefined, undefined> {
+    const targets = watchTargets(keys);
+    if (this.#closed) throw new UnavailableError("Cannot watch: the HttpClient is closed");
+    const timeoutMs = HttpClient.#checkTimeout(options?.timeoutMs ?? this.#timeoutMs);
+    const url = `${this.#base}${OPERATIONS.watch.http.path}?` + targets
+      .map(({ service, key }) => `${service}=${encodeURIComponent(key)}`).join("&");
+    if (url.length > MAX_URL_LENGTH) {
+      throw new ValueTooLargeError(
+        `Cannot watch ${targets.length} keys: the request URL would be ${url.length} ` +
+          `characters, the limit is ${MAX_URL_LENGTH} (watch fewer keys in each watch)`,
+      );
+    }
+    const headers = new Headers(this.#headers);
+    headers.set("accept", "text/event-stream");
+    const signal = options?.signal;
+    signal?.throwIfAborted();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    let timer = timeoutMs > 0 && Number.isFinite(timeoutMs)
+      ? setTimeout(() => {
+        timedOut = true;
+        controller.abort(new DOMException("The call timed out", "TimeoutError"));
+      }, timeoutMs)
+      : undefined;
+    const failure = (error: unknown): unknown => {
+      if (signal?.aborted) return signal.reason;
+      if (timedOut) {
+        return new UnavailableError(
+          `Cannot watch at ${this.#base}: timed out, no first state within ${timeoutMs} ms`,
+        );
+      }
+      if (controller.signal.reason === WATCH_ENDED) return WATCH_ENDED;
+      const reason = error instanceof Error ? error.message : String(error);
+      return new UnavailableError(
+        `Cannot watch at ${this.#base}: the stream was cut: ${clip(reason, MAX_MESSAGE_BODY)}`,
+        { cause: error },
+      );
+    };
+    let response: Response | undefined;
+    try {
+      try {
+        response = await this.#fetch(url, { method: "GET", headers, signal: controller.signal });
+      } catch (error) {
+        const failed = failure(error);
+        if (failed === WATCH_ENDED) return;
+        throw failed;
+      }
+      if (!response.ok) throw await errorFromResponse("watch", response);
+      const type = response.headers.get("content-type") ?? "";
+      if (!type.startsWith("text/event-stream") || response.body === null) {
+        throw new InternalError(
+          `Cannot watch at ${this.#base}: expected an event stream, found '${clip(type)}'`,
+        );
+      }
+      const events = serverSentEvents(response.body);
+      try {
+        for await (const { event, data } of events) {
+          clearTimeout(timer); // The first state came: the watch itself has no time limit.
+          timer = undefined;
+          if (event === "end") throw endError(data);
+          if (event !== "message") continue;
+          let json: unknown;
+          try {
+            json = JSON.parse(data);
+          } catch {
+            throw unexpected("a change as JSON", data);
+          }
+          yield changeFromJson(json);
+        }
+      } catch (error) {
+        if (error instanceof PurpleError) throw error;
+        const failed = failure(error);
+        if (failed === WATCH_ENDED) return;
+        throw failed;
+      }
+      throw failure(new Error("the server closed it"));
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (!controller.signal.aborted) controller.abort(WATCH_ENDED);
+      await response?.body?.cancel().catch(() => {});
+    }
+  }
+
+  /**
    * Reads a set.
    * @param set The set's name.
    * @param options A signal and a timeout for this call.
@@ -809,6 +944,22 @@ async function readPage(response: Response): Promise<KeyPage> {
     throw unexpected('{"keys": string[], "cursor"?: string}', text);
   }
   return typeof body?.cursor === "string" ? { keys, cursor: body.cursor } : { keys };
+}
+
+/** Why a watch's request was cancelled when its consumer ended it. */
+const WATCH_ENDED = new DOMException("The watch was ended", "AbortError");
+
+/** The error of a watch stream's last event (`event: end`). */
+function endError(data: string): PurpleError {
+  const error = (parseJson(data) as { error?: { code?: unknown; message?: unknown } } | null)
+    ?.error;
+  const code = typeof error?.code === "string" && Object.hasOwn(HTTP_STATUS, error.code)
+    ? error.code as ErrorCode
+    : "UNAVAILABLE";
+  const message = typeof error?.message === "string"
+    ? clip(error.message, 1000)
+    : "The server ended the watch";
+  return errorFromCode(code, message);
 }
 
 /** The request headers of a KV write's conditions. */

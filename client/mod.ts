@@ -29,13 +29,21 @@ export type {
   BatchOptions,
   BatchOutcome,
   BatchOutcomes,
+  CacheChange,
   CounterAmount,
+  CounterChange,
+  FlagChange,
   KeyPage,
+  KvChange,
   KvEntry,
   KvValue,
   KvWriteOptions,
   ListOptions,
   Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
 } from "@purple/protocol";
 export { iterateKeys, type KeyService, keysOf, LISTINGS } from "@purple/protocol";
 export * from "./errors.ts";

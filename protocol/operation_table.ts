@@ -102,11 +102,12 @@ export interface HttpRoute {
  * console.log(`proto.${service}`);
  * ```
  */
-export type GrpcServiceName = "Cache" | "Counter" | "Flag" | "KV" | "Set" | "Batch";
+export type GrpcServiceName = "Cache" | "Counter" | "Flag" | "KV" | "Set" | "Batch" | "Watch";
 
 /**
- * Where an operation is served over gRPC: a unary method of a service, with the names of its
- * request and response messages in `proto/purple.proto`.
+ * Where an operation is served over gRPC: a method of a service, with the names of its request
+ * and response messages in `proto/purple.proto` (for a streaming operation, the response is the
+ * message of one item of the stream).
  *
  * @example
  * ```ts
@@ -153,6 +154,7 @@ export interface GrpcRoute {
  * | `list?`     | `{ "prefix": "...", "limit": 100, "cursor": "..." }`                     |
  * | `batch`     | a list of operations                                                     |
  * | `batchOptions?` | `{ "atomic": true }`                                                 |
+ * | `watchKeys` | `{ "kv": ["a", "b"], "flags": ["c"] }` (a query parameter a key over HTTP) |
  *
  * @example
  * ```ts
@@ -172,12 +174,14 @@ export type ParamType =
   | "kvWrite?"
   | "list?"
   | "batch"
-  | "batchOptions?";
+  | "batchOptions?"
+  | "watchKeys";
 
 /**
  * The type of a result, as a batch carries it in JSON: `void` is `null`, `int64` a string of
  * digits, `bytes` `{ "base64": "..." }`, `items` a list of strings, `entry`
- * `{ "value": { "base64": "..." }, "version": "..." }`, `page` `{ "keys": [...], "cursor": "..." }`.
+ * `{ "value": { "base64": "..." }, "version": "..." }`, `page` `{ "keys": [...], "cursor": "..." }`;
+ * `change` is one item of a watch's stream (`@purple/protocol/watch-json`).
  *
  * @example
  * ```ts
@@ -196,7 +200,8 @@ export type ResultType =
   | "items"
   | "entry"
   | "page"
-  | "outcomes";
+  | "outcomes"
+  | "change";
 
 /**
  * Everything the table says about one operation.
@@ -222,6 +227,13 @@ export interface OperationSpec {
   readonly result: ResultType;
   /** Whether a batch may hold it (default: yes). */
   readonly batch?: false;
+  /**
+   * `server`: it answers a stream of results (its `result` is one item), for as long as the
+   * caller keeps it open: over HTTP a `text/event-stream` (Server-Sent Events, an event a
+   * result), over gRPC a server-streaming method (a response message a result). A stream holds
+   * no request slot once it runs and no backend time limit applies to it. Absent: one result.
+   */
+  readonly stream?: "server";
   /**
    * Another operation whose route and method carry this one (`kvGet` travels as `kvGetEntry`,
    * which answers with more): the result of this one is the field `result` of that one's.
@@ -494,6 +506,16 @@ export const OPERATIONS = {
     http: { method: "POST", path: "/batch" },
     grpc: { service: "Batch", method: "Batch", request: "BatchRequest", response: "BatchResponse" },
   },
+  watch: {
+    access: "read",
+    action: "watch",
+    params: [["keys", "watchKeys"]],
+    result: "change",
+    batch: false,
+    stream: "server",
+    http: { method: "GET", path: "/watch" },
+    grpc: { service: "Watch", method: "Watch", request: "WatchRequest", response: "WatchChange" },
+  },
 } as const;
 
 // The compiler checks the table against the contract: every operation has an entry of the right
@@ -546,7 +568,7 @@ export const WIRE_OPERATION_NAMES: readonly WireOperationName[] = Object.freeze(
 );
 
 /**
- * Every operation a batch may hold (all but the listings and `batch` itself), in the table's
+ * Every operation a batch may hold (all but the listings, `watch` and `batch` itself), in the table's
  * order.
  *
  * @example
@@ -559,6 +581,24 @@ export const WIRE_OPERATION_NAMES: readonly WireOperationName[] = Object.freeze(
 export const BATCHABLE_NAMES: readonly BatchableName[] = Object.freeze(
   OPERATION_NAMES.filter((name) => !("batch" in OPERATIONS[name])) as BatchableName[],
 );
+
+/**
+ * Whether an operation answers a stream of results (the table's `stream`) rather than one.
+ *
+ * @param name The operation.
+ * @returns `true` for `watch`.
+ *
+ * @example
+ * ```ts
+ * import { isStreaming } from "@purple/protocol";
+ *
+ * console.log(isStreaming("watch"), isStreaming("kvGet")); // true false
+ * ```
+ */
+export function isStreaming(name: OperationName): boolean {
+  const spec: OperationSpec = OPERATIONS[name];
+  return spec.stream !== undefined;
+}
 
 /**
  * Whether a read-only token may call an operation (a batch: whether it may enter, its

@@ -2,7 +2,7 @@
  * The operations contract: the operations of Purple, implemented by every backend and every
  * client: the original twelve (get and set of the cache, counters, flags, KV values and sets),
  * deletes for every service, listing keys by prefix in pages, versions of KV values with
- * compare-and-set, and batches (in order, or atomic).
+ * compare-and-set, batches (in order, or atomic), and watching keys for changes.
  *
  * Counters are signed 64-bit integers. They come back as `bigint` (never rounded); an amount
  * may be given as a `bigint` or as a `number` that is a safe integer (an unsafe or fractional
@@ -20,6 +20,8 @@
  *
  * @module
  */
+
+import type { KeyService } from "./listing.ts";
 
 /**
  * An amount to add to a counter: a `bigint`, or a `number` that is a safe integer.
@@ -132,6 +134,166 @@ export interface KvWriteOptions {
 }
 
 /**
+ * The keys a watch follows, by service (named as the HTTP routes name them): at most 100 in all
+ * (the server's `--max-watch-keys`), each a key as its service's operations take it (a set's
+ * name for `sets`). A key named twice is watched once.
+ *
+ * @example
+ * ```ts
+ * import type { WatchKeys } from "@purple/protocol";
+ *
+ * const keys: WatchKeys = { flags: ["dark-mode"], counters: ["signups"], kv: ["config"] };
+ * console.log(keys.flags); // ["dark-mode"]
+ * ```
+ */
+export type WatchKeys = { readonly [Service in KeyService]?: readonly string[] };
+
+/**
+ * How a watch runs: a signal that ends it (the iteration then rejects with the signal's reason,
+ * and everything the watch held is released).
+ *
+ * @example
+ * ```ts
+ * import type { WatchOptions } from "@purple/protocol";
+ *
+ * const options: WatchOptions = { signal: AbortSignal.timeout(60_000) };
+ * console.log(options.signal?.aborted); // false
+ * ```
+ */
+export interface WatchOptions {
+  /** Ends the watch when it aborts. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A cache entry's state: its value and when it expires (milliseconds since the epoch), or
+ * absent (never set, deleted, or expired: a watcher is told when its TTL passes).
+ *
+ * @example
+ * ```ts
+ * import type { CacheChange } from "@purple/protocol";
+ *
+ * const change: CacheChange = {
+ *   service: "cache",
+ *   key: "session",
+ *   exists: true,
+ *   value: "a1b2c3",
+ *   expiresAt: Date.now() + 60_000,
+ * };
+ * if (change.exists) console.log(change.value); // "a1b2c3"
+ * ```
+ */
+export type CacheChange =
+  | { service: "cache"; key: string; exists: true; value: string; expiresAt: number }
+  | { service: "cache"; key: string; exists: false };
+
+/**
+ * A counter's state: its value, and whether it exists (an absent counter is 0, as `counterGet`
+ * reads it).
+ *
+ * @example
+ * ```ts
+ * import type { CounterChange } from "@purple/protocol";
+ *
+ * const change: CounterChange = { service: "counters", key: "signups", exists: true, value: 42n };
+ * console.log(change.value); // 42n
+ * ```
+ */
+export interface CounterChange {
+  /** The service. */
+  service: "counters";
+  /** The counter's key. */
+  key: string;
+  /** Whether the counter exists (it was incremented, and not deleted since). */
+  exists: boolean;
+  /** Its value, exact; 0n when absent. */
+  value: bigint;
+}
+
+/**
+ * A flag's state: its value, and whether it is set (an absent flag is false, as `flagGet` reads
+ * it; a flag set to false exists).
+ *
+ * @example
+ * ```ts
+ * import type { FlagChange } from "@purple/protocol";
+ *
+ * const change: FlagChange = { service: "flags", key: "dark-mode", exists: true, value: true };
+ * console.log(change.value); // true
+ * ```
+ */
+export interface FlagChange {
+  /** The service. */
+  service: "flags";
+  /** The flag's key. */
+  key: string;
+  /** Whether the flag is set (to true or false). */
+  exists: boolean;
+  /** Its value; false when absent. */
+  value: boolean;
+}
+
+/**
+ * A KV value's state: its bytes and their version (as `kvGetEntry` gives them), or absent.
+ *
+ * @example
+ * ```ts
+ * import type { KvChange } from "@purple/protocol";
+ *
+ * const change: KvChange = { service: "kv", key: "config", exists: false };
+ * console.log(change.exists); // false
+ * ```
+ */
+export type KvChange =
+  | { service: "kv"; key: string; exists: true; value: Uint8Array; version: string }
+  | { service: "kv"; key: string; exists: false };
+
+/**
+ * A set's state: its items, sorted (as `setGet` gives them); empty when it does not exist.
+ *
+ * @example
+ * ```ts
+ * import type { SetChange } from "@purple/protocol";
+ *
+ * const change: SetChange = { service: "sets", key: "team", exists: true, items: ["ann", "bob"] };
+ * console.log(change.items.length); // 2
+ * ```
+ */
+export interface SetChange {
+  /** The service. */
+  service: "sets";
+  /** The set's name. */
+  key: string;
+  /** Whether the set holds any item. */
+  exists: boolean;
+  /** Its items, sorted; empty when absent. */
+  items: string[];
+}
+
+/**
+ * One state of a watched key: the service, the key, and its state in that service, typed per
+ * service (narrow on `service`, then on `exists` for the cache and KV values).
+ *
+ * @example
+ * ```ts
+ * import type { WatchChange } from "@purple/protocol";
+ *
+ * function describe(change: WatchChange): string {
+ *   switch (change.service) {
+ *     case "counters":
+ *       return `${change.key} = ${change.value}`;
+ *     case "kv":
+ *       return change.exists ? `${change.key} is at version ${change.version}` : "gone";
+ *     default:
+ *       return `${change.service} ${change.key} ${change.exists ? "set" : "absent"}`;
+ *   }
+ * }
+ * console.log(describe({ service: "counters", key: "hits", exists: true, value: 3n }));
+ * ```
+ */
+export type WatchChange = CacheChange | CounterChange | FlagChange | KvChange | SetChange;
+
+/**
  * One operation of a batch: an operation's name and its arguments. Every operation but the
  * listings and `batch` itself may be in a batch.
  *
@@ -148,7 +310,7 @@ export type BatchOperation = {
 }[BatchableName];
 
 /**
- * The operations a batch may hold: every operation but the listings and `batch`.
+ * The operations a batch may hold: every operation but the listings, `watch` and `batch`.
  *
  * @example
  * ```ts
@@ -160,7 +322,7 @@ export type BatchOperation = {
  */
 export type BatchableName = Exclude<
   keyof Operations,
-  "close" | "batch" | "cacheList" | "counterList" | "flagList" | "kvList" | "setList"
+  "close" | "batch" | "watch" | "cacheList" | "counterList" | "flagList" | "kvList" | "setList"
 >;
 
 /**
@@ -412,6 +574,24 @@ export interface Operations {
     operations: T,
     options?: BatchOptions,
   ): Promise<BatchOutcomes<T>>;
+
+  /**
+   * Watches keys for changes: the stream gives first the current state of each key, then each
+   * new state as it changes (a write by this process or by any other sharing the backend, seen
+   * within a second; a cache entry also when its TTL passes). Fast changes may be coalesced (the
+   * latest state wins), but the last state of a key always comes, and the states of one key come
+   * in order. The watch lasts until the iteration stops (`break`), `options.signal` aborts
+   * (the iteration then rejects with its reason), or the other side ends it.
+   * @param keys Up to 100 keys, by service (`{ flags: ["beta"], kv: ["config"] }`).
+   * @param options A signal that ends the watch.
+   * @returns The changes, for `for await`; errors come from its first step.
+   * @throws {InvalidArgumentError} When no key is given, or one is empty or too long.
+   * @throws {ValueTooLargeError} When more keys are given than the limit (default 100).
+   * @throws {UnavailableError} When the server watches for as many watchers as it may, or the
+   * backend cannot be reached; during the watch, when the server shuts down or the connection
+   * is lost (watch again: the first states catch up).
+   */
+  watch(keys: WatchKeys, options?: WatchOptions): AsyncIterable<WatchChange>;
 
   /** Releases connections, timers and files. The object must not be used afterwards. */
   close(): Promise<void>;

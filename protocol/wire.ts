@@ -47,6 +47,7 @@ import type {
   KvWriteOptions,
   ListOptions,
   Operations,
+  WatchChange,
 } from "./operations.ts";
 import {
   type GrpcRoute,
@@ -57,6 +58,7 @@ import {
   WIRE_OPERATION_NAMES,
   type WireOperationName,
 } from "./operation_table.ts";
+import { watchKeysOf, watchTargets } from "./watch.ts";
 import * as purple from "./gen/purple_pb.ts";
 import * as health from "./gen/grpc/health/v1/health_pb.ts";
 
@@ -221,17 +223,20 @@ export type ResponseName<Op extends OperationName> = Table[Op]["grpc"]["response
 export type Arguments<Op extends OperationName> = Parameters<Operations[Op]>;
 
 /**
- * The result an operation resolves with.
+ * The result an operation resolves with; for a streaming operation (`watch`), one item of its
+ * stream (one response message).
  *
  * @example
  * ```ts
  * import type { Result } from "@purple/protocol/wire";
  *
  * const result: Result<"counterGet"> = 3n;
- * console.log(result);
+ * const change: Result<"watch"> = { service: "flags", key: "beta", exists: false, value: false };
+ * console.log(result, change);
  * ```
  */
-export type Result<Op extends OperationName> = Awaited<ReturnType<Operations[Op]>>;
+export type Result<Op extends OperationName> = ReturnType<Operations[Op]> extends
+  AsyncIterable<infer Item> ? Item : Awaited<ReturnType<Operations[Op]>>;
 
 /**
  * How one operation travels over gRPC, both ways. `GrpcClient` calls `request` and `result`,
@@ -320,6 +325,73 @@ const keyOnly = {
   response: () => ({}),
   result: () => undefined,
 };
+
+/** A watch's change as its message: the state in the field named after its service. */
+function changeMessage(change: WatchChange): MessageInit<"WatchChange"> {
+  const { key, exists } = change;
+  switch (change.service) {
+    case "cache":
+      return {
+        key,
+        exists,
+        state: {
+          case: "cache",
+          value: change.exists ? { value: change.value, expiresAt: BigInt(change.expiresAt) } : {},
+        },
+      };
+    case "counters":
+      return { key, exists, state: { case: "counters", value: { value: change.value } } };
+    case "flags":
+      return { key, exists, state: { case: "flags", value: { value: change.value } } };
+    case "kv":
+      return {
+        key,
+        exists,
+        state: {
+          case: "kv",
+          value: change.exists ? { value: { content: change.value }, version: change.version } : {},
+        },
+      };
+    case "sets":
+      return { key, exists, state: { case: "sets", value: { items: change.items } } };
+  }
+}
+
+/** A watch's change from its message. */
+function changeOf(message: Message<"WatchChange">): WatchChange {
+  const { key, exists, state } = message;
+  switch (state.case) {
+    case "cache":
+      return exists
+        ? {
+          service: "cache",
+          key,
+          exists,
+          value: state.value.value,
+          expiresAt: Number(state.value.expiresAt),
+        }
+        : { service: "cache", key, exists };
+    case "counters":
+      return { service: "counters", key, exists, value: state.value.value };
+    case "flags":
+      return { service: "flags", key, exists, value: state.value.value };
+    case "kv":
+      return exists
+        ? {
+          service: "kv",
+          key,
+          exists,
+          // A copy, so that the value does not hold on to the whole message it came in.
+          value: state.value.value?.content.slice() ?? new Uint8Array(0),
+          version: state.value.version,
+        }
+        : { service: "kv", key, exists };
+    case "sets":
+      return { service: "sets", key, exists, items: state.value.items };
+    default:
+      throw new InternalError(`Cannot read a change of the watch of '${key}': it names no service`);
+  }
+}
 
 const listing = {
   request: listRequest,
@@ -470,6 +542,24 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       result: (response) =>
         response.results.map((result, index) => fromBatchResult(result.result, index)),
     },
+    watch: {
+      request: (keys) => {
+        const { cache = [], counters = [], flags = [], kv = [], sets = [] } = keys;
+        return {
+          cache: [...cache],
+          counters: [...counters],
+          flags: [...flags],
+          kv: [...kv],
+          sets: [...sets],
+        };
+      },
+      // Checked here for their shape (each key once), as the HTTP route reads its query.
+      args: ({ cache, counters, flags, kv, sets }) => [
+        watchKeysOf(watchTargets({ cache, counters, flags, kv, sets })),
+      ],
+      response: changeMessage,
+      result: changeOf,
+    },
   } satisfies GrpcBindings,
 );
 
@@ -576,8 +666,8 @@ function fromBatchResult(
 }
 
 /**
- * A unary method in the shape of a grpc-js `MethodDefinition`: it can be passed wherever grpc-js
- * takes one. Serializers return `Buffer`s (grpc-js copies them with Buffer methods). They take
+ * A method in the shape of a grpc-js `MethodDefinition` (unary, or server-streaming for a
+ * streaming operation): it can be passed wherever grpc-js takes one. Serializers return `Buffer`s (grpc-js copies them with Buffer methods). They take
  * what a message is built from (`RequestInit`, `ResponseInit`), decoders give whole messages.
  *
  * @example
@@ -596,10 +686,10 @@ export interface MethodDefinition<
 > {
   /** `/<package>.<Service>/<Method>`, such as `/proto.Cache/CacheGet`. */
   readonly path: string;
-  /** Always false: every method of Purple is unary. */
+  /** Always false: no method of Purple takes a stream of requests. */
   readonly requestStream: false;
-  /** Always false: every method of Purple is unary. */
-  readonly responseStream: false;
+  /** Whether the method answers a stream of responses (a streaming operation: `watch`). */
+  readonly responseStream: boolean;
   /** Encodes a request. */
   readonly requestSerialize: (message: RequestInit) => Buffer;
   /** Decodes a request; throws `InvalidArgumentError` when it is malformed. */
@@ -694,13 +784,14 @@ function methodDefinition(
   method: string,
   request: string,
   response: string,
+  responseStream: boolean,
 ): MethodDefinition<unknown, unknown> {
   const requestCodec = codec(schema(request));
   const responseCodec = codec(schema(response));
   return {
     path: `/${PROTO_PACKAGE}.${service}/${method}`,
     requestStream: false,
-    responseStream: false,
+    responseStream,
     requestSerialize: requestCodec.encode,
     requestDeserialize: requestCodec.decode,
     responseSerialize: responseCodec.encode,
@@ -708,14 +799,25 @@ function methodDefinition(
   } as MethodDefinition<unknown, unknown>;
 }
 
-/** Checks that the proto declares a method with the table's messages. */
-function assertInProto(service: string, method: string, request: string, response: string) {
+/** Checks that the proto declares a method with the table's messages and kind. */
+function assertInProto(
+  service: string,
+  method: string,
+  request: string,
+  response: string,
+  responseStream: boolean,
+) {
   const declared = purple.file_purple.services.find((s) => s.name === service)?.methods
     .find((m) => m.name === method);
-  if (declared?.input.name !== request || declared.output.name !== response) {
+  const kind = responseStream ? "server_streaming" : "unary";
+  if (
+    declared?.input.name !== request || declared.output.name !== response ||
+    declared.methodKind !== kind
+  ) {
     throw new Error(
       `The operation table says ${PROTO_PACKAGE}.${service}/${method} takes ${request} and ` +
-        `returns ${response}, which purple.proto does not declare`,
+        `returns ${responseStream ? "a stream of " : ""}${response}, which purple.proto does ` +
+        "not declare",
     );
   }
 }
@@ -742,8 +844,10 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
   if (services !== undefined) return services;
   const built = {} as Record<GrpcServiceName, Record<string, ServedMethod>>;
   for (const operation of WIRE_OPERATION_NAMES) {
-    const route: GrpcRoute = OPERATIONS[operation].grpc;
+    const spec: OperationSpec = OPERATIONS[operation];
+    const route: GrpcRoute = spec.grpc;
     const { service, method, request, response, legacy = [] } = route;
+    const streams = spec.stream === "server";
     const methods = built[service] ??= {};
     for (
       const [name, replies, isLegacy] of [
@@ -751,12 +855,12 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
         ...legacy.map((old) => [old.method, old.response, true] as const),
       ]
     ) {
-      assertInProto(service, name, request, replies);
+      assertInProto(service, name, request, replies, streams);
       if (isLegacy && replies !== response && replies !== "Empty") {
         throw new Error(`The earlier method ${service}/${name} must answer ${response} or Empty`);
       }
       methods[name] = {
-        ...methodDefinition(service, name, request, replies),
+        ...methodDefinition(service, name, request, replies, streams),
         operation,
         legacy: isLegacy,
         dropsResult: replies !== response,

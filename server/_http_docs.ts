@@ -487,6 +487,41 @@ export const HTTP_DOCS: { readonly [Op in WireOperationName]: HttpOperationDoc }
     method: "PUT",
     path: "/sets/doc-1?item=a",
   }),
+  watch: {
+    summary: "Watch keys: their states now, then each change, as Server-Sent Events",
+    description: "One repeatable query parameter per service, named as its route (`cache`, " +
+      "`counters`, `flags`, `kv`, `sets`): `/watch?kv=config&flags=beta`. The answer is a " +
+      "`text/event-stream` that stays open: first one event per key with its current state, " +
+      "then one per change (fast changes coalesced, the last state always sent), each `data:` " +
+      'a change as JSON (`{"service":"kv","key":"config","exists":true,"value":...,' +
+      '"version":...}`), a `: heartbeat` comment every 15 s, and `event: end` when the server ' +
+      "shuts down. A refused watch is an ordinary JSON error. See docs/watch.md.",
+    query: {
+      kv: {
+        required: false,
+        description: "a KV key to watch (repeat for more; likewise cache, counters, flags, sets)",
+        schema: { type: "string" },
+      },
+    },
+    ok: {
+      status: 200,
+      description: "The stream of changes (it ends when the client or the server ends it)",
+      content: { "text/event-stream": { schema: { type: "string" } } },
+    },
+    errors: {
+      400: {
+        description: "No key, an empty key, or a parameter that names no service",
+        example: { query: { colors: "red" } },
+      },
+      413: {
+        description: "More keys than --max-watch-keys (100 by default)",
+        example: {
+          query: { cache: "a", counters: "b", flags: "c", kv: "d", sets: "e" },
+        },
+      },
+    },
+    example: { query: { kv: "config", flags: "beta" } },
+  },
   batch: {
     summary: "Run many operations in one request: in order, or atomic (all or nothing)",
     description: "Each operation is `{op, ...its arguments by name}` (int64 as strings, bytes " +

@@ -60,6 +60,22 @@ export function hasQueryParam(url: string, name: string): boolean {
 }
 
 /**
+ * Every parameter of the query, in order, each name and value decoded once as form values (`+`
+ * is a space), a parameter without `=` having the value "".
+ */
+export function queryPairs(url: string): Array<[name: string, value: string]> {
+  const query = rawQuery(url);
+  if (query === "") return [];
+  return query.split("&").filter((pair) => pair !== "").map((pair) => {
+    const equals = pair.indexOf("=");
+    const rawName = (equals < 0 ? pair : pair.slice(0, equals)).replaceAll("+", " ");
+    const name = decode("query parameter name", rawName);
+    const value = equals < 0 ? "" : decode(name, pair.slice(equals + 1).replaceAll("+", " "));
+    return [name, value];
+  });
+}
+
+/**
  * The value of a query parameter, decoded once as a form value (`+` is a space, as in Go's
  * `url.ParseQuery`), the first one when repeated; `undefined` when absent or empty.
  */

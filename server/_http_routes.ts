@@ -25,6 +25,7 @@ import {
 import { type Access, assertBatchAccess } from "./_auth.ts";
 import { readBody } from "./_http_body.ts";
 import type { Deadlines } from "./_deadlines.ts";
+import { watchHandler } from "./_http_watch.ts";
 
 /** What a handler needs besides the request. */
 export interface RouteContext {
@@ -38,6 +39,10 @@ export interface RouteContext {
   readonly log: (line: string) => void;
   /** Told of each body refused for its size or time (the metrics count them). */
   readonly refused?: (limit: "body_size" | "body_timeout") => void;
+  /** How often an open watch stream sends a heartbeat comment, in ms. */
+  readonly heartbeatMs: number;
+  /** Aborts when the server shuts down: the open watch streams end. */
+  readonly shutdown?: AbortSignal;
 }
 
 /** Answers one operation: `key` is the key (or set name) from the path, decoded once. */
@@ -239,6 +244,7 @@ export const HTTP_HANDLERS: { readonly [Op in WireOperationName]: HttpHandler } 
     }
     return json(JSON.stringify(outcomesToJson(operations, outcomes)));
   },
+  watch: (c, _key, route) => watchHandler(c, route),
 };
 
 /** The fixed part of a route's path: `/cache/` for `/cache/:key`, the path itself for `/kv`. */

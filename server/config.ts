@@ -525,6 +525,8 @@ function limits(s: Resolver): Limits {
     maxConcurrentRequests: s.value("maxConcurrentRequests"),
     backendTimeoutMs: s.value("backendTimeoutMs"),
     bodyTimeoutMs: s.value("bodyTimeoutMs"),
+    maxWatchers: s.value("maxWatchers"),
+    maxWatchKeys: s.value("maxWatchKeys"),
   };
 }
 
@@ -541,6 +543,8 @@ const SERVER_ONLY: readonly SettingName[] = [
   "redisStartWaitMs",
   "maxConcurrentRequests",
   "bodyTimeoutMs",
+  "maxWatchers",
+  "maxWatchKeys",
   "authTokens",
   "readTokens",
   "tlsCert",

@@ -70,6 +70,7 @@ import { operationIndex, protocolIndex, type Recorder, recorderOf } from "./_met
 
 /** The index of gRPC in the metrics' arrays. */
 const GRPC = protocolIndex("grpc");
+import { encodeOnce, GrpcWatches } from "./_grpc_watch.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
@@ -161,6 +162,7 @@ export async function startGrpcServer(
       limits.interceptor,
     ],
   });
+  const watches = new GrpcWatches();
   registerPurple(
     server,
     withBackendTimeout(
@@ -171,6 +173,7 @@ export async function startGrpcServer(
     ),
     context,
     maxRequestBytes(options.limits),
+    watches,
   );
   recorder?.inFlight[GRPC].push(limits.running);
   const health = new Health(grpcServiceNames());
@@ -184,7 +187,7 @@ export async function startGrpcServer(
     protocol: "gRPC",
     port,
     shutdown: () =>
-      stopping ??= stop(server, listener, health).then(() => {
+      stopping ??= stop(server, listener, health, watches).then(() => {
         recorder?.inFlight[GRPC].splice(recorder.inFlight[GRPC].indexOf(limits.running), 1);
       }),
   };
@@ -251,9 +254,15 @@ function listenError(error: Error & { code?: string }): Error {
   }
 }
 
-function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise<void> {
+function stop(
+  server: grpc.Server,
+  listener: TcpServer,
+  health: Health,
+  watches: GrpcWatches,
+): Promise<void> {
   listener.close();
   health.shutdown();
+  watches.endAll();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();
@@ -269,25 +278,24 @@ function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise
 /**
  * Registers every service of the operation table: each method decodes its request, calls its
  * operation with the arguments its binding reads from the request, and encodes the result (an
- * earlier method name that answers `Empty` drops it).
+ * earlier method name that answers `Empty` drops it); a streaming operation's method (`Watch`)
+ * streams its results.
  */
 function registerPurple(
   server: grpc.Server,
   ops: Operations,
   context: Context,
   maxBytes: number,
+  watches: GrpcWatches,
 ): void {
   for (const methods of Object.values(grpcServices())) {
     const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
       tolerant[name] = tolerate(method, method.operation === "batch" ? Infinity : maxBytes);
-      implementation[name] = unary(
-        method.path,
-        handler(method, ops, context),
-        context,
-        method.operation,
-      );
+      implementation[name] = method.responseStream
+        ? streaming(method.path, ops, context, watches)
+        : unary(method.path, handler(method, ops, context), context, method.operation);
     }
     server.addService(tolerant, implementation);
   }
@@ -337,7 +345,7 @@ function tolerate<Request, Response>(
   return {
     path: method.path,
     requestStream: false,
-    responseStream: false,
+    responseStream: method.responseStream,
     requestSerialize: () => {
       throw new Error(`Cannot serialize a request of '${method.path}': this is the server`);
     },
@@ -355,8 +363,32 @@ function tolerate<Request, Response>(
         return new BadRequest(error);
       }
     },
-    responseSerialize: method.responseSerialize,
+    // A streamed message goes to many watchers: encoded once.
+    responseSerialize: method.responseStream
+      ? encodeOnce(method.responseSerialize as (message: object) => Buffer) as never
+      : method.responseSerialize,
     responseDeserialize: method.responseDeserialize,
+  };
+}
+
+/** Serves a streaming method (`Watch`): see `_grpc_watch.ts`. */
+function streaming(
+  path: string,
+  ops: Operations,
+  context: Context,
+  watches: GrpcWatches,
+): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const request = call.request;
+    const bad = request instanceof BadRequest ? { error: request.error } : undefined;
+    if (context.debug) {
+      const start = performance.now();
+      call.once("finish", () => logCall(context, path, grpc.status.OK, start));
+      call.once("error", (error: { code?: grpc.status }) => {
+        logCall(context, path, error.code ?? grpc.status.UNKNOWN, start);
+      });
+    }
+    watches.serve(call, ops, (error) => statusOf(error, path, context), bad);
   };
 }
 

@@ -57,6 +57,7 @@ import { openApiDocument } from "./_openapi.ts";
 import { spanNamer } from "./_tracing.ts";
 import { VERSION } from "./config.ts";
 import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
+import { DEFAULT_HEARTBEAT_MS } from "./_http_watch.ts";
 
 export { jsonBodyLimit } from "./_http_routes.ts";
 
@@ -91,6 +92,13 @@ export interface HttpAppOptions {
   metrics?: Metrics;
   /** Let web pages of these origins call the API (see `ServeOptions.corsOrigins`). */
   corsOrigins?: readonly string[];
+  /** How often an open watch stream (`GET /watch`) sends a heartbeat comment, in ms. Default 15000. */
+  heartbeatMs?: number;
+  /**
+   * Ends the open watch streams when it aborts (each with a last `event: end`), for a server
+   * that shuts down; `startHttpServer()` passes its own.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -218,6 +226,8 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
     deadlines,
     log,
     refused: recorder && ((limit) => recorder.refused(HTTP, limit)),
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    shutdown: options.signal,
   };
   const app = new Hono();
 
@@ -364,10 +374,11 @@ export const HTTP_SHUTDOWN_GRACE_MS = 10_000;
  * Serves the HTTP app with `Deno.serve`, and logs `Starting up the HTTP server on port N`
  * (the real port) once it listens.
  *
- * `shutdown()` drains before it stops: a request already being handled finishes (its body is
- * still read to the end, which `Deno.serve`'s own shutdown would cut off), a new request is
- * answered 503 with `Connection: close`, and once nothing is in flight (or after
- * {@linkcode HTTP_SHUTDOWN_GRACE_MS}) the listener and the connections close.
+ * `shutdown()` drains before it stops: the open watch streams end at once (each with a last
+ * `event: end`), a request already being handled finishes (its body is still read to the end,
+ * which `Deno.serve`'s own shutdown would cut off), a new request is answered 503 with
+ * `Connection: close`, and once nothing is in flight (or after {@linkcode HTTP_SHUTDOWN_GRACE_MS})
+ * the listener and the connections close. A watch stream holds no request slot once it runs.
  *
  * @param ops The operations to serve; the server does not close them.
  * @param options Address, port (0 for any free port), limits and logging.
@@ -392,7 +403,8 @@ export const HTTP_SHUTDOWN_GRACE_MS = 10_000;
  */
 export function startHttpServer(ops: Operations, options: ServeOptions): Promise<RunningServer> {
   const log = options.log ?? console.log;
-  const app = createHttpApp(ops, options);
+  const closing = new AbortController();
+  const app = createHttpApp(ops, { ...options, signal: closing.signal });
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
@@ -464,6 +476,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
   log(`Starting up the HTTP server on port ${port}`);
   const stop = async () => {
     draining = true;
+    closing.abort();
     if (inFlight > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([

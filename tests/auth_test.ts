@@ -240,6 +240,7 @@ const HTTP_SAMPLES: { [Op in OperationName]: Array<{ query?: string; body?: stri
   kvList: [{ query: "?prefix=k&limit=1000" }],
   setList: [{}],
   batch: [{ body: READ_BATCH }],
+  watch: [{ query: "?cache=k&counters=c&flags=f&kv=k&sets=s" }],
 };
 
 function samplesOf(names: readonly OperationName[]): Route[] {
@@ -469,6 +470,7 @@ const GRPC_SAMPLES: { [Op in WireOperationName]: Arguments<Op> } = {
   flagList: [{ limit: 3 }],
   kvList: [{}],
   setList: [{ prefix: "s" }],
+  watch: [{ cache: ["k"], counters: ["c"], flags: ["f"], kv: ["k"], sets: ["s"] }],
 };
 
 /** A method of Purple's services, and the request it is tried with. */
@@ -506,6 +508,24 @@ function rawCall(
 ): Promise<number> {
   const metadata = new grpc.Metadata();
   if (authorization !== undefined) metadata.set("authorization", authorization);
+  if (method.responseStream) {
+    // A watch: OK once its first state came (then cancelled), else its status.
+    return new Promise((resolve) => {
+      const call = client.makeServerStreamRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        metadata,
+        { deadline: Date.now() + 5_000 },
+      );
+      call.on("data", () => {
+        resolve(grpc.status.OK);
+        call.cancel();
+      });
+      call.on("error", (error: grpc.ServiceError) => resolve(error.code));
+    });
+  }
   return new Promise((resolve) =>
     client.makeUnaryRequest(
       method.path,

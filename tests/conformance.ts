@@ -28,6 +28,7 @@ import {
   text,
 } from "./_conformance_kit.ts";
 import { DATA_API_CASES } from "./_conformance_data_api.ts";
+import { WATCH_CASES } from "./_conformance_watch.ts";
 
 /** What a target hands the suite. */
 export interface Subject {
@@ -341,7 +342,10 @@ export function conformance(
       let ops = subject.ops;
       const run = crypto.randomUUID().slice(0, 8);
       try {
-        for (const [index, [name, body]] of [...ORIGINAL_CASES, ...DATA_API_CASES].entries()) {
+        for (
+          const [index, [name, body]] of [...ORIGINAL_CASES, ...DATA_API_CASES, ...WATCH_CASES]
+            .entries()
+        ) {
           const prefix = `${run}:${String(index).padStart(3, "0")}:${name.slice(0, 24)}:`;
           const ctx: Context = {
             get ops() {

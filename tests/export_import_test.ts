@@ -931,6 +931,50 @@ Deno.test({
   },
 });
 
+// The README: its backend move (disk to Redis) runs as written, `npx -y deno@2 task start` being
+// `deno run -A --unstable-kv mod.ts` (readme_test checks the start task), in a directory of its own
+// (the default disk directory is data/ of the working directory).
+Deno.test({
+  name: "the README's move from disk to Redis runs as written",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+    const part = readme.slice(readme.indexOf("\n## Watching keys, moving data\n"));
+    const script = /```sh\n(npx -y deno@2 task start export [^\n]*\n[^\n]*)\n```/.exec(part)?.[1];
+    assert.ok(script, "the README's export and import commands");
+    const dir = await tempDir();
+    const ops = await openBackend({ kind: "disk", dataDir: `${dir}/data` });
+    const entries = [...dataset({ entries: 300, largeValues: 1, bigSets: 0 })];
+    const started = performance.now();
+    await restoreAll(ops, entries);
+    await ops.close();
+    const server = await startRedis();
+    try {
+      const start = `'${Deno.execPath()}' run -A --unstable-kv '${ROOT}/mod.ts'`;
+      const result = await new Deno.Command("sh", {
+        args: [
+          "-ec",
+          script.replaceAll("npx -y deno@2 task start", start)
+            .replaceAll("redis://localhost:6379", server.url),
+        ],
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+      }).output();
+      assert.equal(result.code, 0, decoder.decode(result.stderr));
+      const redis = await openBackend({ kind: "redis", redisUrl: server.url });
+      try {
+        assertSameEntries(await snapshot(redis), snapshotOf(entries), performance.now() - started);
+      } finally {
+        await redis.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
 Deno.test({
   name: "(the temporary directories of the tests above are removed)",
   fn: async () => {

@@ -257,3 +257,57 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a client built from proto/purple.proto alone can watch: a server stream of WatchChange",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const ops = await openBackend({ kind: "memory" });
+    const server = await startGrpcServer(ops, {
+      hostname: "127.0.0.1",
+      port: 0,
+      limits: DEFAULT_LIMITS,
+      log: () => {},
+    });
+    const address = `127.0.0.1:${server.port}`;
+    const definition = protoLoader.loadSync("proto/purple.proto", {
+      keepCase: true,
+      longs: String,
+      defaults: true,
+      oneofs: true,
+    });
+    // deno-lint-ignore no-explicit-any
+    const { proto } = grpc.loadPackageDefinition(definition) as any;
+    const client = new proto.Watch(address, grpc.credentials.createInsecure());
+    const { Counter } = stubs(address, "proto/purple.proto", ["Counter"]);
+    const call = client.Watch({ counters: ["hits"], kv: ["doc"] }) as grpc.ClientReadableStream<
+      Record<string, unknown>
+    >;
+    const messages: Record<string, unknown>[] = [];
+    const arrived = (count: number) =>
+      new Promise<void>((resolve) => {
+        const check = () => messages.length >= count && resolve();
+        call.on("data", check);
+        check();
+      });
+    call.on("data", (message) => messages.push(message));
+    call.on("error", () => {}); // CANCELLED, below.
+    try {
+      await arrived(2);
+      await Counter.CounterIncrement({ key: "hits", amount: "3" });
+      await arrived(3);
+      assert.deepEqual(messages, [
+        { key: "hits", exists: false, state: "counters", counters: { value: "0" } },
+        { key: "doc", exists: false, state: "kv", kv: { value: null, version: "" } },
+        { key: "hits", exists: true, state: "counters", counters: { value: "3" } },
+      ]);
+    } finally {
+      call.cancel();
+      client.close();
+      Counter.close();
+      await server.shutdown();
+      await ops.close();
+    }
+  },
+});

@@ -317,6 +317,13 @@ test("every operation's arguments and result survive the wire both ways", () => 
     flagList: [[{ prefix: "ключ" }], page],
     kvList: [[{ cursor: "x" }], page],
     setList: [[{}], { keys: ["only"] }],
+    watch: [[{ kv: ["k"], flags: ["ключ", "f"] }], {
+      service: "kv",
+      key: "k",
+      exists: true,
+      value: bytes,
+      version: "v3",
+    }],
   };
   for (const name of WIRE_OPERATION_NAMES) {
     const [args, result] = cases[name];
@@ -518,6 +525,7 @@ test("reflection lists the services and describes them from the embedded protos"
         "proto.Flag",
         "proto.KV",
         "proto.Set",
+        "proto.Watch",
       ]);
     }
     // file_containing_symbol (field 4) "proto.Counter"

@@ -1,6 +1,7 @@
 // The README's and the docs' examples, as written. Every curl example of the README's first steps,
-// of docs/http.md's and of docs/data-api.md's examples, run with curl against a fresh `purple` on a
-// free port (one per document and backend), must answer exactly as written (`# → status body`);
+// of docs/http.md's, docs/data-api.md's and docs/watch.md's examples, run with curl against a fresh
+// `purple` on a free port (one per document and backend), must answer exactly as written
+// (`# → status body`; a watch's `curl -N`, what it prints);
 // the Deno examples of the README and docs/clients.md run against a fresh `purple` and print what
 // they say (the README's with the permissions it names); the README opens with the commands CI and
 // the Ctrl+C test run; and docs/cli.md's table must list every flag of `purple --help` with the
@@ -15,6 +16,7 @@ const read = (path: string) => Deno.readTextFile(`${ROOT}/${path}`);
 const README = await read("README.md");
 const HTTP = await read("docs/http.md");
 const DATA_API = await read("docs/data-api.md");
+const WATCH = await read("docs/watch.md");
 const CLI = await read("docs/cli.md");
 
 /** The text of a `## title` section, up to the next `## ` heading. */
@@ -27,11 +29,15 @@ function section(title: string, text = README): string {
 
 interface Example {
   command: string;
-  status: number;
+  /** The status; absent for a `curl -N` stream, whose whole output is `body`. */
+  status?: number;
   body: string;
 }
 
-/** The `curl ...` lines of a section's sh blocks, each with the `# → ...` line after it. */
+/**
+ * The `curl ...` lines of a section's sh blocks, each with the `# → ...` line after it; or, for a
+ * `curl -N` (a watch's event stream, cut by `--max-time`), the `#` lines after it: what it prints.
+ */
 function examples(text: string): Example[] {
   const found: Example[] = [];
   const blocks = text.split("```sh\n").slice(1).map((block) => block.split("```")[0]);
@@ -39,6 +45,13 @@ function examples(text: string): Example[] {
     const lines = block.split("\n");
     lines.forEach((line, i) => {
       if (!line.startsWith("curl ")) return;
+      if (line.startsWith("curl -N ")) {
+        const printed: string[] = [];
+        for (let j = i + 1; lines[j]?.startsWith("#"); j++) printed.push(lines[j].slice(2));
+        assert.ok(printed.length > 0, `the document gives what this prints: ${line}`);
+        found.push({ command: line, body: printed.join("\n") });
+        return;
+      }
       const answer = /^# → (\d{3})(?: (.*))?$/.exec(lines[i + 1] ?? "");
       assert.ok(answer, `the document gives the answer of: ${line}`);
       found.push({ command: line, status: Number(answer[1]), body: answer[2] ?? "" });
@@ -52,9 +65,10 @@ const DOCUMENTS = [
   { name: "README", examples: examples(section("Try it")) },
   { name: "docs/http.md", examples: examples(section("Examples", HTTP)) },
   { name: "docs/data-api.md", examples: examples(section("Examples", DATA_API)) },
+  { name: "docs/watch.md", examples: examples(section("Examples", WATCH)) },
 ];
 
-Deno.test("the README, docs/http.md and docs/data-api.md have a curl example for every route", () => {
+Deno.test("the README and docs/http.md, data-api.md, watch.md have a curl example of every route", () => {
   const all = DOCUMENTS.flatMap((document) => document.examples);
   const routes = new Set(all.map(({ command }) => {
     const method = /-X (\w+)/.exec(command)?.[1] ?? "GET";
@@ -80,6 +94,7 @@ Deno.test("the README, docs/http.md and docs/data-api.md have a curl example for
       "DELETE /counters",
       "DELETE /flags",
       "POST /batch",
+      "GET /watch",
     ]
   ) {
     assert.ok(routes.has(route), `an example of ${route}`);
@@ -112,6 +127,22 @@ for (const { name, examples: EXAMPLES } of DOCUMENTS) {
                 "localhost:8080",
                 `127.0.0.1:${purple.httpPort}`,
               );
+              if (example.status === undefined) {
+                // A stream, ended by its --max-time (curl's exit code 28; 0 after `& ...; wait`):
+                // all it printed.
+                const { code, stdout } = await new Deno.Command("sh", {
+                  args: ["-c", command],
+                  stderr: "null",
+                }).output();
+                assert.ok(
+                  code === 28 || (code === 0 && command.endsWith("; wait")),
+                  `exit ${code}`,
+                );
+                const lines = new TextDecoder().decode(stdout).split("\n")
+                  .filter((line) => line !== ": heartbeat");
+                assert.equal(lines.join("\n").trimEnd(), example.body.trimEnd());
+                return;
+              }
               const { success, stdout, stderr } = await new Deno.Command("sh", {
                 args: ["-c", `${command} --silent --show-error --write-out '\\n%{http_code}'`],
               }).output();
@@ -245,6 +276,78 @@ Deno.test("the Deno examples of the README and docs/clients.md run and print wha
         assert.ok(inOrder(printed, [...shown(example), "notcached"]), stdout);
       });
     }
+  } finally {
+    assert.equal((await purple.stop()).code, 0);
+  }
+});
+
+Deno.test({
+  name: "the README's watch with curl -N prints the events it shows, around the write it names",
+  ignore: curl === null,
+  async fn() {
+    const text = section("Watching keys, moving data");
+    const prose = text.replaceAll(/\s+/g, " ");
+    assert.ok(prose.includes('runs `curl -X PUT "localhost:8080/flags/dark-mode?value=false"`'));
+    const [block] = blocks("sh", text);
+    const [command, ...shownLines] = block.split("\n");
+    assert.match(command, /^curl -N /);
+    const expected = shownLines.map((line) => line.replace(/^# /, ""));
+    const purple = await startPurple(["http", "--port", "0", "--backend", "memory"]);
+    const base = `http://127.0.0.1:${purple.httpPort}`;
+    const watching = new Deno.Command("sh", {
+      args: ["-c", `exec ${command.replaceAll("localhost:8080", base.slice(7))} --silent`],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      // The state the README's "Try it" left: the flag set to true.
+      assert.equal(
+        (await fetch(`${base}/flags/dark-mode?value=true`, { method: "PUT" })).status,
+        204,
+      );
+      const lines = watching.stdout.pipeThrough(new TextDecoderStream()).values();
+      const printed: string[] = [];
+      let buffered = "";
+      const dataLines = () => printed.filter((line) => line.startsWith("data:")).length;
+      const readUntil = async (count: number) => {
+        while (dataLines() < count) {
+          const { done, value } = await lines.next();
+          assert.ok(!done, `curl ended early: ${printed.join("\n")}`);
+          buffered += value;
+          const parts = buffered.split("\n");
+          buffered = parts.pop()!;
+          printed.push(...parts.filter((line) => line !== "" && !line.startsWith(":")));
+        }
+      };
+      await readUntil(1);
+      const put = await fetch(`${base}/flags/dark-mode?value=false`, { method: "PUT" });
+      assert.equal(put.status, 204);
+      await readUntil(2);
+      assert.deepEqual(printed, expected);
+    } finally {
+      watching.kill("SIGTERM");
+      await watching.status;
+      await watching.stdout.cancel().catch(() => {});
+      assert.equal((await purple.stop()).code, 0);
+    }
+  },
+});
+
+Deno.test("the README's watch from both clients prints what its comments say", async () => {
+  const purple = await startPurple(["--backend", "memory", "--http-port", "0", "--grpc-port", "0"]);
+  try {
+    const example = blocks("ts", section("Watching keys, moving data"))[0];
+    assert.equal(example.split("\n")[0], "// deno run --allow-net --allow-env watch.ts");
+    const comments = [...example.matchAll(/^await follow\(.*\); \/\/ (.*)$/gm)]
+      .flatMap(([, out]) => out.split(", "));
+    assert.deepEqual(comments, ["signups = 0", "signups = 1", "logins = 0", "logins = 1"]);
+    const { code, stdout, stderr } = await runExample(
+      example,
+      ["--allow-net", "--allow-env"],
+      purple,
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(stdout.trim().split("\n"), comments);
   } finally {
     assert.equal((await purple.stop()).code, 0);
   }

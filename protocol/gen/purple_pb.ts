@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file purple.proto.
  */
 export const file_purple: GenFile = /*@__PURE__*/
-  fileDesc("CgxwdXJwbGUucHJvdG8SBXByb3RvIgcKBUVtcHR5IjwKC0xpc3RSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoBRIOCgZjdXJzb3IYAyABKAkiLAoMTGlzdFJlc3BvbnNlEgwKBGtleXMYASADKAkSDgoGY3Vyc29yGAIgASgJIicKCUNhY2hlSXRlbRINCgV2YWx1ZRgBIAEoCRILCgN0dGwYAiABKAUiHgoPQ2FjaGVHZXRSZXF1ZXN0EgsKA2tleRgBIAEoCSIhChBDYWNoZUdldFJlc3BvbnNlEg0KBXZhbHVlGAEgASgJIj4KD0NhY2hlU2V0UmVxdWVzdBILCgNrZXkYASABKAkSHgoEaXRlbRgCIAEoCzIQLnByb3RvLkNhY2hlSXRlbSIhChJDYWNoZURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJIjYKF0luY3JlbWVudENvdW50ZXJSZXF1ZXN0EgsKA2tleRgBIAEoCRIOCgZhbW91bnQYAiABKAMiIAoRR2V0Q291bnRlclJlcXVlc3QSCwoDa2V5GAEgASgJIiMKEkdldENvdW50ZXJSZXNwb25zZRINCgV2YWx1ZRgBIAEoAyIjChRDb3VudGVyRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkiHQoORmxhZ0dldFJlcXVlc3QSCwoDa2V5GAEgASgJIiwKDkZsYWdTZXRSZXF1ZXN0EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCCIdCgxGbGFnUmVzcG9uc2USDQoFdmFsdWUYASABKAgiIAoRRmxhZ0RlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJIlIKCExvY2F0aW9uEgsKA2tleRgBIAEoCRIVCghpZl9tYXRjaBgCIAEoCUgAiAEBEhUKDWlmX25vbmVfbWF0Y2gYAyABKAhCCwoJX2lmX21hdGNoIhgKBVZhbHVlEg8KB2NvbnRlbnQYASABKAwiOwoLR2V0UmVzcG9uc2USGwoFdmFsdWUYASABKAsyDC5wcm90by5WYWx1ZRIPCgd2ZXJzaW9uGAIgASgJIocBCgpQdXRSZXF1ZXN0EiEKCGxvY2F0aW9uGAEgASgLMg8ucHJvdG8uTG9jYXRpb24SGwoFdmFsdWUYAiABKAsyDC5wcm90by5WYWx1ZRIVCghpZl9tYXRjaBgDIAEoCUgAiAEBEhUKDWlmX25vbmVfbWF0Y2gYBCABKAhCCwoJX2lmX21hdGNoIhwKDUdldFNldFJlcXVlc3QSCwoDc2V0GAEgASgJIi0KEE1vZGlmeVNldFJlcXVlc3QSCwoDc2V0GAEgASgJEgwKBGl0ZW0YAiABKAkiHAoLU2V0UmVzcG9uc2USDQoFaXRlbXMYASADKAkiHwoQU2V0RGVsZXRlUmVxdWVzdBILCgNzZXQYASABKAkiSQoMQmF0Y2hSZXF1ZXN0EikKCm9wZXJhdGlvbnMYASADKAsyFS5wcm90by5CYXRjaE9wZXJhdGlvbhIOCgZhdG9taWMYAiABKAgi/QUKDkJhdGNoT3BlcmF0aW9uEisKCWNhY2hlX2dldBgBIAEoCzIWLnByb3RvLkNhY2hlR2V0UmVxdWVzdEgAEisKCWNhY2hlX3NldBgCIAEoCzIWLnByb3RvLkNhY2hlU2V0UmVxdWVzdEgAEjEKDGNhY2hlX2RlbGV0ZRgDIAEoCzIZLnByb3RvLkNhY2hlRGVsZXRlUmVxdWVzdEgAEjsKEWNvdW50ZXJfaW5jcmVtZW50GAQgASgLMh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3RIABIvCgtjb3VudGVyX2dldBgFIAEoCzIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0SAASNQoOY291bnRlcl9kZWxldGUYBiABKAsyGy5wcm90by5Db3VudGVyRGVsZXRlUmVxdWVzdEgAEikKCGZsYWdfZ2V0GAcgASgLMhUucHJvdG8uRmxhZ0dldFJlcXVlc3RIABIpCghmbGFnX3NldBgIIAEoCzIVLnByb3RvLkZsYWdTZXRSZXF1ZXN0SAASLwoLZmxhZ19kZWxldGUYCSABKAsyGC5wcm90by5GbGFnRGVsZXRlUmVxdWVzdEgAEicKDGt2X2dldF9lbnRyeRgKIAEoCzIPLnByb3RvLkxvY2F0aW9uSAASIwoGa3ZfcHV0GAsgASgLMhEucHJvdG8uUHV0UmVxdWVzdEgAEiQKCWt2X2RlbGV0ZRgMIAEoCzIPLnByb3RvLkxvY2F0aW9uSAASJwoHc2V0X2dldBgNIAEoCzIULnByb3RvLkdldFNldFJlcXVlc3RIABIqCgdzZXRfYWRkGA4gASgLMhcucHJvdG8uTW9kaWZ5U2V0UmVxdWVzdEgAEi0KCnNldF9yZW1vdmUYDyABKAsyFy5wcm90by5Nb2RpZnlTZXRSZXF1ZXN0SAASLQoKc2V0X2RlbGV0ZRgQIAEoCzIXLnByb3RvLlNldERlbGV0ZVJlcXVlc3RIAEILCglvcGVyYXRpb24iNAoNQmF0Y2hSZXNwb25zZRIjCgdyZXN1bHRzGAEgAygLMhIucHJvdG8uQmF0Y2hSZXN1bHQivwUKC0JhdGNoUmVzdWx0EiwKCWNhY2hlX2dldBgBIAEoCzIXLnByb3RvLkNhY2hlR2V0UmVzcG9uc2VIABIhCgljYWNoZV9zZXQYAiABKAsyDC5wcm90by5FbXB0eUgAEiQKDGNhY2hlX2RlbGV0ZRgDIAEoCzIMLnByb3RvLkVtcHR5SAASNgoRY291bnRlcl9pbmNyZW1lbnQYBCABKAsyGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2VIABIwCgtjb3VudGVyX2dldBgFIAEoCzIZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZUgAEiYKDmNvdW50ZXJfZGVsZXRlGAYgASgLMgwucHJvdG8uRW1wdHlIABInCghmbGFnX2dldBgHIAEoCzITLnByb3RvLkZsYWdSZXNwb25zZUgAEiAKCGZsYWdfc2V0GAggASgLMgwucHJvdG8uRW1wdHlIABIjCgtmbGFnX2RlbGV0ZRgJIAEoCzIMLnByb3RvLkVtcHR5SAASKgoMa3ZfZ2V0X2VudHJ5GAogASgLMhIucHJvdG8uR2V0UmVzcG9uc2VIABIeCgZrdl9wdXQYCyABKAsyDC5wcm90by5FbXB0eUgAEiEKCWt2X2RlbGV0ZRgMIAEoCzIMLnByb3RvLkVtcHR5SAASJQoHc2V0X2dldBgNIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASJQoHc2V0X2FkZBgOIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASKAoKc2V0X3JlbW92ZRgPIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASIgoKc2V0X2RlbGV0ZRgQIAEoCzIMLnByb3RvLkVtcHR5SAASIgoFZXJyb3IYZCABKAsyES5wcm90by5CYXRjaEVycm9ySABCCAoGcmVzdWx0IisKCkJhdGNoRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJMuQBCgVDYWNoZRI7CghDYWNoZUdldBIWLnByb3RvLkNhY2hlR2V0UmVxdWVzdBoXLnByb3RvLkNhY2hlR2V0UmVzcG9uc2USMAoIQ2FjaGVTZXQSFi5wcm90by5DYWNoZVNldFJlcXVlc3QaDC5wcm90by5FbXB0eRI2CgtDYWNoZURlbGV0ZRIZLnByb3RvLkNhY2hlRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjQKCUNhY2hlTGlzdBISLnByb3RvLkxpc3RSZXF1ZXN0GhMucHJvdG8uTGlzdFJlc3BvbnNlMpQDCgdDb3VudGVyEkEKCkNvdW50ZXJHZXQSGC5wcm90by5HZXRDb3VudGVyUmVxdWVzdBoZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZRJNChBDb3VudGVySW5jcmVtZW50Eh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3QaGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2USQAoQSW5jcmVtZW50Q291bnRlchIeLnByb3RvLkluY3JlbWVudENvdW50ZXJSZXF1ZXN0GgwucHJvdG8uRW1wdHkSQQoKR2V0Q291bnRlchIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0GhkucHJvdG8uR2V0Q291bnRlclJlc3BvbnNlEjoKDUNvdW50ZXJEZWxldGUSGy5wcm90by5Db3VudGVyRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjYKC0NvdW50ZXJMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2Uy2AEKBEZsYWcSNQoHRmxhZ0dldBIVLnByb3RvLkZsYWdHZXRSZXF1ZXN0GhMucHJvdG8uRmxhZ1Jlc3BvbnNlEi4KB0ZsYWdTZXQSFS5wcm90by5GbGFnU2V0UmVxdWVzdBoMLnByb3RvLkVtcHR5EjQKCkZsYWdEZWxldGUSGC5wcm90by5GbGFnRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjMKCEZsYWdMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2UyugEKAktWEiwKBUtWR2V0Eg8ucHJvdG8uTG9jYXRpb24aEi5wcm90by5HZXRSZXNwb25zZRIoCgVLVlB1dBIRLnByb3RvLlB1dFJlcXVlc3QaDC5wcm90by5FbXB0eRIpCghLVkRlbGV0ZRIPLnByb3RvLkxvY2F0aW9uGgwucHJvdG8uRW1wdHkSMQoGS1ZMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2UykgIKA1NldBIyCgZTZXRHZXQSFC5wcm90by5HZXRTZXRSZXF1ZXN0GhIucHJvdG8uU2V0UmVzcG9uc2USNQoGU2V0QWRkEhcucHJvdG8uTW9kaWZ5U2V0UmVxdWVzdBoSLnByb3RvLlNldFJlc3BvbnNlEjgKCVNldFJlbW92ZRIXLnByb3RvLk1vZGlmeVNldFJlcXVlc3QaEi5wcm90by5TZXRSZXNwb25zZRIyCglTZXREZWxldGUSFy5wcm90by5TZXREZWxldGVSZXF1ZXN0GgwucHJvdG8uRW1wdHkSMgoHU2V0TGlzdBISLnByb3RvLkxpc3RSZXF1ZXN0GhMucHJvdG8uTGlzdFJlc3BvbnNlMjsKBUJhdGNoEjIKBUJhdGNoEhMucHJvdG8uQmF0Y2hSZXF1ZXN0GhQucHJvdG8uQmF0Y2hSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CgxwdXJwbGUucHJvdG8SBXByb3RvIgcKBUVtcHR5IjwKC0xpc3RSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoBRIOCgZjdXJzb3IYAyABKAkiLAoMTGlzdFJlc3BvbnNlEgwKBGtleXMYASADKAkSDgoGY3Vyc29yGAIgASgJIicKCUNhY2hlSXRlbRINCgV2YWx1ZRgBIAEoCRILCgN0dGwYAiABKAUiHgoPQ2FjaGVHZXRSZXF1ZXN0EgsKA2tleRgBIAEoCSIhChBDYWNoZUdldFJlc3BvbnNlEg0KBXZhbHVlGAEgASgJIj4KD0NhY2hlU2V0UmVxdWVzdBILCgNrZXkYASABKAkSHgoEaXRlbRgCIAEoCzIQLnByb3RvLkNhY2hlSXRlbSIhChJDYWNoZURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJIjYKF0luY3JlbWVudENvdW50ZXJSZXF1ZXN0EgsKA2tleRgBIAEoCRIOCgZhbW91bnQYAiABKAMiIAoRR2V0Q291bnRlclJlcXVlc3QSCwoDa2V5GAEgASgJIiMKEkdldENvdW50ZXJSZXNwb25zZRINCgV2YWx1ZRgBIAEoAyIjChRDb3VudGVyRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkiHQoORmxhZ0dldFJlcXVlc3QSCwoDa2V5GAEgASgJIiwKDkZsYWdTZXRSZXF1ZXN0EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCCIdCgxGbGFnUmVzcG9uc2USDQoFdmFsdWUYASABKAgiIAoRRmxhZ0RlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJIlIKCExvY2F0aW9uEgsKA2tleRgBIAEoCRIVCghpZl9tYXRjaBgCIAEoCUgAiAEBEhUKDWlmX25vbmVfbWF0Y2gYAyABKAhCCwoJX2lmX21hdGNoIhgKBVZhbHVlEg8KB2NvbnRlbnQYASABKAwiOwoLR2V0UmVzcG9uc2USGwoFdmFsdWUYASABKAsyDC5wcm90by5WYWx1ZRIPCgd2ZXJzaW9uGAIgASgJIocBCgpQdXRSZXF1ZXN0EiEKCGxvY2F0aW9uGAEgASgLMg8ucHJvdG8uTG9jYXRpb24SGwoFdmFsdWUYAiABKAsyDC5wcm90by5WYWx1ZRIVCghpZl9tYXRjaBgDIAEoCUgAiAEBEhUKDWlmX25vbmVfbWF0Y2gYBCABKAhCCwoJX2lmX21hdGNoIhwKDUdldFNldFJlcXVlc3QSCwoDc2V0GAEgASgJIi0KEE1vZGlmeVNldFJlcXVlc3QSCwoDc2V0GAEgASgJEgwKBGl0ZW0YAiABKAkiHAoLU2V0UmVzcG9uc2USDQoFaXRlbXMYASADKAkiHwoQU2V0RGVsZXRlUmVxdWVzdBILCgNzZXQYASABKAkiSQoMQmF0Y2hSZXF1ZXN0EikKCm9wZXJhdGlvbnMYASADKAsyFS5wcm90by5CYXRjaE9wZXJhdGlvbhIOCgZhdG9taWMYAiABKAgi/QUKDkJhdGNoT3BlcmF0aW9uEisKCWNhY2hlX2dldBgBIAEoCzIWLnByb3RvLkNhY2hlR2V0UmVxdWVzdEgAEisKCWNhY2hlX3NldBgCIAEoCzIWLnByb3RvLkNhY2hlU2V0UmVxdWVzdEgAEjEKDGNhY2hlX2RlbGV0ZRgDIAEoCzIZLnByb3RvLkNhY2hlRGVsZXRlUmVxdWVzdEgAEjsKEWNvdW50ZXJfaW5jcmVtZW50GAQgASgLMh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3RIABIvCgtjb3VudGVyX2dldBgFIAEoCzIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0SAASNQoOY291bnRlcl9kZWxldGUYBiABKAsyGy5wcm90by5Db3VudGVyRGVsZXRlUmVxdWVzdEgAEikKCGZsYWdfZ2V0GAcgASgLMhUucHJvdG8uRmxhZ0dldFJlcXVlc3RIABIpCghmbGFnX3NldBgIIAEoCzIVLnByb3RvLkZsYWdTZXRSZXF1ZXN0SAASLwoLZmxhZ19kZWxldGUYCSABKAsyGC5wcm90by5GbGFnRGVsZXRlUmVxdWVzdEgAEicKDGt2X2dldF9lbnRyeRgKIAEoCzIPLnByb3RvLkxvY2F0aW9uSAASIwoGa3ZfcHV0GAsgASgLMhEucHJvdG8uUHV0UmVxdWVzdEgAEiQKCWt2X2RlbGV0ZRgMIAEoCzIPLnByb3RvLkxvY2F0aW9uSAASJwoHc2V0X2dldBgNIAEoCzIULnByb3RvLkdldFNldFJlcXVlc3RIABIqCgdzZXRfYWRkGA4gASgLMhcucHJvdG8uTW9kaWZ5U2V0UmVxdWVzdEgAEi0KCnNldF9yZW1vdmUYDyABKAsyFy5wcm90by5Nb2RpZnlTZXRSZXF1ZXN0SAASLQoKc2V0X2RlbGV0ZRgQIAEoCzIXLnByb3RvLlNldERlbGV0ZVJlcXVlc3RIAEILCglvcGVyYXRpb24iNAoNQmF0Y2hSZXNwb25zZRIjCgdyZXN1bHRzGAEgAygLMhIucHJvdG8uQmF0Y2hSZXN1bHQivwUKC0JhdGNoUmVzdWx0EiwKCWNhY2hlX2dldBgBIAEoCzIXLnByb3RvLkNhY2hlR2V0UmVzcG9uc2VIABIhCgljYWNoZV9zZXQYAiABKAsyDC5wcm90by5FbXB0eUgAEiQKDGNhY2hlX2RlbGV0ZRgDIAEoCzIMLnByb3RvLkVtcHR5SAASNgoRY291bnRlcl9pbmNyZW1lbnQYBCABKAsyGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2VIABIwCgtjb3VudGVyX2dldBgFIAEoCzIZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZUgAEiYKDmNvdW50ZXJfZGVsZXRlGAYgASgLMgwucHJvdG8uRW1wdHlIABInCghmbGFnX2dldBgHIAEoCzITLnByb3RvLkZsYWdSZXNwb25zZUgAEiAKCGZsYWdfc2V0GAggASgLMgwucHJvdG8uRW1wdHlIABIjCgtmbGFnX2RlbGV0ZRgJIAEoCzIMLnByb3RvLkVtcHR5SAASKgoMa3ZfZ2V0X2VudHJ5GAogASgLMhIucHJvdG8uR2V0UmVzcG9uc2VIABIeCgZrdl9wdXQYCyABKAsyDC5wcm90by5FbXB0eUgAEiEKCWt2X2RlbGV0ZRgMIAEoCzIMLnByb3RvLkVtcHR5SAASJQoHc2V0X2dldBgNIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASJQoHc2V0X2FkZBgOIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASKAoKc2V0X3JlbW92ZRgPIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASIgoKc2V0X2RlbGV0ZRgQIAEoCzIMLnByb3RvLkVtcHR5SAASIgoFZXJyb3IYZCABKAsyES5wcm90by5CYXRjaEVycm9ySABCCAoGcmVzdWx0IisKCkJhdGNoRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIlgKDFdhdGNoUmVxdWVzdBINCgVjYWNoZRgBIAMoCRIQCghjb3VudGVycxgCIAMoCRINCgVmbGFncxgDIAMoCRIKCgJrdhgEIAMoCRIMCgRzZXRzGAUgAygJIi8KCkNhY2hlU3RhdGUSDQoFdmFsdWUYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyLyAQoLV2F0Y2hDaGFuZ2USCwoDa2V5GAEgASgJEg4KBmV4aXN0cxgCIAEoCBIiCgVjYWNoZRgDIAEoCzIRLnByb3RvLkNhY2hlU3RhdGVIABItCghjb3VudGVycxgEIAEoCzIZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZUgAEiQKBWZsYWdzGAUgASgLMhMucHJvdG8uRmxhZ1Jlc3BvbnNlSAASIAoCa3YYBiABKAsyEi5wcm90by5HZXRSZXNwb25zZUgAEiIKBHNldHMYByABKAsyEi5wcm90by5TZXRSZXNwb25zZUgAQgcKBXN0YXRlMuQBCgVDYWNoZRI7CghDYWNoZUdldBIWLnByb3RvLkNhY2hlR2V0UmVxdWVzdBoXLnByb3RvLkNhY2hlR2V0UmVzcG9uc2USMAoIQ2FjaGVTZXQSFi5wcm90by5DYWNoZVNldFJlcXVlc3QaDC5wcm90by5FbXB0eRI2CgtDYWNoZURlbGV0ZRIZLnByb3RvLkNhY2hlRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjQKCUNhY2hlTGlzdBISLnByb3RvLkxpc3RSZXF1ZXN0GhMucHJvdG8uTGlzdFJlc3BvbnNlMpQDCgdDb3VudGVyEkEKCkNvdW50ZXJHZXQSGC5wcm90by5HZXRDb3VudGVyUmVxdWVzdBoZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZRJNChBDb3VudGVySW5jcmVtZW50Eh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3QaGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2USQAoQSW5jcmVtZW50Q291bnRlchIeLnByb3RvLkluY3JlbWVudENvdW50ZXJSZXF1ZXN0GgwucHJvdG8uRW1wdHkSQQoKR2V0Q291bnRlchIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0GhkucHJvdG8uR2V0Q291bnRlclJlc3BvbnNlEjoKDUNvdW50ZXJEZWxldGUSGy5wcm90by5Db3VudGVyRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjYKC0NvdW50ZXJMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2Uy2AEKBEZsYWcSNQoHRmxhZ0dldBIVLnByb3RvLkZsYWdHZXRSZXF1ZXN0GhMucHJvdG8uRmxhZ1Jlc3BvbnNlEi4KB0ZsYWdTZXQSFS5wcm90by5GbGFnU2V0UmVxdWVzdBoMLnByb3RvLkVtcHR5EjQKCkZsYWdEZWxldGUSGC5wcm90by5GbGFnRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjMKCEZsYWdMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2UyugEKAktWEiwKBUtWR2V0Eg8ucHJvdG8uTG9jYXRpb24aEi5wcm90by5HZXRSZXNwb25zZRIoCgVLVlB1dBIRLnByb3RvLlB1dFJlcXVlc3QaDC5wcm90by5FbXB0eRIpCghLVkRlbGV0ZRIPLnByb3RvLkxvY2F0aW9uGgwucHJvdG8uRW1wdHkSMQoGS1ZMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2UykgIKA1NldBIyCgZTZXRHZXQSFC5wcm90by5HZXRTZXRSZXF1ZXN0GhIucHJvdG8uU2V0UmVzcG9uc2USNQoGU2V0QWRkEhcucHJvdG8uTW9kaWZ5U2V0UmVxdWVzdBoSLnByb3RvLlNldFJlc3BvbnNlEjgKCVNldFJlbW92ZRIXLnByb3RvLk1vZGlmeVNldFJlcXVlc3QaEi5wcm90by5TZXRSZXNwb25zZRIyCglTZXREZWxldGUSFy5wcm90by5TZXREZWxldGVSZXF1ZXN0GgwucHJvdG8uRW1wdHkSMgoHU2V0TGlzdBISLnByb3RvLkxpc3RSZXF1ZXN0GhMucHJvdG8uTGlzdFJlc3BvbnNlMjsKBUJhdGNoEjIKBUJhdGNoEhMucHJvdG8uQmF0Y2hSZXF1ZXN0GhQucHJvdG8uQmF0Y2hSZXNwb25zZTI7CgVXYXRjaBIyCgVXYXRjaBITLnByb3RvLldhdGNoUmVxdWVzdBoSLnByb3RvLldhdGNoQ2hhbmdlMAFiBnByb3RvMw");
 
 /**
  * The empty reply of calls that only write.
@@ -848,6 +848,135 @@ export const BatchErrorSchema: GenMessage<BatchError> = /*@__PURE__*/
   messageDesc(file_purple, 28);
 
 /**
+ * The keys to watch, by service (a key named twice is watched once).
+ *
+ * @generated from message proto.WatchRequest
+ */
+export type WatchRequest = Message<"proto.WatchRequest"> & {
+  /**
+   * @generated from field: repeated string cache = 1;
+   */
+  cache: string[];
+
+  /**
+   * @generated from field: repeated string counters = 2;
+   */
+  counters: string[];
+
+  /**
+   * @generated from field: repeated string flags = 3;
+   */
+  flags: string[];
+
+  /**
+   * @generated from field: repeated string kv = 4;
+   */
+  kv: string[];
+
+  /**
+   * Set names.
+   *
+   * @generated from field: repeated string sets = 5;
+   */
+  sets: string[];
+};
+
+/**
+ * Describes the message proto.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 29);
+
+/**
+ * A cache entry's state: its value, and when it expires (milliseconds since the Unix epoch).
+ *
+ * @generated from message proto.CacheState
+ */
+export type CacheState = Message<"proto.CacheState"> & {
+  /**
+   * @generated from field: string value = 1;
+   */
+  value: string;
+
+  /**
+   * @generated from field: int64 expires_at = 2;
+   */
+  expiresAt: bigint;
+};
+
+/**
+ * Describes the message proto.CacheState.
+ * Use `create(CacheStateSchema)` to create a new message.
+ */
+export const CacheStateSchema: GenMessage<CacheState> = /*@__PURE__*/
+  messageDesc(file_purple, 30);
+
+/**
+ * One state of a watched key: the field named after its service holds the state in it (empty
+ * when the key does not exist: a counter 0, a flag false, a set without items).
+ *
+ * @generated from message proto.WatchChange
+ */
+export type WatchChange = Message<"proto.WatchChange"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Whether the key exists now (false: never written, deleted, or, for the cache, expired).
+   *
+   * @generated from field: bool exists = 2;
+   */
+  exists: boolean;
+
+  /**
+   * @generated from oneof proto.WatchChange.state
+   */
+  state: {
+    /**
+     * @generated from field: proto.CacheState cache = 3;
+     */
+    value: CacheState;
+    case: "cache";
+  } | {
+    /**
+     * @generated from field: proto.GetCounterResponse counters = 4;
+     */
+    value: GetCounterResponse;
+    case: "counters";
+  } | {
+    /**
+     * @generated from field: proto.FlagResponse flags = 5;
+     */
+    value: FlagResponse;
+    case: "flags";
+  } | {
+    /**
+     * The bytes and their version, as KVGet answers them.
+     *
+     * @generated from field: proto.GetResponse kv = 6;
+     */
+    value: GetResponse;
+    case: "kv";
+  } | {
+    /**
+     * @generated from field: proto.SetResponse sets = 7;
+     */
+    value: SetResponse;
+    case: "sets";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message proto.WatchChange.
+ * Use `create(WatchChangeSchema)` to create a new message.
+ */
+export const WatchChangeSchema: GenMessage<WatchChange> = /*@__PURE__*/
+  messageDesc(file_purple, 31);
+
+/**
  * @generated from service proto.Cache
  */
 export const Cache: GenService<{
@@ -1127,4 +1256,19 @@ export const Batch: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purple, 5);
+
+/**
+ * @generated from service proto.Watch
+ */
+export const Watch: GenService<{
+  /**
+   * @generated from rpc proto.Watch.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof WatchChangeSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_purple, 6);
 

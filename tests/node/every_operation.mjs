@@ -188,6 +188,26 @@ export function everyOperation(name, connect) {
       assert.equal(await purple.counterGet(key("batch")), 2n);
     });
 
+    test("watch gives the first state, then each change; break ends it", async () => {
+      const seen = [];
+      for await (const change of purple.watch({ counters: [key("watched")] })) {
+        seen.push(change);
+        if (seen.length === 1) await purple.counterIncrement(key("watched"), 7);
+        else break;
+      }
+      assert.deepEqual(seen, [
+        { service: "counters", key: key("watched"), exists: false, value: 0n },
+        { service: "counters", key: key("watched"), exists: true, value: 7n },
+      ]);
+      const controller = new AbortController();
+      const watch = purple.watch({ flags: [key("watched")] }, { signal: controller.signal });
+      await watch.next();
+      const pending = watch.next();
+      controller.abort(new Error("enough"));
+      const error = await pending.catch((e) => e);
+      assert.equal(error.message, "enough");
+    });
+
     test("an empty key is an InvalidArgumentError", async () => {
       const error = await purple.flagGet("").catch((e) => e);
       assert.ok(error instanceof InvalidArgumentError, String(error));
