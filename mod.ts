@@ -72,13 +72,22 @@ export type {
   BatchOptions,
   BatchOutcome,
   BatchOutcomes,
+  CacheChange,
   CounterAmount,
+  CounterChange,
+  FlagChange,
   KeyPage,
+  KeyService,
+  KvChange,
   KvEntry,
   KvValue,
   KvWriteOptions,
   ListOptions,
   Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
 } from "@purple/protocol";
 
 if (import.meta.main) Deno.exit(await relaunchWithKv(Deno.args) ?? await main(Deno.args));

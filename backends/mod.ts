@@ -42,14 +42,24 @@ export type {
   BatchOptions,
   BatchOutcome,
   BatchOutcomes,
+  CacheChange,
   CounterAmount,
+  CounterChange,
+  FlagChange,
   KeyPage,
+  KeyService,
+  KvChange,
   KvEntry,
   KvValue,
   KvWriteOptions,
   ListOptions,
   Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
 } from "@purple/protocol";
+export type { WatchTarget } from "@purple/protocol/watch";
 export { checked, type CheckedOperations } from "./checked.ts";
 export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";

@@ -664,23 +664,34 @@ export class RedisBackend implements Backend {
     // MOVED reply only when its command travels alone: such entries go one at a time, last.
     const cluster = this.#unique[0] instanceof ClusterLink;
     let alone = Promise.resolve();
-    return restoreAll(entries, (entry) => {
+    const written = restoreAll(entries, (entry) => {
       const write = () => this.#restoreOne(entry);
       if (!cluster || !emptyTag(this.#layout.key(entry.service, entry.key))) return write();
       const turn = alone.then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(write);
       alone = turn.then(() => {}, () => {});
       return turn;
     });
+    // Watchers are told once every write of the batch settled (written or not: a write whose
+    // outcome is unknown may have been applied), not after each write as usual: a PUBLISH sent
+    // in the same tick as a write that must travel alone would share its pipeline.
+    const tell = () =>
+      Promise.all(entries.map(({ service, key }) => this.#published(service, key)));
+    return written.then(async () => {
+      await tell();
+    }, async (error) => {
+      await tell();
+      throw error;
+    });
   }
 
-  /** Writes one entry of a restore. */
+  /** Writes one entry of a restore (its watchers are told by `restore`). */
   #restoreOne(entry: StoredEntry): Promise<unknown> {
     const { key } = entry;
     const describe = () => `Cannot import ${entry.service} key ${quote(key)}`;
     switch (entry.service) {
       case "cache": {
         const { value, ttlMs } = entry;
-        return this.#write(
+        return this.#send(
           "cache",
           key,
           (k) => ttlMs === null ? ["set", k, value] : ["set", k, value, "PX", ttlMs],
@@ -688,16 +699,16 @@ export class RedisBackend implements Backend {
         );
       }
       case "counters":
-        return this.#write("counters", key, (k) => ["set", k, entry.value.toString()], describe);
+        return this.#send("counters", key, (k) => ["set", k, entry.value.toString()], describe);
       case "flags":
-        return this.#write("flags", key, (k) => ["set", k, String(entry.value)], describe);
+        return this.#send("flags", key, (k) => ["set", k, String(entry.value)], describe);
       case "kv": {
         const bytes = Buffer.from(entry.value);
-        return this.#write("kv", key, (k) => ["set", k, bytes], describe);
+        return this.#send("kv", key, (k) => ["set", k, bytes], describe);
       }
       case "sets": {
         const items = entry.value;
-        return this.#write("sets", key, (k) => ["eval", REPLACE_SET, 1, k, ...items], describe);
+        return this.#send("sets", key, (k) => ["eval", REPLACE_SET, 1, k, ...items], describe);
       }
     }
   }
@@ -865,9 +876,9 @@ export class RedisBackend implements Backend {
   }
 
   /** Tells the watchers of every Purple process on this Redis that a key was written. */
-  #published(service: Service, key: string): void {
+  #published(service: Service, key: string): Promise<void> {
     const channel = this.#watch.channel(service, key);
-    (this.#links[service].client as Redis).publish(channel, "").catch(() => {});
+    return (this.#links[service].client as Redis).publish(channel, "").then(() => {}, () => {});
   }
 
   /** Sends one write (see `#write`). */

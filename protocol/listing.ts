@@ -28,19 +28,23 @@ import type { KeyPage, ListOptions, Operations } from "./operations.ts";
  * console.log(LISTINGS.kv); // "kvList"
  * ```
  */
-export const LISTINGS: {
-  readonly cache: "cacheList";
-  readonly counters: "counterList";
-  readonly flags: "flagList";
-  readonly kv: "kvList";
-  readonly sets: "setList";
-} = Object.freeze({
-  cache: "cacheList",
-  counters: "counterList",
-  flags: "flagList",
-  kv: "kvList",
-  sets: "setList",
-});
+export const LISTINGS:
+  & {
+    readonly [Service in KeyService]: `${string}List`;
+  }
+  & {
+    readonly cache: "cacheList";
+    readonly counters: "counterList";
+    readonly flags: "flagList";
+    readonly kv: "kvList";
+    readonly sets: "setList";
+  } = Object.freeze({
+    cache: "cacheList",
+    counters: "counterList",
+    flags: "flagList",
+    kv: "kvList",
+    sets: "setList",
+  });
 
 /**
  * A service with keys, named as its HTTP routes are (`/kv`, `/sets`, ...).
@@ -53,7 +57,7 @@ export const LISTINGS: {
  * console.log(service);
  * ```
  */
-export type KeyService = keyof typeof LISTINGS;
+export type KeyService = "cache" | "counters" | "flags" | "kv" | "sets";
 
 /**
  * Every key a listing gives, page after page, each once (a repeat, which Redis may give, is

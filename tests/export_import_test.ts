@@ -931,6 +931,58 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "an import is seen by the backend's watchers, as any write (memory, disk, Redis)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const server = REDIS_MISSING === undefined ? await startRedis() : undefined;
+    if (!server) console.error(`!!! the Redis case skipped: ${REDIS_MISSING} !!!`);
+    try {
+      const configs = [
+        { kind: "memory" as const },
+        { kind: "disk" as const, dataDir: await tempDir() },
+        ...(server ? [{ kind: "redis" as const, redisUrl: server.url }] : []),
+      ];
+      for (const config of configs) {
+        await t.step(config.kind, async () => {
+          const ops = await openBackend(config);
+          try {
+            const changes = ops.watch({ kv: ["imported"], sets: ["team"] })[Symbol.asyncIterator]();
+            const first = [(await changes.next()).value, (await changes.next()).value];
+            assert.deepEqual(first.map((change) => change?.exists), [false, false]);
+            // Redis reads a newly watched key again once its subscription is confirmed: let that
+            // pass, so that only the import's own message can tell the watcher.
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            await ops.restore([
+              { service: "kv", key: "imported", value: new Uint8Array([1, 2, 3]) },
+              { service: "sets", key: "team", value: ["ann", "bob"] },
+            ]);
+            const seen = new Map<string, unknown>();
+            while (seen.size < 2) {
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              const { value: change } = await Promise.race([
+                changes.next(),
+                new Promise<never>((_, reject) => {
+                  timer = setTimeout(() => reject(new Error("no change within 5 s")), 5000);
+                }),
+              ]).finally(() => clearTimeout(timer));
+              assert.ok(change?.exists, `${JSON.stringify(change)}`);
+              seen.set(change.service, change.service === "kv" ? [...change.value] : change.items);
+            }
+            assert.deepEqual(Object.fromEntries(seen), { kv: [1, 2, 3], sets: ["ann", "bob"] });
+            await changes.return?.();
+          } finally {
+            await ops.close();
+          }
+        });
+      }
+    } finally {
+      await server?.stop();
+    }
+  },
+});
+
 // The README: its backend move (disk to Redis) runs as written, `npx -y deno@2 task start` being
 // `deno run -A --unstable-kv mod.ts` (readme_test checks the start task), in a directory of its own
 // (the default disk directory is data/ of the working directory).
