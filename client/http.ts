@@ -697,19 +697,10 @@ export class HttpClient implements Operations {
     const headers = new Headers(this.#headers);
     headers.set("accept", "text/event-stream");
     const signal = options?.signal;
-    signal?.throwIfAborted();
-    const onAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let timedOut = false;
-    let timer = timeoutMs > 0 && Number.isFinite(timeoutMs)
-      ? setTimeout(() => {
-        timedOut = true;
-        controller.abort(new DOMException("The call timed out", "TimeoutError"));
-      }, timeoutMs)
-      : undefined;
+    const limits = new CallLimits(controller, signal, timeoutMs);
     const failure = (error: unknown): unknown => {
       if (signal?.aborted) return signal.reason;
-      if (timedOut) {
+      if (limits.timedOut) {
         return new UnavailableError(
           `Cannot watch at ${this.#base}: timed out, no first state within ${timeoutMs} ms`,
         );
@@ -740,8 +731,7 @@ export class HttpClient implements Operations {
       const events = serverSentEvents(response.body);
       try {
         for await (const { event, data } of events) {
-          clearTimeout(timer); // The first state came: the watch itself has no time limit.
-          timer = undefined;
+          limits.stopTimer(); // The first state came: the watch itself has no time limit.
           if (event === "end") throw endError(data);
           if (event !== "message") continue;
           let json: unknown;
@@ -760,8 +750,7 @@ export class HttpClient implements Operations {
       }
       throw failure(new Error("the server closed it"));
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      limits.stop();
       if (!controller.signal.aborted) controller.abort(WATCH_ENDED);
       await response?.body?.cancel().catch(() => {});
     }
@@ -845,20 +834,11 @@ export class HttpClient implements Operations {
     for (const [name, value] of Object.entries(request.headers ?? {})) headers.set(name, value);
 
     const signal = options?.signal;
-    signal?.throwIfAborted();
     const controller = new AbortController();
-    const onAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let timedOut = false;
-    const timer = timeoutMs > 0 && Number.isFinite(timeoutMs)
-      ? setTimeout(() => {
-        timedOut = true;
-        controller.abort(new DOMException("The call timed out", "TimeoutError"));
-      }, timeoutMs)
-      : undefined;
+    const limits = new CallLimits(controller, signal, timeoutMs);
     const failure = (error: unknown): unknown => {
       if (signal?.aborted) return signal.reason;
-      if (timedOut) {
+      if (limits.timedOut) {
         return new UnavailableError(
           `Cannot call ${op} at ${this.#base}: timed out, no answer within ${timeoutMs} ms`,
         );
@@ -890,9 +870,46 @@ export class HttpClient implements Operations {
         throw failure(error);
       }
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      limits.stop();
     }
+  }
+}
+
+/**
+ * What ends one request early: the caller's signal, and the call's time limit (none when 0 or
+ * Infinity). Both abort the request's controller; `timedOut` says which did.
+ */
+class CallLimits {
+  /** Whether the time limit ended the request. */
+  timedOut = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: () => void;
+
+  /** @throws The signal's reason when it has already aborted. */
+  constructor(controller: AbortController, signal: AbortSignal | undefined, timeoutMs: number) {
+    signal?.throwIfAborted();
+    this.#signal = signal;
+    this.#onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      this.#timer = setTimeout(() => {
+        this.timedOut = true;
+        controller.abort(new DOMException("The call timed out", "TimeoutError"));
+      }, timeoutMs);
+    }
+  }
+
+  /** Lifts the time limit (a watch has its first state), keeping the signal's hold. */
+  stopTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Ends both: the request is over. */
+  stop(): void {
+    this.stopTimer();
+    this.#signal?.removeEventListener("abort", this.#onAbort);
   }
 }
 

@@ -11,7 +11,7 @@ import { GrpcClient } from "@purple/client/grpc";
 import { type Purple, startPurple } from "./_purple.ts";
 import { REDIS_MISSING, type RedisServer, startRedis } from "./_redis.ts";
 import { CLUSTER_MISSING, startRedisCluster } from "./_redis_cluster.ts";
-import { ROOT } from "./_process.ts";
+import { goawayAbortRetried, ROOT } from "./_process.ts";
 import { Watching } from "./_conformance_watch.ts";
 
 /** The promise: a write by any process is seen within a second. */
@@ -332,13 +332,7 @@ Deno.test({
         }
         const childCode = (await child.status).code;
         const errors = await stderr;
-        if (childCode === 134 && /nghttp2.*Assertion/.test(errors) && attempt < 3) {
-          console.error(
-            `!!! attempt ${attempt}: Deno's node:http2 client aborted on the server's GOAWAY ` +
-              "(denoland/deno#36788), not a Purple failure: trying again !!!",
-          );
-          continue;
-        }
+        if (goawayAbortRetried(childCode, errors, attempt)) continue;
         assert.equal(childCode, 0, errors);
         assert.match(out.split("\n")[1], /^UnavailableError: .*shutting down/);
         assert.ok(took < 3_000, `purple took ${took.toFixed(0)} ms to stop`);

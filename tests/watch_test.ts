@@ -20,6 +20,7 @@ import { startHttpServer } from "../server/http.ts";
 import { startGrpcServer } from "../server/grpc.ts";
 import { serverSentEvents } from "../client/_sse.ts";
 import { Watching } from "./_conformance_watch.ts";
+import { goawayAbortRetried } from "./_process.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const decoder = new TextDecoder();
@@ -542,13 +543,7 @@ Deno.test({
         }
         const code = (await child.status).code;
         const errors = await stderr;
-        if (code === 134 && /nghttp2.*Assertion/.test(errors) && attempt < 3) {
-          console.error(
-            `!!! attempt ${attempt}: Deno's node:http2 client aborted on the server's GOAWAY ` +
-              "(denoland/deno#36788), not a Purple failure: trying again !!!",
-          );
-          continue;
-        }
+        if (goawayAbortRetried(code, errors, attempt)) continue;
         assert.equal(code, 0, errors);
         const outcomes = JSON.parse(out.split("\n")[1]) as string[];
         assert.equal(outcomes.length, 5);
