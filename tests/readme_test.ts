@@ -1,11 +1,11 @@
 // The README's and the docs' examples, as written. Every curl example of the README's first steps,
 // of docs/http.md's, docs/data-api.md's and docs/watch.md's examples, run with curl against a fresh
 // `purple` on a free port (one per document and backend), must answer exactly as written
-// (`# → status body`; a watch's `curl -N`, what it prints);
-// the Deno examples of the README and docs/clients.md run against a fresh `purple` and print what
-// they say (the README's with the permissions it names); the README opens with the commands CI and
-// the Ctrl+C test run; and docs/cli.md's table must list every flag of `purple --help` with the
-// same variable.
+// (`# → status body`; a watch's `curl -N`, what it prints); the Deno examples of the README and
+// docs/clients.md type-check, run against a fresh `purple` and print what they say (the README's
+// with the permissions it names); the README opens with the commands CI and the Ctrl+C test run;
+// its backend move runs in tests/export_import_test.ts; and docs/cli.md's table must list every
+// flag of `purple --help` with the same variable.
 
 import assert from "node:assert/strict";
 import { settingsTableRows } from "../server/config.ts";
@@ -249,7 +249,7 @@ Deno.test("the Deno examples of the README and docs/clients.md run and print wha
         assert.equal(expected.length, 2);
         const { code, stdout, stderr } = await runExample(
           example,
-          ["--allow-net", "--allow-env"],
+          ["--check", "--allow-net", "--allow-env"],
           purple,
         );
         assert.equal(code, 0, stderr);
@@ -268,7 +268,7 @@ Deno.test("the Deno examples of the README and docs/clients.md run and print wha
       await t.step(`docs/clients.md: ${/^import \{ (\w+)/.exec(example)![1]}`, async () => {
         const { code, stdout, stderr } = await runExample(
           example,
-          ["--allow-net", "--allow-env"],
+          ["--check", "--allow-net", "--allow-env"],
           purple,
         );
         assert.equal(code, 0, stderr);
@@ -341,9 +341,10 @@ Deno.test("the README's watch from both clients prints what its comments say", a
     const comments = [...example.matchAll(/^await follow\(.*\); \/\/ (.*)$/gm)]
       .flatMap(([, out]) => out.split(", "));
     assert.deepEqual(comments, ["signups = 0", "signups = 1", "logins = 0", "logins = 1"]);
+    // Type-checked too: a change's value is narrowed to the watched service's type.
     const { code, stdout, stderr } = await runExample(
       example,
-      ["--allow-net", "--allow-env"],
+      ["--check", "--allow-net", "--allow-env"],
       purple,
     );
     assert.equal(code, 0, stderr);
