@@ -42,12 +42,15 @@ import { relaunchWithKv } from "./server/_relaunch.ts";
 
 export { main } from "./server/cli.ts";
 export {
+  type BackendConfig,
   type CliCommand,
   type CliConfig,
   DEFAULT_GRPC_PORT,
   DEFAULT_HOST,
   DEFAULT_HTTP_PORT,
+  type ExportConfig,
   HELP,
+  type ImportConfig,
   parseCli,
   UsageError,
   VERSION,
@@ -63,6 +66,28 @@ export {
 export { startGrpcServer } from "./server/grpc.ts";
 export { Metrics } from "./server/metrics.ts";
 export type { AccessTokens, RunningServer, ServeOptions } from "./server/options.ts";
-export type { Operations } from "@purple/protocol";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CacheChange,
+  CounterAmount,
+  CounterChange,
+  FlagChange,
+  KeyPage,
+  KeyService,
+  KvChange,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
+} from "@purple/protocol";
 
 if (import.meta.main) Deno.exit(await relaunchWithKv(Deno.args) ?? await main(Deno.args));

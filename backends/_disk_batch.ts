@@ -25,8 +25,9 @@ export interface Plan<S, R> {
   unit: Unit;
   /** Each operation's answer, in the batch's order. */
   answers: Answer<R>[];
-  /** How many of the operations the unit covers, when not all fit in one commit (at least
-   * one); the others go into the key's next unit. */
+  /** How many of the operations the unit covers, when not all fit in one commit; the others
+   * go into the key's next unit. 0 when the unit only makes progress on the first operation
+   * (a set delete larger than one commit deletes a part of the set, then the rest). */
   taken?: number;
   /** The key's state after the unit committed with `versionstamp` (`undefined`: read it next
    * time). */
@@ -41,8 +42,9 @@ export interface BatchModel<O, S, R> {
   read(key: string, ops: readonly O[]): Promise<S>;
   /** Applies the operations in order to the state. */
   plan(key: string, state: S, ops: readonly O[]): Plan<S, R>;
-  /** Whether a remembered state may be planned from (else it is read again). */
-  fresh?(state: S): boolean;
+  /** Whether a remembered state may be planned from for these operations (else it is read
+   * again). */
+  fresh?(state: S, ops: readonly O[]): boolean;
   /** How much memory a remembered state holds, in the units of `maxWeight`. */
   weigh?(state: S): number;
 }
@@ -51,6 +53,12 @@ interface Pending<O, R> {
   op: O;
   resolve: (value: R) => void;
   reject: (error: unknown) => void;
+  /** What must happen before the operation is planned; absent once it has. */
+  ready?: Promise<void>;
+  /** Whether its caller has its answer. */
+  answered: boolean;
+  /** Who waits for its answer (reads of the key asked after it). */
+  watchers?: (() => void)[];
 }
 
 interface KeyState<O, S, R> {
@@ -58,6 +66,8 @@ interface KeyState<O, S, R> {
   busy: boolean;
   known?: S;
   weight: number;
+  /** The key's last operation. */
+  last?: Pending<O, R>;
 }
 
 /** Options of a {@linkcode KeyedBatcher}. */
@@ -90,8 +100,13 @@ export class KeyedBatcher<O, S, R> {
     this.#maxBatch = options.maxBatch ?? 1024;
   }
 
-  /** Runs `op` on `key` in the key's next unit; resolves with its answer once committed. */
-  run(key: string, op: O): Promise<R> {
+  /**
+   * Runs `op` on `key` in the key's next unit; resolves with its answer once committed. The
+   * operations of a key are planned in the order `run()` is called; with `ready`, `op` is
+   * planned once it has resolved (and the key's later operations wait), or answered with its
+   * error.
+   */
+  run(key: string, op: O, ready?: Promise<void>): Promise<R> {
     return new Promise((resolve, reject) => {
       let state = this.#states.get(key);
       if (state === undefined) {
@@ -99,7 +114,13 @@ export class KeyedBatcher<O, S, R> {
         state = { queue: [], busy: false, weight: 0 };
         this.#states.set(key, state);
       }
-      state.queue.push({ op, resolve, reject });
+      const pending: Pending<O, R> = { op, resolve, reject, answered: false };
+      if (ready !== undefined) {
+        pending.ready = ready;
+        ready.then(() => pending.ready = undefined, () => {});
+      }
+      state.queue.push(pending);
+      state.last = pending;
       if (!state.busy) {
         state.busy = true;
         const flush = this.#flush(key, state);
@@ -109,6 +130,25 @@ export class KeyedBatcher<O, S, R> {
     });
   }
 
+  /**
+   * Resolves once every operation of `key` run so far has its answer; `undefined` when they all
+   * have already (no need to wait).
+   */
+  settled(key: string): Promise<void> | undefined {
+    const last = this.#states.get(key)?.last;
+    if (last === undefined || last.answered) return undefined;
+    return new Promise((resolve) => (last.watchers ??= []).push(resolve));
+  }
+
+  /**
+   * Forgets the remembered state of `key` (another writer changed it: an atomic batch), unless
+   * a unit of the key is on its way (its outcome replaces the state anyway).
+   */
+  forget(key: string): void {
+    const state = this.#states.get(key);
+    if (state !== undefined && !state.busy) this.#remember(state, undefined);
+  }
+
   /** Resolves once no unit is on its way. */
   async drain(): Promise<void> {
     while (this.#flushes.size > 0) await Promise.all(this.#flushes);
@@ -116,9 +156,23 @@ export class KeyedBatcher<O, S, R> {
 
   async #flush(key: string, state: KeyState<O, S, R>): Promise<void> {
     await undefined; // Let the callers of this same turn join the first batch.
-    while (state.queue.length > 0) {
-      const batch = state.queue.splice(0, this.#maxBatch);
-      await this.#commit(key, state, batch);
+    const queue = state.queue;
+    while (queue.length > 0) {
+      const first = queue[0];
+      if (first.ready !== undefined) {
+        try {
+          await first.ready;
+          first.ready = undefined;
+        } catch (error) {
+          queue.shift();
+          this.#answer(first, { error: error as Error });
+          continue;
+        }
+      }
+      // The batch stops before the first operation not ready yet.
+      let count = 1;
+      while (count < Math.min(queue.length, this.#maxBatch) && !queue[count].ready) count++;
+      await this.#commit(key, state, queue.splice(0, count));
     }
     state.busy = false;
     if (this.#weight > this.#maxWeight) this.#forgetIdle();
@@ -130,7 +184,7 @@ export class KeyedBatcher<O, S, R> {
     try {
       for (;;) {
         let known = state.known;
-        if (known === undefined || this.#model.fresh?.(known) === false) {
+        if (known === undefined || this.#model.fresh?.(known, ops) === false) {
           known = await this.#model.read(key, ops);
         }
         plan = this.#model.plan(key, known, ops);
@@ -144,18 +198,22 @@ export class KeyedBatcher<O, S, R> {
           break;
         }
         this.#remember(state, undefined);
+        if (ops.length === 0) return; // A part of an operation: the queue plans it again.
       }
     } catch (error) {
       this.#remember(state, undefined);
-      for (const pending of batch) pending.reject(error);
+      for (const pending of batch) this.#answer(pending, { error: error as Error });
       return;
     }
     await plan.after?.().catch(() => {}); // What it leaves, the sweep reclaims.
-    for (let i = 0; i < batch.length; i++) {
-      const answer = plan.answers[i];
-      if ("error" in answer) batch[i].reject(answer.error);
-      else batch[i].resolve(answer.value);
-    }
+    for (let i = 0; i < batch.length; i++) this.#answer(batch[i], plan.answers[i]);
+  }
+
+  #answer(pending: Pending<O, R>, answer: Answer<R>): void {
+    pending.answered = true;
+    if ("error" in answer) pending.reject(answer.error);
+    else pending.resolve(answer.value);
+    pending.watchers?.forEach((watcher) => watcher());
   }
 
   #remember(state: KeyState<O, S, R>, known: S | undefined): void {

@@ -14,8 +14,9 @@
 // finished in between), it reads the head again. Chunks of a generation never change, so a
 // reader that finds all of them has exactly the value the head pointed at.
 
-import { UnavailableError } from "@purple/protocol/errors";
-import { notFound, quote } from "./_util.ts";
+import { PreconditionFailedError, UnavailableError } from "@purple/protocol/errors";
+import type { KvCondition } from "./backend.ts";
+import { absent, checkCondition, notFound, quote } from "./_util.ts";
 import { retryBusy } from "./_disk_busy.ts";
 import type { Answer, BatchModel, Plan } from "./_disk_batch.ts";
 import { type GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
@@ -34,6 +35,9 @@ import {
 
 /** The bytes in one chunk: Deno KV stores a Uint8Array value as raw bytes, up to 64 KiB. */
 export const CHUNK_BYTES = KV_MAX_VALUE_BYTES;
+
+/** Cache values up to this many UTF-16 units are stored inline (2 bytes a unit at worst). */
+export const INLINE_CACHE_UNITS = (CHUNK_BYTES - 1024) / 2;
 
 /** Room kept free in every commit, for the entries' encoding and the unforeseen. */
 const MARGIN = 1024;
@@ -186,10 +190,19 @@ async function readChunksOnce(
 // ---------------------------------------------------------------------------------------------
 // Head swaps, batched per key
 
-/** A write of a head: a put of an inline value or of chunks already written, or a delete. */
+/**
+ * A write of a head: a put of an inline value or of chunks already written, or a delete; a KV
+ * write may carry a condition on the value's version (the head's versionstamp).
+ */
 export type HeadOp =
-  | { type: "put"; head: unknown; chunks?: WrittenChunks; expiresAt?: number }
-  | { type: "delete" };
+  | {
+    type: "put";
+    head: unknown;
+    chunks?: WrittenChunks;
+    expiresAt?: number;
+    condition?: KvCondition;
+  }
+  | { type: "delete"; condition?: KvCondition };
 
 /** What is known of a key's head: its versionstamp, whether it is there and where its chunks
  * are (not its value, which the batches never need). */
@@ -247,6 +260,33 @@ export function headModel(
   };
 }
 
+/** Whether a head read or remembered holds a value now (a cache value until it expires). */
+export function headPresent(state: HeadState, now: number): boolean {
+  return state.present && (state.expiresAt === undefined || state.expiresAt > now);
+}
+
+/**
+ * Checks a KV write's condition against the head as planned: its versionstamp, or a write of
+ * this same batch or atomic batch (whose version is the commit's: `ifMatch` a version then
+ * never holds).
+ * @throws {PreconditionFailedError} When it does not hold.
+ */
+export function checkHeadCondition(
+  action: "put" | "delete",
+  key: string,
+  condition: KvCondition | undefined,
+  version: string | null | "written",
+): void {
+  if (version === "written" && condition?.ifMatch !== undefined && condition.ifMatch !== "*") {
+    throw new PreconditionFailedError(
+      `Cannot ${action} KV key ${quote(key)}: it was written since version ${
+        quote(condition.ifMatch)
+      } (by another write that arrived with this one)`,
+    );
+  }
+  checkCondition(action, key, condition, version ?? undefined);
+}
+
 function planHeads(
   committer: GroupCommitter,
   service: ChunkedService,
@@ -255,13 +295,22 @@ function planHeads(
   ops: readonly HeadOp[],
 ): Plan<HeadState, void> {
   let last: HeadOp | undefined; // The op whose result the head ends with.
-  let present = state.present;
+  let present = headPresent(state, Date.now());
   const superseded: ChunkRef[] = []; // Chunks written in this batch that no head will hold.
   const answers: Answer<void>[] = ops.map((op) => {
     if (op.type === "put" && op.chunks !== undefined && state.lost?.has(op.chunks.gen)) {
       return { error: reclaimed(service, key) };
     }
-    if (op.type === "delete" && !present) return { error: notFound(service, key) };
+    try {
+      const version = !present ? null : last === undefined ? state.versionstamp : "written";
+      checkHeadCondition(op.type, key, op.condition, version);
+    } catch (error) {
+      if (op.type === "put" && op.chunks !== undefined) superseded.push(op.chunks);
+      return { error: error as Error };
+    }
+    if (op.type === "delete" && !present) {
+      return { error: service === "kv" ? notFound(service, key) : absent("cache key", key) };
+    }
     if (last?.type === "put" && last.chunks !== undefined) superseded.push(last.chunks);
     last = op;
     present = op.type === "put";
@@ -298,7 +347,7 @@ function planHeads(
     answers,
     next(versionstamp) {
       if (end === undefined) return state;
-      if (end.type === "delete") return { versionstamp, present: false, ref: null };
+      if (end.type === "delete") return { versionstamp: null, present: false, ref: null };
       const ref = end.chunks === undefined ? null : pick(end.chunks);
       return { versionstamp, present: true, ref, expiresAt: end.expiresAt };
     },

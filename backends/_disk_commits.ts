@@ -57,8 +57,8 @@ export interface Unit {
  * or refused because a check failed. */
 export type Outcome = { ok: true; versionstamp: string | null } | { ok: false };
 
-/** The most one commit may hold. */
-const LIMIT: UnitSize = {
+/** The most one commit may hold (Deno KV's limits, less room for the estimates' errors). */
+export const COMMIT_LIMIT: Readonly<UnitSize> = {
   checks: KV_MAX_COMMIT_CHECKS,
   mutations: KV_MAX_COMMIT_MUTATIONS,
   bytes: KV_MAX_COMMIT_BYTES - MARGIN,
@@ -126,8 +126,8 @@ export class UnitBuilder {
     return Math.max(
       0,
       Math.min(
-        LIMIT.mutations - this.size.mutations - (reserved.mutations ?? 0),
-        Math.floor((LIMIT.bytes - this.size.bytes - (reserved.bytes ?? 0)) / bytes),
+        COMMIT_LIMIT.mutations - this.size.mutations - (reserved.mutations ?? 0),
+        Math.floor((COMMIT_LIMIT.bytes - this.size.bytes - (reserved.bytes ?? 0)) / bytes),
       ),
     );
   }
@@ -152,10 +152,10 @@ function keyId(key: Deno.KvKey): string {
 }
 
 function fits(total: UnitSize, next: UnitSize): boolean {
-  return total.checks + next.checks <= LIMIT.checks &&
-    total.mutations + next.mutations <= LIMIT.mutations &&
-    total.bytes + next.bytes <= LIMIT.bytes &&
-    total.keyBytes + next.keyBytes <= LIMIT.keyBytes;
+  return total.checks + next.checks <= COMMIT_LIMIT.checks &&
+    total.mutations + next.mutations <= COMMIT_LIMIT.mutations &&
+    total.bytes + next.bytes <= COMMIT_LIMIT.bytes &&
+    total.keyBytes + next.keyBytes <= COMMIT_LIMIT.keyBytes;
 }
 
 /** Counts of what the committer did, for tests and the bench. */
@@ -178,6 +178,8 @@ export class GroupCommitter {
   #running: Promise<void> | undefined;
   /** What the committer did so far. */
   readonly stats: CommitStats = { commits: 0, units: 0, refused: 0, reads: 0 };
+  /** Told the mutations of each unit once it is committed (the watchers of its keys). */
+  onCommitted: ((mutations: readonly Mutation[]) => void) | undefined;
 
   /** Commits to `kv`; reads the checked keys of failed groups through `reader`. */
   constructor(kv: Deno.Kv, reader: PointReader = new PointReader(kv)) {
@@ -273,6 +275,11 @@ export class GroupCommitter {
   #settle(group: Queued[], outcome: Outcome): void {
     if (outcome.ok) this.stats.units += group.length;
     else this.stats.refused += group.length;
+    if (outcome.ok && this.onCommitted !== undefined) {
+      for (const { unit } of group) {
+        if (unit.mutations.length > 0) this.onCommitted(unit.mutations);
+      }
+    }
     for (const queued of group) {
       queued.settled = true;
       queued.resolve(outcome);

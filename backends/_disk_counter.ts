@@ -1,5 +1,5 @@
-// Counter increments on Deno KV, batched per key through the group committer. Private to this
-// folder.
+// Counter increments and deletes on Deno KV, batched per key through the group committer.
+// Private to this folder.
 //
 // Each batch of increments of one key is a read-modify-write made atomic by a versionstamp
 // check, planned again from a fresh read on a conflict (another instance or process wrote the
@@ -9,7 +9,7 @@
 // committed value and versionstamp of a key are remembered, so a batch usually costs no read;
 // the check turns a stale memory into a retry. The units of different counters share commits.
 
-import { addInt64 } from "./_util.ts";
+import { absent, addInt64 } from "./_util.ts";
 import { counterKey } from "./_disk_keys.ts";
 import type { Answer, BatchModel } from "./_disk_batch.ts";
 import { UnitBuilder } from "./_disk_commits.ts";
@@ -27,27 +27,41 @@ export function counterValue(value: unknown): bigint {
   return toBigInt(value);
 }
 
-/** What is known of a counter: its value and its entry's versionstamp. */
+/** What is known of a counter: its value and its entry's versionstamp (`null`: absent). */
 export interface CounterState {
   value: bigint;
   versionstamp: string | null;
 }
 
+/** An increment of a counter, or its delete. */
+export type CounterOp = { type: "increment"; amount: bigint } | { type: "delete" };
+
 /**
- * The batch model of counters: the increments of one key, applied in order; each gets its own
- * running result, an increment that would leave int64 is refused alone.
+ * The batch model of counters: the increments and deletes of one key, applied in order; each
+ * increment gets its own running result, an increment that would leave int64 is refused alone,
+ * and so is a delete of a counter that does not exist. A counter exists once incremented, even
+ * by 0: an increment by 0 of an absent counter writes 0.
  */
-export function counterModel(reader: PointReader): BatchModel<bigint, CounterState, bigint> {
+export function counterModel(
+  reader: PointReader,
+): BatchModel<CounterOp, CounterState, bigint | undefined> {
   return {
     async read(key) {
       const entry = await reader.get(counterKey(key));
       return { value: toBigInt(entry.value), versionstamp: entry.versionstamp };
     },
-    plan(key, state, amounts) {
+    plan(key, state, ops) {
       let value = state.value;
-      const answers: Answer<bigint>[] = amounts.map((amount) => {
+      let exists = state.versionstamp !== null;
+      const answers: Answer<bigint | undefined>[] = ops.map((op) => {
+        if (op.type === "delete") {
+          if (!exists) return { error: absent("counter", key) };
+          [value, exists] = [0n, false];
+          return { value: undefined };
+        }
         try {
-          value = addInt64(key, value, amount);
+          value = addInt64(key, value, op.amount);
+          exists = true;
           return { value };
         } catch (error) {
           return { error: error as Error };
@@ -56,12 +70,14 @@ export function counterModel(reader: PointReader): BatchModel<bigint, CounterSta
       // The check alone proves that a batch which changes nothing (amounts 0, refusals) read
       // the current value.
       const unit = new UnitBuilder().check(counterKey(key), state.versionstamp);
-      const changed = value !== state.value;
-      if (changed) unit.set(counterKey(key), value);
+      const changed = exists !== (state.versionstamp !== null) || value !== state.value;
+      if (changed && exists) unit.set(counterKey(key), value);
+      else if (changed) unit.delete(counterKey(key));
       return {
         unit: unit.build(),
         answers,
-        next: (versionstamp) => changed ? { value, versionstamp } : state,
+        next: (versionstamp) =>
+          changed ? { value, versionstamp: exists ? versionstamp : null } : state,
       };
     },
   };

@@ -151,6 +151,11 @@ export class ClusterLink {
     for (const node of this.client.nodes("all")) node.stream?.destroy(new Error(reason));
   }
 
+  /** Starts every node's count again (after this process was too busy to read replies). */
+  forgetHeads(): void {
+    this.#heads = new Map();
+  }
+
   /**
    * Drops the connection of each node whose oldest unanswered command has waited longer than
    * `timeoutMs` (the node hangs). Called by the backend's watchdog every `timeoutMs / 5`; the

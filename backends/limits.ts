@@ -46,12 +46,22 @@ export interface Limits {
    * `InvalidArgumentError` (400, `INVALID_ARGUMENT`). Default 10000.
    */
   bodyTimeoutMs: number;
+  /**
+   * Most watches open at once (`watch()`, `GET /watch`, gRPC `Watch`, both protocols together);
+   * one more is refused at once with `UnavailableError` (503, `UNAVAILABLE`). Default 10000.
+   */
+  maxWatchers: number;
+  /**
+   * Most keys one watch may follow; more is refused with `ValueTooLargeError` (413,
+   * `RESOURCE_EXHAUSTED`). Default 100.
+   */
+  maxWatchKeys: number;
 }
 
 /**
  * The default limits: keys up to 512 bytes, values up to 1 MiB, set items up to 1 KiB and
  * 10000 items a set; 1024 requests at once per server, 5 s per backend operation, 10 s to
- * send a request body.
+ * send a request body; 10000 watches at once, of at most 100 keys each.
  *
  * @example
  * ```ts
@@ -68,4 +78,6 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxConcurrentRequests: 1024,
   backendTimeoutMs: 5_000,
   bodyTimeoutMs: 10_000,
+  maxWatchers: 10_000,
+  maxWatchKeys: 100,
 });

@@ -5,8 +5,32 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { Backend } from "./backend.ts";
-import { addInt64, backgroundInterval, notFound, setFull, sortItems } from "./_util.ts";
+import type { KeyPage, KeyService, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
+import {
+  AtomicBatchError,
+  type Backend,
+  type BackendOperation,
+  type ExportOptions,
+  type ExportPage,
+  type KvCondition,
+  type ListQuery,
+  RestoreError,
+  type StoredEntry,
+} from "./backend.ts";
+import {
+  absent,
+  addInt64,
+  backgroundInterval,
+  checkCondition,
+  notFound,
+  setFull,
+  sortItems,
+} from "./_util.ts";
+import { decodeCursor, encodeCursor, isAfterKey } from "./_cursor.ts";
+import { type Exists, KeyIndex } from "./_key_index.ts";
+import { pages } from "./_export_pages.ts";
+import { WatchHub } from "./_watch_hub.ts";
 
 /**
  * Options of {@linkcode MemoryBackend}.
@@ -44,21 +68,84 @@ interface CacheEntry {
  */
 const PACKED_BYTES = 256;
 
-/** Bytes as a one-byte string, one character per byte (latin1), byte for byte. */
-function pack(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+/**
+ * A packed value starts with its version, in this many one-byte characters (48 bits: a new
+ * version every nanosecond would last three days; one a microsecond, nine years).
+ */
+const VERSION_CHARS = 6;
+
+/** A larger value: its own copy of the bytes, and its version. */
+interface LargeValue {
+  bytes: Uint8Array;
+  version: number;
 }
 
-/** The bytes of a packed string, in a new array. */
+/** Bytes as a one-byte string, one character per byte (latin1), after the version's. */
+function pack(version: number, bytes: Uint8Array): string {
+  let header = "";
+  for (let i = VERSION_CHARS - 1; i >= 0; i--) {
+    header += String.fromCharCode(Math.floor(version / 2 ** (8 * i)) % 256);
+  }
+  return header + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+}
+
+/** The bytes of a packed value, in a new array. */
 function unpack(packed: string): Uint8Array {
-  const bytes = new Uint8Array(packed.length);
-  for (let i = 0; i < packed.length; i++) bytes[i] = packed.charCodeAt(i);
+  const bytes = new Uint8Array(packed.length - VERSION_CHARS);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = packed.charCodeAt(i + VERSION_CHARS);
   return bytes;
+}
+
+/** The version of a packed value. */
+function packedVersion(packed: string): number {
+  let version = 0;
+  for (let i = 0; i < VERSION_CHARS; i++) version = version * 256 + packed.charCodeAt(i);
+  return version;
+}
+
+function versionOf(value: string | LargeValue): string {
+  return (typeof value === "string" ? packedVersion(value) : value.version).toString(36);
+}
+
+/**
+ * A service's Map and the order of its keys, for listings; its writes (`set`, `delete`,
+ * `touch` for a value changed in place) tell the watchers.
+ */
+class Keyed<V> {
+  readonly map = new Map<string, V>();
+  readonly index = new KeyIndex();
+
+  constructor(
+    readonly service: KeyService,
+    readonly changed: (service: KeyService, key: string) => void,
+  ) {}
+
+  set(key: string, value: V): void {
+    if (!this.map.has(key)) this.index.add(key);
+    this.map.set(key, value);
+    this.changed(this.service, key);
+  }
+
+  delete(key: string): void {
+    if (this.map.delete(key)) this.changed(this.service, key);
+  }
+
+  /** The value of `key` changed in place. */
+  touch(key: string): void {
+    this.changed(this.service, key);
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.index.clear();
+  }
 }
 
 /**
  * Keeps every service in its own Map. Expired cache entries are dropped when read and by a
- * periodic sweep, so a long-running server does not grow without bound.
+ * periodic sweep, so a long-running server does not grow without bound. Every operation runs
+ * in one turn of the event loop, so each is atomic, and an atomic batch is too (what it changed
+ * is undone when one of its operations fails).
  *
  * @example
  * ```ts
@@ -72,14 +159,25 @@ function unpack(packed: string): Uint8Array {
 export class MemoryBackend implements Backend {
   /** Always true: every operation settles before it returns (no I/O). */
   readonly settlesAtOnce = true;
-  #cache = new Map<string, CacheEntry>();
-  #counters = new Map<string, bigint>();
-  #flags = new Map<string, boolean>();
+  /** Always true: every operation takes effect when it is called. */
+  readonly keepsCallOrder = true;
+  #hub = new WatchHub({
+    read: (targets) => Promise.resolve(targets.map((target) => this.#state(target))),
+    now: () => this.#now(),
+  });
+  #changed = (service: KeyService, key: string) => this.#hub.changed(service, key);
+  #cache = new Keyed<CacheEntry>("cache", this.#changed);
+  #counters = new Keyed<bigint>("counters", this.#changed);
+  #flags = new Keyed<boolean>("flags", this.#changed);
   /** Small values as packed strings (see `pack`), larger ones as their own copy. */
-  #kv = new Map<string, Uint8Array | string>();
-  #sets = new Map<string, Set<string>>();
+  #kv = new Keyed<string | LargeValue>("kv", this.#changed);
+  #sets = new Keyed<Set<string>>("sets", this.#changed);
+  /** The last KV version given. */
+  #version = 0;
   #now: () => number;
   #stopSweeping: () => void;
+  /** While an atomic batch runs: how to undo each change it made, in order. */
+  #undo: Array<() => void> | undefined;
 
   /**
    * Creates an empty backend.
@@ -93,78 +191,98 @@ export class MemoryBackend implements Backend {
 
   /** The number of cache entries held, expired or not (for tests and metrics). */
   get cacheSize(): number {
-    return this.#cache.size;
+    return this.#cache.map.size;
   }
 
   /** Removes every expired cache entry now. */
   sweep(): void {
     const now = this.#now();
-    for (const [key, entry] of this.#cache) {
-      if (entry.expiresAt <= now) this.#cache.delete(key);
+    for (const [key, entry] of this.#cache.map) {
+      if (entry.expiresAt <= now) this.#cache.map.delete(key);
     }
   }
 
   /** Returns the value, or throws `NotFoundError` when absent or expired. */
   cacheGet(key: string): Promise<string> {
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return Promise.reject(notFound("cache", key));
-    if (entry.expiresAt <= this.#now()) {
-      this.#cache.delete(key);
-      return Promise.reject(notFound("cache", key));
-    }
-    return Promise.resolve(entry.value);
+    return this.#run(() => this.#cacheGet(key));
   }
 
   /** Stores the value for `ttlSeconds`. */
   cacheSet(key: string, value: string, ttlSeconds: number): Promise<void> {
-    this.#cache.set(key, { value, expiresAt: this.#now() + ttlSeconds * 1000 });
-    return Promise.resolve();
+    return this.#run(() => this.#cacheSet(key, value, ttlSeconds));
+  }
+
+  /** Deletes the entry, or throws `NotFoundError` when absent or expired. */
+  cacheDelete(key: string): Promise<void> {
+    return this.#run(() => this.#cacheDelete(key));
+  }
+
+  /** Lists the keys of the entries that have not expired. */
+  cacheList(query: ListQuery): Promise<KeyPage> {
+    const now = this.#now();
+    return this.#run(() =>
+      this.#list(this.#cache, query, (key) => (this.#cache.map.get(key)?.expiresAt ?? 0) > now)
+    );
   }
 
   /** Adds `amount`; the read and the write happen in one turn of the event loop. */
   counterIncrement(key: string, amount: bigint): Promise<bigint> {
-    try {
-      const value = addInt64(key, this.#counters.get(key) ?? 0n, amount);
-      this.#counters.set(key, value);
-      return Promise.resolve(value);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.#run(() => this.#counterIncrement(key, amount));
   }
 
   /** Returns the counter, 0n when absent. */
   counterGet(key: string): Promise<bigint> {
-    return Promise.resolve(this.#counters.get(key) ?? 0n);
+    return Promise.resolve(this.#counters.map.get(key) ?? 0n);
+  }
+
+  /** Deletes the counter, or throws `NotFoundError` when absent. */
+  counterDelete(key: string): Promise<void> {
+    return this.#run(() => this.#delete(this.#counters, key, "counter"));
+  }
+
+  /** Lists the keys of the counters. */
+  counterList(query: ListQuery): Promise<KeyPage> {
+    return this.#run(() => this.#list(this.#counters, query));
   }
 
   /** Returns the flag, false when absent. */
   flagGet(key: string): Promise<boolean> {
-    return Promise.resolve(this.#flags.get(key) ?? false);
+    return Promise.resolve(this.#flags.map.get(key) ?? false);
   }
 
   /** Sets the flag. */
   flagSet(key: string, value: boolean): Promise<void> {
-    this.#flags.set(key, value);
-    return Promise.resolve();
+    return this.#run(() => this.#write(this.#flags, key, value));
   }
 
-  /** Returns a copy of the bytes, or throws `NotFoundError`. */
-  kvGet(key: string): Promise<Uint8Array> {
-    const value = this.#kv.get(key);
-    if (value === undefined) return Promise.reject(notFound("kv", key));
-    return Promise.resolve(typeof value === "string" ? unpack(value) : value.slice());
+  /** Deletes the flag, or throws `NotFoundError` when it was never set. */
+  flagDelete(key: string): Promise<void> {
+    return this.#run(() => this.#delete(this.#flags, key, "flag"));
   }
 
-  /** Stores a copy of the bytes. */
-  kvPut(key: string, value: Uint8Array): Promise<void> {
-    this.#kv.set(key, value.length <= PACKED_BYTES ? pack(value) : value.slice());
-    return Promise.resolve();
+  /** Lists the keys of the flags that are set. */
+  flagList(query: ListQuery): Promise<KeyPage> {
+    return this.#run(() => this.#list(this.#flags, query));
   }
 
-  /** Deletes the value, or throws `NotFoundError`. */
-  kvDelete(key: string): Promise<void> {
-    if (!this.#kv.delete(key)) return Promise.reject(notFound("kv", key));
-    return Promise.resolve();
+  /** Returns a copy of the bytes and their version, or throws `NotFoundError`. */
+  kvGetEntry(key: string): Promise<KvEntry> {
+    return this.#run(() => this.#kvGetEntry(key));
+  }
+
+  /** Stores a copy of the bytes under a new version, if the condition holds. */
+  kvPut(key: string, value: Uint8Array, condition?: KvCondition): Promise<void> {
+    return this.#run(() => this.#kvPut(key, value, condition));
+  }
+
+  /** Deletes the value, or throws `NotFoundError`; if the condition holds. */
+  kvDelete(key: string, condition?: KvCondition): Promise<void> {
+    return this.#run(() => this.#kvDelete(key, condition));
+  }
+
+  /** Lists the keys of the values. */
+  kvList(query: ListQuery): Promise<KeyPage> {
+    return this.#run(() => this.#list(this.#kv, query));
   }
 
   /** Returns the sorted items. */
@@ -174,33 +292,317 @@ export class MemoryBackend implements Backend {
 
   /** Adds the item and returns the sorted items; a full set refuses a new item. */
   setAdd(set: string, item: string, maxItems = Infinity): Promise<string[]> {
-    let items = this.#sets.get(set);
-    const size = items?.size ?? 0;
-    if (size >= maxItems && !items!.has(item)) {
-      return Promise.reject(setFull(set, item, size, maxItems));
-    }
-    if (items === undefined) this.#sets.set(set, items = new Set());
-    items.add(item);
-    return Promise.resolve(this.#items(set));
+    return this.#run(() => this.#setAdd(set, item, maxItems));
   }
 
   /** Removes the item and returns the sorted items; an emptied set is dropped. */
   setRemove(set: string, item: string): Promise<string[]> {
-    const items = this.#sets.get(set);
-    if (items !== undefined && items.delete(item) && items.size === 0) this.#sets.delete(set);
-    return Promise.resolve(this.#items(set));
+    return this.#run(() => this.#setRemove(set, item));
   }
 
-  /** Stops the sweep and drops all data. */
-  close(): Promise<void> {
-    this.#stopSweeping();
-    for (const map of [this.#cache, this.#counters, this.#flags, this.#kv, this.#sets]) {
-      map.clear();
+  /** Deletes the whole set, or throws `NotFoundError` when it holds no item. */
+  setDelete(set: string): Promise<void> {
+    return this.#run(() => this.#delete(this.#sets, set, "set"));
+  }
+
+  /** Lists the names of the sets that hold items. */
+  setList(query: ListQuery): Promise<KeyPage> {
+    return this.#run(() => this.#list(this.#sets, query));
+  }
+
+  /**
+   * Runs the operations in one turn of the event loop; when one fails, undoes what the others
+   * changed, in reverse order, and rejects with {@linkcode AtomicBatchError}.
+   */
+  atomic(operations: readonly BackendOperation[]): Promise<unknown[]> {
+    const undo: Array<() => void> = [];
+    this.#undo = undo;
+    const results: unknown[] = [];
+    try {
+      for (const [index, operation] of operations.entries()) {
+        try {
+          results.push(this.#apply(operation));
+        } catch (error) {
+          for (const step of undo.reverse()) step();
+          return Promise.reject(new AtomicBatchError(index, error as Error));
+        }
+      }
+      return Promise.resolve(results);
+    } finally {
+      this.#undo = undefined;
+    }
+  }
+
+  /** Every entry, a page at a time, in-process (entries written meanwhile may or may not be in it). */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage> {
+    return pages(this.#entries(), options);
+  }
+
+  /** Writes the entries in one turn of the event loop: a set is replaced by its items. */
+  restore(entries: readonly StoredEntry[]): Promise<void> {
+    for (const [index, entry] of entries.entries()) {
+      try {
+        this.#restore(entry);
+      } catch (error) {
+        return Promise.reject(new RestoreError(index, error as Error));
+      }
     }
     return Promise.resolve();
   }
 
+  /**
+   * Watches keys: each write tells the watchers of its key at once (in the same turn), and a
+   * watched cache entry is looked at again when it expires.
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange> {
+    return this.#hub.open(targets, signal);
+  }
+
+  /** Stops the sweep, ends every watch and drops all data. */
+  close(): Promise<void> {
+    this.#stopSweeping();
+    this.#hub.close();
+    for (const keyed of [this.#cache, this.#counters, this.#flags, this.#kv, this.#sets]) {
+      keyed.clear();
+    }
+    return Promise.resolve();
+  }
+
+  /** Every entry, read when asked for (cache entries that have not expired, by then). */
+  *#entries(): Generator<StoredEntry> {
+    for (const [key, { value, expiresAt }] of this.#cache.map) {
+      const ttlMs = expiresAt - this.#now();
+      if (ttlMs <= 0) continue;
+      yield { service: "cache", key, value, ttlMs: Number.isFinite(ttlMs) ? ttlMs : null };
+    }
+    for (const [key, value] of this.#counters.map) yield { service: "counters", key, value };
+    for (const [key, value] of this.#flags.map) yield { service: "flags", key, value };
+    for (const [key, value] of this.#kv.map) {
+      yield {
+        service: "kv",
+        key,
+        value: typeof value === "string" ? unpack(value) : value.bytes.slice(),
+      };
+    }
+    for (const [key, items] of this.#sets.map) {
+      yield { service: "sets", key, value: sortItems([...items]) };
+    }
+  }
+
+  #restore(entry: StoredEntry): void {
+    switch (entry.service) {
+      case "cache": {
+        const expiresAt = entry.ttlMs === null ? Infinity : this.#now() + entry.ttlMs;
+        return this.#write(this.#cache, entry.key, { value: entry.value, expiresAt });
+      }
+      case "counters":
+        return this.#write(this.#counters, entry.key, entry.value);
+      case "flags":
+        return this.#write(this.#flags, entry.key, entry.value);
+      case "kv": {
+        const version = ++this.#version;
+        const bytes = entry.value;
+        const value = bytes.length <= PACKED_BYTES
+          ? pack(version, bytes)
+          : { bytes: bytes.slice(), version };
+        return this.#write(this.#kv, entry.key, value);
+      }
+      case "sets":
+        return this.#write(this.#sets, entry.key, new Set(entry.value));
+    }
+  }
+
+  /** Runs a synchronous operation as the async contract asks: its throw is a rejection. */
+  #run<T>(operation: () => T): Promise<T> {
+    try {
+      return Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** One operation of an atomic batch, synchronously. */
+  #apply(operation: BackendOperation): unknown {
+    switch (operation.op) {
+      case "cacheGet":
+        return this.#cacheGet(...operation.args);
+      case "cacheSet":
+        return this.#cacheSet(...operation.args);
+      case "cacheDelete":
+        return this.#cacheDelete(...operation.args);
+      case "counterIncrement":
+        return this.#counterIncrement(...operation.args);
+      case "counterGet":
+        return this.#counters.map.get(operation.args[0]) ?? 0n;
+      case "counterDelete":
+        return this.#delete(this.#counters, operation.args[0], "counter");
+      case "flagGet":
+        return this.#flags.map.get(operation.args[0]) ?? false;
+      case "flagSet":
+        return this.#write(this.#flags, ...operation.args);
+      case "flagDelete":
+        return this.#delete(this.#flags, operation.args[0], "flag");
+      case "kvGetEntry":
+        return this.#kvGetEntry(...operation.args);
+      case "kvPut":
+        return this.#kvPut(...operation.args);
+      case "kvDelete":
+        return this.#kvDelete(...operation.args);
+      case "setGet":
+        return this.#items(operation.args[0]);
+      case "setAdd":
+        return this.#setAdd(operation.args[0], operation.args[1], operation.args[2] ?? Infinity);
+      case "setRemove":
+        return this.#setRemove(...operation.args);
+      case "setDelete":
+        return this.#delete(this.#sets, operation.args[0], "set");
+    }
+  }
+
+  /** Writes a Map entry, noting how to undo it while a batch runs. */
+  #write<V>(keyed: Keyed<V>, key: string, value: V): void {
+    if (this.#undo !== undefined) this.#noteUndo(keyed, key);
+    keyed.set(key, value);
+  }
+
+  /** Deletes a Map entry (NotFound when absent), noting how to undo it while a batch runs. */
+  #delete<V>(keyed: Keyed<V>, key: string, what: Parameters<typeof absent>[0]): void {
+    if (!keyed.map.has(key)) throw absent(what, key);
+    if (this.#undo !== undefined) this.#noteUndo(keyed, key);
+    keyed.delete(key);
+  }
+
+  #noteUndo<V>(keyed: Keyed<V>, key: string): void {
+    const had = keyed.map.has(key);
+    const before = keyed.map.get(key) as V;
+    // A set is changed in place: undoing restores a copy of it.
+    const copy = before instanceof Set ? new Set(before) as V : before;
+    this.#undo!.push(() => had ? keyed.set(key, copy) : keyed.delete(key));
+  }
+
+  #cacheGet(key: string): string {
+    const entry = this.#cache.map.get(key);
+    if (entry === undefined) throw notFound("cache", key);
+    if (entry.expiresAt <= this.#now()) {
+      if (this.#undo === undefined) this.#cache.map.delete(key);
+      throw notFound("cache", key);
+    }
+    return entry.value;
+  }
+
+  #cacheSet(key: string, value: string, ttlSeconds: number): void {
+    this.#write(this.#cache, key, { value, expiresAt: this.#now() + ttlSeconds * 1000 });
+  }
+
+  #cacheDelete(key: string): void {
+    const entry = this.#cache.map.get(key);
+    if (entry !== undefined && entry.expiresAt <= this.#now()) {
+      this.#cache.map.delete(key);
+      throw absent("cache key", key);
+    }
+    this.#delete(this.#cache, key, "cache key");
+  }
+
+  #counterIncrement(key: string, amount: bigint): bigint {
+    const value = addInt64(key, this.#counters.map.get(key) ?? 0n, amount);
+    this.#write(this.#counters, key, value);
+    return value;
+  }
+
+  #kvGetEntry(key: string): KvEntry {
+    const value = this.#kv.map.get(key);
+    if (value === undefined) throw notFound("kv", key);
+    const bytes = typeof value === "string" ? unpack(value) : value.bytes.slice();
+    return { value: bytes, version: versionOf(value) };
+  }
+
+  #kvPut(key: string, bytes: Uint8Array, condition?: KvCondition): void {
+    const current = this.#kv.map.get(key);
+    checkCondition("put", key, condition, current && versionOf(current));
+    const version = ++this.#version;
+    this.#write(
+      this.#kv,
+      key,
+      bytes.length <= PACKED_BYTES ? pack(version, bytes) : { bytes: bytes.slice(), version },
+    );
+  }
+
+  #kvDelete(key: string, condition?: KvCondition): void {
+    const current = this.#kv.map.get(key);
+    checkCondition("delete", key, condition, current && versionOf(current));
+    if (current === undefined) throw notFound("kv", key);
+    if (this.#undo !== undefined) this.#noteUndo(this.#kv, key);
+    this.#kv.delete(key);
+  }
+
+  #setAdd(set: string, item: string, maxItems: number): string[] {
+    const items = this.#sets.map.get(set);
+    const size = items?.size ?? 0;
+    if (items?.has(item)) return this.#items(set);
+    if (size >= maxItems) throw setFull(set, item, size, maxItems);
+    if (this.#undo !== undefined) this.#noteUndo(this.#sets, set);
+    if (items === undefined) this.#sets.set(set, new Set([item]));
+    else {
+      items.add(item);
+      this.#sets.touch(set);
+    }
+    return this.#items(set);
+  }
+
+  #setRemove(set: string, item: string): string[] {
+    const items = this.#sets.map.get(set);
+    if (items === undefined || !items.has(item)) return this.#items(set);
+    if (this.#undo !== undefined) this.#noteUndo(this.#sets, set);
+    items.delete(item);
+    if (items.size === 0) this.#sets.delete(set);
+    else this.#sets.touch(set);
+    return this.#items(set);
+  }
+
+  /** The state of a watched key, now. */
+  #state({ service, key }: WatchTarget): WatchChange {
+    switch (service) {
+      case "cache": {
+        const entry = this.#cache.map.get(key);
+        return entry !== undefined && entry.expiresAt > this.#now()
+          ? { service, key, exists: true, value: entry.value, expiresAt: entry.expiresAt }
+          : { service, key, exists: false };
+      }
+      case "counters": {
+        const value = this.#counters.map.get(key);
+        return { service, key, exists: value !== undefined, value: value ?? 0n };
+      }
+      case "flags": {
+        const value = this.#flags.map.get(key);
+        return { service, key, exists: value !== undefined, value: value ?? false };
+      }
+      case "kv": {
+        const value = this.#kv.map.get(key);
+        if (value === undefined) return { service, key, exists: false };
+        const bytes = typeof value === "string" ? unpack(value) : value.bytes.slice();
+        return { service, key, exists: true, value: bytes, version: versionOf(value) };
+      }
+      case "sets": {
+        const items = this.#items(key);
+        return { service, key, exists: items.length > 0, items };
+      }
+    }
+  }
+
   #items(set: string): string[] {
-    return sortItems([...(this.#sets.get(set) ?? [])]);
+    return sortItems([...(this.#sets.map.get(set) ?? [])]);
+  }
+
+  #list<V>(keyed: Keyed<V>, query: ListQuery, exists?: Exists): KeyPage {
+    const after = query.cursor === undefined
+      ? undefined
+      : decodeCursor("memory", query.cursor, isAfterKey).k;
+    const { keys, more } = keyed.index.page(
+      query.prefix,
+      after,
+      query.limit,
+      exists ?? ((key) => keyed.map.has(key)),
+    );
+    return more ? { keys, cursor: encodeCursor("memory", { k: keys.at(-1)! }) } : { keys };
   }
 }

@@ -21,8 +21,45 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { MemoryBackend } from "./memory.ts";
 import type { RedisLayoutName } from "./_redis_layout.ts";
 
-export type { Backend } from "./backend.ts";
-export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
+export {
+  AtomicBatchError,
+  type Backend,
+  type BackendBatchable,
+  type BackendOperation,
+  type EntryService,
+  type ExportOptions,
+  type ExportPage,
+  type KvCondition,
+  type ListQuery,
+  RestoreError,
+  type StoredEntry,
+  type UnreadableEntry,
+} from "./backend.ts";
+export { checkEntry, MAX_TTL_MS } from "./entries.ts";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CacheChange,
+  CounterAmount,
+  CounterChange,
+  FlagChange,
+  KeyPage,
+  KeyService,
+  KvChange,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
+} from "@purple/protocol";
+export type { WatchTarget } from "@purple/protocol/watch";
 export { checked, type CheckedOperations } from "./checked.ts";
 export { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";

@@ -56,11 +56,42 @@
 import { Buffer } from "node:buffer";
 import type { Cluster, Redis } from "ioredis";
 import { InvalidArgumentError, UnavailableError } from "@purple/protocol/errors";
-import type { Backend } from "./backend.ts";
-import { backgroundInterval, notFound, quote, setFull, sortItems } from "./_util.ts";
+import type {
+  Backend,
+  BackendOperation,
+  ExportOptions,
+  ExportPage,
+  KvCondition,
+  ListQuery,
+  StoredEntry,
+} from "./backend.ts";
+import type { KeyPage, KvEntry, WatchChange } from "@purple/protocol";
+import type { WatchTarget } from "@purple/protocol/watch";
+import {
+  absent,
+  backgroundInterval,
+  checkCondition,
+  notFound,
+  quote,
+  setFull,
+  sortItems,
+} from "./_util.ts";
+import { decodeCursor, encodeCursor } from "./_cursor.ts";
+import {
+  APPLY,
+  READ_STATE,
+  readArguments,
+  runOver,
+  touchedKeys,
+  versionOf,
+} from "./_redis_atomic.ts";
 import { RedisLink } from "./_redis_link.ts";
+import { readRedis } from "./_export_redis.ts";
+import { pages, restoreAll } from "./_export_pages.ts";
+import { RedisWatch, type SubscriberOptions } from "./_watch_redis.ts";
 import { ClusterLink } from "./_redis_cluster.ts";
 import {
+  oneSlot,
   type RedisLayout,
   redisLayout,
   type RedisLayoutName,
@@ -177,6 +208,79 @@ end
 return redis.call('SMEMBERS', KEYS[1])
 `;
 
+/**
+ * A KV write with a condition, as one step: `ARGV[1]` is `put` (with the value in `ARGV[4]`) or
+ * `delete`, `ARGV[2]` the version to match (empty: none; `*`: any), `ARGV[3]` `1` when the key
+ * must be absent. Returns `ok`, `absent` (a delete of a missing key), or `{'failed', version}`
+ * (the current version, empty when absent) when the condition does not hold.
+ */
+const CONDITIONAL_WRITE = `
+local current = redis.call('GET', KEYS[1])
+local version = current and redis.sha1hex(current) or ''
+if (ARGV[3] == '1' and current) or
+   (ARGV[2] ~= '' and (not current or (ARGV[2] ~= '*' and ARGV[2] ~= version))) then
+  return {'failed', version}
+end
+if ARGV[1] == 'put' then
+  redis.call('SET', KEYS[1], ARGV[4])
+  return 'ok'
+end
+if not current then return 'absent' end
+redis.call('DEL', KEYS[1])
+return 'ok'
+`;
+
+/**
+ * Replaces a set by the items of `ARGV`, as one step: `DEL`, then `SADD` 1000 items at a time
+ * (Lua's `unpack` takes a few thousand values at most).
+ */
+const REPLACE_SET = `
+redis.call('DEL', KEYS[1])
+for first = 1, #ARGV, 1000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return #ARGV
+`;
+
+/** How many times an atomic batch runs again when another client changed its keys meanwhile. */
+const MAX_ATOMIC_ATTEMPTS = 50;
+
+/** How many SCAN calls one page of a listing makes at most (a page may then come back short). */
+const MAX_SCANS_PER_PAGE = 16;
+
+/**
+ * A listing's position: the Redis cursor, the cluster node it is on (its address), whether the
+ * scan is over, and the keys a SCAN gave beyond the previous page.
+ */
+interface ScanState extends Record<string, unknown> {
+  c: string;
+  n?: string;
+  d?: boolean;
+  k?: string[];
+}
+
+function isScanState(state: Record<string, unknown>): state is ScanState {
+  return typeof state.c === "string" && /^[0-9]+$/.test(state.c) &&
+    (state.n === undefined || typeof state.n === "string") &&
+    (state.d === undefined || state.d === true) &&
+    (state.k === undefined ||
+      (Array.isArray(state.k) && state.k.every((key) => typeof key === "string")));
+}
+
+/** The state of a cursor, without what it does not need. */
+function scanState(
+  cursor: string,
+  node: string | undefined,
+  done: boolean,
+  carried: string[],
+): ScanState {
+  const state: ScanState = { c: cursor };
+  if (node !== undefined) state.n = node;
+  if (done) state.d = true;
+  if (carried.length > 0) state.k = carried;
+  return state;
+}
+
 /** A connection to one Redis database, or to a whole cluster. */
 type Link = RedisLink | ClusterLink;
 
@@ -204,17 +308,23 @@ type Command = [name: string, ...args: (string | Buffer | number)[]];
  * ```
  */
 export class RedisBackend implements Backend {
+  /** Always true: a key's commands go on one connection, in the order they are called. */
+  readonly keepsCallOrder = true;
   /** Which database and which Redis key each service's keys have. */
   #layout: RedisLayout;
   #links: Record<Service, Link>;
   #unique: Link[];
   #safeUrl: string;
   #commandTimeoutMs: number;
+  /** How often the watchdog looks, and when it last did. */
+  #tickMs: number;
+  #lastTick = Date.now();
   #waitReplicas: number;
   #waitTimeoutMs: number;
   /** Until when writes to a master are refused: it lacked replicas (with `waitReplicas`). */
   #shortOfReplicas = new Map<string, number>();
   #stopWatchdog: () => void;
+  #watch: RedisWatch;
   #closed = false;
 
   private constructor(
@@ -222,6 +332,7 @@ export class RedisBackend implements Backend {
     links: Record<Service, Link>,
     safeUrl: string,
     timeouts: { commandTimeoutMs: number; waitReplicas: number; waitTimeoutMs: number },
+    subscriber: SubscriberOptions,
   ) {
     this.#layout = layout;
     this.#links = links;
@@ -230,9 +341,13 @@ export class RedisBackend implements Backend {
     this.#commandTimeoutMs = timeouts.commandTimeoutMs;
     this.#waitReplicas = timeouts.waitReplicas;
     this.#waitTimeoutMs = timeouts.waitTimeoutMs;
-    this.#stopWatchdog = backgroundInterval(
-      () => this.#dropStalledConnections(),
-      Math.max(10, Math.floor(timeouts.commandTimeoutMs / 5)),
+    this.#tickMs = Math.max(10, Math.floor(timeouts.commandTimeoutMs / 5));
+    this.#stopWatchdog = backgroundInterval(() => this.#dropStalledConnections(), this.#tickMs);
+    this.#watch = new RedisWatch(
+      layout.prefix,
+      (service, key, command) =>
+        this.#run(service, key, command, () => `Cannot read ${service} key ${quote(key)}`),
+      subscriber,
     );
   }
 
@@ -308,10 +423,27 @@ export class RedisBackend implements Backend {
         cause: error,
       });
     }
+    const first = endpoints[0];
+    const clusterLink = cluster ? links.cache as ClusterLink : undefined;
     return new RedisBackend(layout, links, safeUrl, {
       commandTimeoutMs,
       waitReplicas,
       waitTimeoutMs,
+    }, {
+      // A PUBLISH reaches every node of a cluster: the subscriber may connect to any of them.
+      nodes: () => [
+        ...(clusterLink?.client.nodes("all") ?? []).map(({ options }) => ({
+          host: options.host!,
+          port: options.port!,
+        })),
+        ...endpoints.map(({ host, port }) => ({ host, port })),
+      ],
+      redisOptions: {
+        username: first.username,
+        password: first.password,
+        tls: first.tls ? {} : undefined,
+        connectTimeout: connectTimeoutMs,
+      },
     });
   }
 
@@ -377,8 +509,11 @@ export class RedisBackend implements Backend {
     ).then(done);
   }
 
-  /** Returns a copy of the stored bytes, or throws `NotFoundError`. */
-  kvGet(key: string): Promise<Uint8Array> {
+  /**
+   * Returns a copy of the stored bytes and their version: the SHA-1 of the bytes (so a value
+   * the original Go Purple wrote has one too), or throws `NotFoundError`.
+   */
+  kvGetEntry(key: string): Promise<KvEntry> {
     return this.#run(
       "kv",
       key,
@@ -386,21 +521,196 @@ export class RedisBackend implements Backend {
       () => `Cannot get KV key ${quote(key)}`,
     )
       .then((value) =>
-        value === null ? Promise.reject(notFound("kv", key)) : new Uint8Array(value)
+        value === null
+          ? Promise.reject(notFound("kv", key))
+          : { value: new Uint8Array(value), version: versionOf(value) }
       );
   }
 
-  /** Stores a copy of the bytes. */
-  kvPut(key: string, value: Uint8Array): Promise<void> {
+  /** Stores a copy of the bytes; with a condition, one script checks it and writes. */
+  kvPut(key: string, value: Uint8Array, condition?: KvCondition): Promise<void> {
     const copy = Buffer.from(value); // the caller may reuse its array before the write happens
+    if (condition !== undefined) return this.#conditional("put", key, condition, copy);
     return this.#write("kv", key, (k) => ["set", k, copy], () => `Cannot put KV key ${quote(key)}`)
       .then(done);
   }
 
-  /** Deletes the value, or throws `NotFoundError` when absent. */
-  kvDelete(key: string): Promise<void> {
+  /** Deletes the value, or throws `NotFoundError` when absent; if the condition holds. */
+  kvDelete(key: string, condition?: KvCondition): Promise<void> {
+    if (condition !== undefined) return this.#conditional("delete", key, condition);
     return this.#write("kv", key, (k) => ["del", k], () => `Cannot delete KV key ${quote(key)}`)
       .then((deleted) => Number(deleted) === 0 ? Promise.reject(notFound("kv", key)) : undefined);
+  }
+
+  /** Deletes the entry, or throws `NotFoundError` when absent (or expired). */
+  cacheDelete(key: string): Promise<void> {
+    return this.#delete("cache", key, "cache key");
+  }
+
+  /** Deletes the counter, or throws `NotFoundError` when absent. */
+  counterDelete(key: string): Promise<void> {
+    return this.#delete("counters", key, "counter");
+  }
+
+  /** Deletes the flag, or throws `NotFoundError` when it was never set. */
+  flagDelete(key: string): Promise<void> {
+    return this.#delete("flags", key, "flag");
+  }
+
+  /** Deletes the whole set, or throws `NotFoundError` when it holds no item. */
+  setDelete(set: string): Promise<void> {
+    return this.#delete("sets", set, "set");
+  }
+
+  /** Lists the keys of the entries that have not expired (`SCAN`). */
+  cacheList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("cache", query);
+  }
+
+  /** Lists the keys of the counters (`SCAN`). */
+  counterList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("counters", query);
+  }
+
+  /** Lists the keys of the flags (`SCAN`). */
+  flagList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("flags", query);
+  }
+
+  /** Lists the keys of the values (`SCAN`). */
+  kvList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("kv", query);
+  }
+
+  /** Lists the names of the sets (`SCAN`). */
+  setList(query: ListQuery): Promise<KeyPage> {
+    return this.#list("sets", query);
+  }
+
+  /**
+   * Runs the operations all or nothing (see `_redis_atomic.ts`): one script reads the keys,
+   * the batch runs over that snapshot here, one script writes the changes if no key changed in
+   * between (else it runs again). On a cluster every key must be in one hash slot.
+   */
+  async atomic(operations: readonly BackendOperation[]): Promise<unknown[]> {
+    const keys = touchedKeys(operations, this.#layout);
+    if (keys.length === 0) return [];
+    if (this.#unique[0] instanceof ClusterLink) oneSlot("Cannot run the atomic batch", keys);
+    const redisKeys = keys.map(({ redisKey }) => redisKey);
+    const anchor = keys[0].service;
+    const describe = () => `Cannot run the atomic batch of ${operations.length} operations`;
+    for (let attempt = 1; attempt <= MAX_ATOMIC_ATTEMPTS; attempt++) {
+      const snapshot = await this.#run(
+        anchor,
+        keys[0].key,
+        (redis) =>
+          // ioredis makes a Buffer variant of every command; its types lack EVAL's.
+          (redis as unknown as { evalBuffer: (...args: unknown[]) => Promise<unknown> })
+            .evalBuffer(READ_STATE, redisKeys.length, ...redisKeys, ...readArguments(keys)),
+        describe,
+      ) as Array<[Buffer, Buffer | null | Buffer[]]>;
+      const { results, applyArguments } = runOver(
+        operations,
+        keys,
+        snapshot.map(([fingerprint, value]) => [fingerprint.toString(), value]),
+      );
+      const written = await this.#write(
+        anchor,
+        keys[0].key,
+        () => ["eval", APPLY, redisKeys.length, ...redisKeys, ...applyArguments],
+        describe,
+      );
+      if (Number(written) === 1) {
+        for (const { service, key } of keys) this.#published(service, key);
+        return results;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, attempt * 2)));
+    }
+    throw new UnavailableError(
+      `${describe()}: its keys changed under it ${MAX_ATOMIC_ATTEMPTS} times in a row`,
+    );
+  }
+
+  /**
+   * Every entry, a page at a time: `SCAN` for each service's keys (on every master of a
+   * cluster), then their values in pipelines; never `KEYS`, never a long command (see
+   * `_export_redis.ts`). Keys that hold something Purple cannot read come as unreadable.
+   */
+  exportEntries(options?: ExportOptions): AsyncIterable<ExportPage> {
+    const links = this.#links;
+    return pages(
+      readRedis({
+        layout: this.#layout,
+        clients: (service) => {
+          const link = links[service];
+          return link instanceof ClusterLink ? link.client.nodes("master") : [link.client];
+        },
+        run: (service, call) =>
+          this.#run(service, "", () => call(), () => `Cannot export the ${service}`),
+      }),
+      options,
+    );
+  }
+
+  /**
+   * Writes the entries at once (ioredis sends the commands of one turn in one write per
+   * connection, or per node of a cluster): `SET` (with `PX` for a cache entry's TTL), a set
+   * replaced by one script (`DEL`, `SADD`). Each entry is one key, so on a cluster each goes
+   * to its own slot's master. With `waitReplicas`, each waits for its replicas as writes do.
+   */
+  restore(entries: readonly StoredEntry[]): Promise<void> {
+    // On a cluster, ioredis (cluster-key-slot) computes another slot than Redis for a key whose
+    // first braces are empty (`cache:{}x}`: a Purple key that starts with `}`), and follows the
+    // MOVED reply only when its command travels alone: such entries go one at a time, last.
+    const cluster = this.#unique[0] instanceof ClusterLink;
+    let alone = Promise.resolve();
+    const written = restoreAll(entries, (entry) => {
+      const write = () => this.#restoreOne(entry);
+      if (!cluster || !emptyTag(this.#layout.key(entry.service, entry.key))) return write();
+      const turn = alone.then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(write);
+      alone = turn.then(() => {}, () => {});
+      return turn;
+    });
+    // Watchers are told once every write of the batch settled (written or not: a write whose
+    // outcome is unknown may have been applied), not after each write as usual: a PUBLISH sent
+    // in the same tick as a write that must travel alone would share its pipeline.
+    const tell = () =>
+      Promise.all(entries.map(({ service, key }) => this.#published(service, key)));
+    return written.then(async () => {
+      await tell();
+    }, async (error) => {
+      await tell();
+      throw error;
+    });
+  }
+
+  /** Writes one entry of a restore (its watchers are told by `restore`). */
+  #restoreOne(entry: StoredEntry): Promise<unknown> {
+    const { key } = entry;
+    const describe = () => `Cannot import ${entry.service} key ${quote(key)}`;
+    switch (entry.service) {
+      case "cache": {
+        const { value, ttlMs } = entry;
+        return this.#send(
+          "cache",
+          key,
+          (k) => ttlMs === null ? ["set", k, value] : ["set", k, value, "PX", ttlMs],
+          describe,
+        );
+      }
+      case "counters":
+        return this.#send("counters", key, (k) => ["set", k, entry.value.toString()], describe);
+      case "flags":
+        return this.#send("flags", key, (k) => ["set", k, String(entry.value)], describe);
+      case "kv": {
+        const bytes = Buffer.from(entry.value);
+        return this.#send("kv", key, (k) => ["set", k, bytes], describe);
+      }
+      case "sets": {
+        const items = entry.value;
+        return this.#send("sets", key, (k) => ["eval", REPLACE_SET, 1, k, ...items], describe);
+      }
+    }
   }
 
   /** Returns the sorted items, empty when absent. */
@@ -441,13 +751,105 @@ export class RedisBackend implements Backend {
     ).then((reply) => sortItems(reply as string[]));
   }
 
+  /**
+   * Watches keys: every Purple process on this Redis publishes to a key's channel after writing
+   * it, and the watchers' process, subscribed to the channels of the watched keys, reads the
+   * key again (see `_watch_redis.ts` and docs/watch.md).
+   */
+  watch(targets: readonly WatchTarget[], signal?: AbortSignal): AsyncIterableIterator<WatchChange> {
+    return this.#watch.open(targets, signal);
+  }
+
   /** Closes every connection (politely with `QUIT` when connected) and stops all timers. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#watch.close();
     this.#stopWatchdog();
     const timeoutMs = this.#commandTimeoutMs;
     await Promise.all(this.#unique.map((link) => link.close(timeoutMs)));
+  }
+
+  /** Deletes a key of a service, or throws `NotFoundError` when there is none. */
+  #delete(service: Service, key: string, what: Parameters<typeof absent>[0]): Promise<void> {
+    return this.#write(service, key, (k) => ["del", k], () => `Cannot delete ${what} ${quote(key)}`)
+      .then((deleted) => Number(deleted) === 0 ? Promise.reject(absent(what, key)) : undefined);
+  }
+
+  /** A KV put or delete with a condition, checked and done in one script. */
+  async #conditional(
+    action: "put" | "delete",
+    key: string,
+    condition: KvCondition,
+    value?: Buffer,
+  ): Promise<void> {
+    const reply = await this.#write(
+      "kv",
+      key,
+      (k) => [
+        "eval",
+        CONDITIONAL_WRITE,
+        1,
+        k,
+        action,
+        condition.ifMatch ?? "",
+        condition.ifNoneMatch ? "1" : "0",
+        ...(value === undefined ? [] : [value]),
+      ],
+      () => `Cannot ${action} KV key ${quote(key)}`,
+    );
+    if (reply === "absent") throw notFound("kv", key);
+    if (Array.isArray(reply)) {
+      const version = String(reply[1]);
+      checkCondition(action, key, condition, version === "" ? undefined : version);
+    }
+  }
+
+  /**
+   * A page of a service's keys: `SCAN ... MATCH` (never `KEYS`, which blocks Redis), from the
+   * cursor's position, on every master of a cluster in turn. Keys that a SCAN gave beyond the
+   * page's limit travel in the cursor. Redis gives each key present during the whole listing at
+   * least once, in no order (a key may come twice).
+   */
+  async #list(service: Service, query: ListQuery): Promise<KeyPage> {
+    const link = this.#links[service];
+    const nodes = link instanceof ClusterLink
+      ? link.client.nodes("master")
+        .map((redis) => ({ redis, name: `${redis.options.host}:${redis.options.port}` }))
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      : undefined;
+    const start: ScanState = query.cursor === undefined
+      ? { c: "0", n: nodes?.[0]?.name }
+      : decodeCursor("redis", query.cursor, isScanState);
+    let { c: cursor, n: node, d: done = false } = start;
+    const carried = [...start.k ?? []];
+    const keys: string[] = [];
+    const pattern = this.#layout.match(service, query.prefix);
+    const describe = () => `Cannot list the ${service} keys`;
+    for (let scans = 0;; scans++) {
+      keys.push(...carried.splice(0, query.limit - keys.length));
+      if (done && carried.length === 0) return { keys };
+      if (keys.length === query.limit || done || scans === MAX_SCANS_PER_PAGE) {
+        return { keys, cursor: encodeCursor("redis", scanState(cursor, node, done, carried)) };
+      }
+      const redis = nodes?.find(({ name }) => name === node)?.redis;
+      const [next, found] = await this.#run(
+        service,
+        "",
+        (client) =>
+          (redis ?? client).scan(cursor, "MATCH", pattern, "COUNT", Math.max(query.limit, 100)),
+        describe,
+      ) as [string, string[]];
+      for (const redisKey of found) {
+        const key = this.#layout.purpleKey(service, redisKey);
+        if (key !== undefined && key.startsWith(query.prefix)) carried.push(key);
+      }
+      cursor = String(next);
+      if (cursor !== "0") continue;
+      // This node (or the only Redis) is scanned to its end: the next master, or the end.
+      node = nodes?.find(({ name }) => name > (node ?? ""))?.name;
+      done = node === undefined;
+    }
   }
 
   /**
@@ -461,6 +863,26 @@ export class RedisBackend implements Backend {
    * write tries again.
    */
   #write(
+    service: Service,
+    key: string,
+    command: (redisKey: string) => Command,
+    describe: () => string,
+  ): Promise<unknown> {
+    const written = this.#send(service, key, command, describe);
+    // Once the reply came, whatever it was (a write that failed may have been applied).
+    const publish = () => this.#published(service, key);
+    written.then(publish, publish);
+    return written;
+  }
+
+  /** Tells the watchers of every Purple process on this Redis that a key was written. */
+  #published(service: Service, key: string): Promise<void> {
+    const channel = this.#watch.channel(service, key);
+    return (this.#links[service].client as Redis).publish(channel, "").then(() => {}, () => {});
+  }
+
+  /** Sends one write (see `#write`). */
+  #send(
     service: Service,
     key: string,
     command: (redisKey: string) => Command,
@@ -555,7 +977,8 @@ export class RedisBackend implements Backend {
   }
 
   /**
-   * When a connection got no reply for `commandTimeoutMs` while commands waited, Redis hangs
+   * When a connection got no reply for `commandTimeoutMs` while commands waited (and this process
+   * was not itself too busy to read the replies), Redis hangs
    * (it serves one command at a time, so every connection is stuck): drops every connection,
    * which fails the waiting commands, makes the next ones fail at once, and reconnects. On a
    * cluster, only the nodes that hang are dropped.
@@ -564,6 +987,17 @@ export class RedisBackend implements Backend {
     const now = Date.now();
     const timeout = this.#commandTimeoutMs;
     const links = this.#unique;
+    // A late look means this process was busy (a burst of work): replies may wait unread in the
+    // sockets. Count from now instead of blaming Redis for the process' own delay.
+    const late = now - this.#lastTick > 2 * this.#tickMs;
+    this.#lastTick = now;
+    if (late) {
+      for (const link of links) {
+        if (link instanceof ClusterLink) link.forgetHeads();
+        else link.progressAt = now;
+      }
+      return;
+    }
     if (links[0] instanceof ClusterLink) return links[0].dropStalledNodes(now, timeout);
     if (!links.some((link) => link.pending > 0 && now - link.progressAt > timeout)) return;
     for (const link of links) {
@@ -596,6 +1030,12 @@ export class RedisBackend implements Backend {
  */
 export function openRedisBackend(options: RedisBackendOptions): Promise<RedisBackend> {
   return RedisBackend.open(options);
+}
+
+/** Whether a Redis key's first braces are empty (Redis then hashes the whole key). */
+function emptyTag(redisKey: string): boolean {
+  const open = redisKey.indexOf("{");
+  return open !== -1 && redisKey[open + 1] === "}";
 }
 
 /** Whether a command's error is a MOVED redirection of Redis Cluster. */

@@ -7,9 +7,9 @@
 //
 // Every bench run checks the files against these encodings first. Private to the bench.
 
-import type { OperationName } from "@purple/protocol";
+import type { WireOperationName } from "@purple/protocol";
 import { type Arguments, GRPC_BINDINGS, grpcMethod } from "@purple/protocol/wire";
-import { DATA } from "./_scenarios.ts";
+import { BATCH_SIZE, DATA } from "./_scenarios.ts";
 
 /** The folder of the frame files. */
 export const FRAMES_DIR: URL = new URL("./grpc/", import.meta.url);
@@ -23,7 +23,7 @@ export function frame(message: Uint8Array): Uint8Array {
 }
 
 /** The request message of an operation's call, as GrpcClient encodes it. */
-function request<Op extends OperationName>(operation: Op, ...args: Arguments<Op>): Uint8Array {
+function request<Op extends WireOperationName>(operation: Op, ...args: Arguments<Op>): Uint8Array {
   const binding = GRPC_BINDINGS[operation] as { request(...args: unknown[]): unknown };
   return grpcMethod(operation).requestSerialize(binding.request(...args) as never);
 }
@@ -34,13 +34,22 @@ export function frames(): Record<string, Uint8Array> {
     "counter_increment.bin": frame(request("counterIncrement", DATA.counterKey, 1n)),
     "counter_get.bin": frame(request("counterGet", DATA.counterKey)),
     "kv_put.bin": frame(request("kvPut", DATA.kvKey, DATA.kvValue)),
-    "kv_get.bin": frame(request("kvGet", DATA.kvKey)),
+    "kv_get.bin": frame(request("kvGetEntry", DATA.kvKey)),
     "set_add.bin": frame(request("setAdd", DATA.setName, DATA.setItem)),
     "cache_get.bin": frame(request("cacheGet", DATA.cacheKey)),
     "cache_set.bin": frame(
       request("cacheSet", DATA.cacheSetKey, DATA.cacheValue, DATA.cacheTtlSeconds),
     ),
     "flag_set.bin": frame(request("flagSet", DATA.flagKey, true)),
+    "counter_batch_100.bin": frame(
+      request(
+        "batch",
+        Array.from(
+          { length: BATCH_SIZE },
+          () => ({ op: "counterIncrement" as const, args: [DATA.counterKey, 1n] as const }),
+        ),
+      ),
+    ),
   };
 }
 

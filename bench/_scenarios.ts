@@ -4,7 +4,7 @@
 // The gRPC request frames are files in bench/grpc/, built from Purple's own codecs by
 // `deno run bench/_grpc_frames.ts` (and checked against them on every run).
 
-import type { OperationName, Operations } from "@purple/protocol";
+import type { Operations, WireOperationName } from "@purple/protocol";
 import { GRPC_BINDINGS, grpcMethod, type Result } from "@purple/protocol/wire";
 import type { HttpRequest } from "./_wrk.ts";
 
@@ -35,6 +35,7 @@ export const SCENARIO_NAMES = [
   "cache-get",
   "cache-set",
   "flag-set",
+  "counter-batch-100",
 ] as const;
 
 /** A scenario name. */
@@ -57,10 +58,15 @@ export interface Scenario {
   /** Puts the data it reads in place. */
   prepare(ops: Operations): Promise<void>;
   /**
+   * Whether a server (one that `--against` measures, possibly older) has what the scenario
+   * calls; absent means every Purple has it.
+   */
+  supportedBy?(ops: Operations): Promise<boolean>;
+  /**
    * The DATA bytes that `n` successful gRPC calls receive, given the state before the run
    * (a counter increment's reply grows with the counter).
    */
-  replyBytes(n: number, before: Snapshot): number;
+  replyBytes(n: number, before: Snapshot): number | { atLeast: number };
   /**
    * Checks the data after calls that were acknowledged. `acked` is exact (h2load, drained wrk
    * runs) or a lower bound with up to `slack` more calls that reached the server unanswered
@@ -75,15 +81,27 @@ export interface Scenario {
   ): Promise<string | undefined>;
 }
 
-/** The bytes of a gRPC reply carrying `message`: a 5-byte prefix and the message. */
 /** The response message of an operation's result, as the server encodes it. */
-function reply<Op extends OperationName>(operation: Op, result: Result<Op>): Uint8Array {
-  const binding = GRPC_BINDINGS[operation] as { response(result: unknown): unknown };
+function reply<Op extends WireOperationName>(operation: Op, result: Result<Op>): Uint8Array {
+  const binding = GRPC_BINDINGS[operation] as unknown as { response(result: unknown): unknown };
   return grpcMethod(operation).responseSerialize(binding.response(result) as never);
 }
 
 function frameBytes(message: Uint8Array): number {
   return 5 + message.length;
+}
+
+/** How many increments one call of the batch scenario makes. */
+export const BATCH_SIZE = 100;
+
+/**
+ * The bytes of the replies to `n` batches of {@linkcode BATCH_SIZE} counter increments from
+ * `start` (exclusive): each reply is a 5-byte prefix and one `BatchResult` per increment, 4 bytes
+ * of tags and lengths around the increment's own `GetCounterResponse`.
+ */
+export function batchReplyBytes(n: number, start: bigint): number {
+  const increments = n * BATCH_SIZE;
+  return incrementReplyBytes(increments, start) - 5 * increments + 4 * increments + 5 * n;
 }
 
 /** The bytes of the replies to counter increments from `start` (exclusive) to `start + n`. */
@@ -116,6 +134,26 @@ async function readCounter(ops: Operations): Promise<bigint> {
 const sameBytes = (a: Uint8Array, b: Uint8Array) =>
   a.length === b.length && a.every((byte, i) => byte === b[i]);
 
+/** Checks that the counter grew by `per` for each acknowledged call (`slack` more in flight). */
+async function checkCounterGrowth(
+  ops: Operations,
+  before: Snapshot,
+  acked: number,
+  slack: number,
+  per: number,
+): Promise<string | undefined> {
+  const grown = await readCounter(ops) - before.counter;
+  const expected = BigInt(acked * per);
+  if (grown < expected) {
+    return `LOST WRITES: the counter grew by ${grown}, ${expected} increments were acknowledged`;
+  }
+  if (grown > BigInt((acked + slack) * per)) {
+    return `the counter grew by ${grown}, more than the ${expected} increments acknowledged` +
+      (slack > 0 ? ` and ${slack * per} in flight` : "");
+  }
+  return undefined;
+}
+
 /** Every scenario, by name. */
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   "counter-increment": {
@@ -125,18 +163,34 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     grpc: { path: "/proto.Counter/CounterIncrement", frame: "counter_increment.bin" },
     prepare: () => Promise.resolve(),
     replyBytes: (n, before) => incrementReplyBytes(n, before.counter),
-    async check(ops, before, acked, slack) {
-      const after = await readCounter(ops);
-      const grown = after - before.counter;
-      if (grown < BigInt(acked)) {
-        return `LOST WRITES: the counter grew by ${grown}, ${acked} increments were acknowledged`;
-      }
-      if (grown > BigInt(acked + slack)) {
-        return `the counter grew by ${grown}, more than the ${acked} increments acknowledged` +
-          (slack > 0 ? ` and ${slack} in flight` : "");
-      }
-      return undefined;
+    check: (ops, before, acked, slack) => checkCounterGrowth(ops, before, acked, slack, 1),
+  },
+  "counter-batch-100": {
+    name: "counter-batch-100",
+    writes: true,
+    http: {
+      method: "POST",
+      path: "/batch",
+      body: new TextEncoder().encode(JSON.stringify({
+        operations: Array.from(
+          { length: BATCH_SIZE },
+          () => ({ op: "counterIncrement", key: DATA.counterKey, amount: "1" }),
+        ),
+      })),
+      headers: { "Content-Type": "application/json" },
     },
+    grpc: { path: "/proto.Batch/Batch", frame: "counter_batch_100.bin" },
+    prepare: () => Promise.resolve(),
+    async supportedBy(ops) {
+      try {
+        await ops.batch([]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    replyBytes: (n, before) => batchReplyBytes(n, before.counter),
+    check: (ops, before, acked, slack) => checkCounterGrowth(ops, before, acked, slack, BATCH_SIZE),
   },
   "counter-get": {
     name: "counter-get",
@@ -183,7 +237,11 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     async prepare(ops) {
       await ops.kvPut(DATA.kvKey, DATA.kvValue);
     },
-    replyBytes: (n) => n * frameBytes(reply("kvGet", DATA.kvValue)),
+    // The reply also carries the value's version, of each backend's own length (none from a
+    // Purple older than versions, when the bench compares with one).
+    replyBytes: (n) => ({
+      atLeast: n * frameBytes(reply("kvGetEntry", { value: DATA.kvValue, version: "" })),
+    }),
     check: () => Promise.resolve(undefined),
   },
   "set-add": {

@@ -4,8 +4,8 @@ const SCRIPT = new URL("./wrk/bench.lua", import.meta.url).pathname;
 
 /** One HTTP request, as wrk sends it over and over. */
 export interface HttpRequest {
-  /** `GET` or `PUT`. */
-  method: "GET" | "PUT";
+  /** `GET`, `PUT` or `POST`. */
+  method: "GET" | "PUT" | "POST";
   /** The path and query, such as `/counters/bench?increment=1`. */
   path: string;
   /** The body's bytes, if any. */

@@ -54,6 +54,7 @@ import {
   snapshot,
 } from "./_scenarios.ts";
 import { type HttpRequest, wrk, wrkFill } from "./_wrk.ts";
+import { casContention } from "./_contention.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
@@ -115,6 +116,9 @@ function allIds(): string[] {
   ids.push("baseline/grpc-js-deno", "baseline/grpc-js-node");
   for (const backend of BACKENDS) {
     for (const name of SCENARIO_NAMES) ids.push(`grpc/${backend}/${name}`);
+  }
+  for (const backend of BACKENDS) {
+    for (const protocol of ["http", "grpc"]) ids.push(`cas/${protocol}/${backend}`);
   }
   ids.push("baseline/redis-benchmark-incr", "baseline/redis-benchmark-get");
   ids.push(...COMPARISONS.map((comparison) => comparison.id));
@@ -546,7 +550,9 @@ async function httpGroup(bench: Bench): Promise<void> {
           { definition, ops },
         );
         pending.push(row);
-        if (referenceUrl) {
+        if (referenceUrl && await lacks(bench, definition, new HttpClient(referenceUrl))) {
+          bench.skipped.push(`against/http/${backend}/${name}: ${bench.against!.label} lacks it`);
+        } else if (referenceUrl) {
           log(`HTTP: ${backend} ${name}, as of ${bench.against!.label}`);
           const before = await measureHttp(
             bench,
@@ -571,6 +577,11 @@ async function httpGroup(bench: Bench): Promise<void> {
   for (const row of pending) {
     bench.add({ ...row, baseline: baseline.id, ratio: row.rps / baseline.rps });
   }
+}
+
+/** Whether the reference server lacks what a scenario calls (an older Purple). */
+async function lacks(_bench: Bench, definition: Scenario, ops: Operations): Promise<boolean> {
+  return definition.supportedBy !== undefined && !await definition.supportedBy(ops);
 }
 
 /** The A/B figure of one scenario: this checkout's rate over the reference's, same run. */
@@ -659,7 +670,9 @@ async function grpcGroup(bench: Bench): Promise<void> {
           { scenario: { definition, ops } },
         );
         pending.push(row);
-        if (reference && referenceOps) {
+        if (referenceOps && await lacks(bench, definition, referenceOps)) {
+          bench.skipped.push(`against/grpc/${backend}/${name}: ${bench.against!.label} lacks it`);
+        } else if (reference && referenceOps) {
           log(`gRPC: ${backend} ${name}, as of ${bench.against!.label}`);
           const before = await measureGrpc(
             bench,
@@ -692,6 +705,78 @@ async function grpcGroup(bench: Bench): Promise<void> {
     const node = await grpcBaseline(bench, "node", "baseline/grpc-js-node");
     bench.add({ ...node, baseline: baseline.id, ratio: node.rps / baseline.rps });
   } else bench.skipped.push(`baseline/grpc-js-node: ${bench.nodeMissing}`);
+}
+
+/** How many read-modify-write loops the compare-and-set scenario runs on its one key. */
+const CAS_LOOPS = 64;
+
+/**
+ * Compare-and-set under contention (`cas/<protocol>/<backend>`): 64 read-modify-write loops on
+ * one KV key through a client in this process; updates/s that went through, their latency
+ * (retries included), and the conflicts each update cost. The value must count every update.
+ */
+async function contentionGroup(bench: Bench): Promise<void> {
+  const { warmup, duration, runs: count } = bench.settings;
+  for (const backend of BACKENDS) {
+    for (const protocol of ["http", "grpc"] as const) {
+      const id = `cas/${protocol}/${backend}`;
+      if (!bench.selected(id)) continue;
+      if (backend === "redis" && bench.redisUrl === undefined) continue;
+      log(`Compare-and-set: ${protocol} ${backend}, ${CAS_LOOPS} loops on one key`);
+      const purple = await startPurple(bench, protocol, backend);
+      const ops: Operations = protocol === "http"
+        ? new HttpClient(`http://127.0.0.1:${purple.port}`)
+        : new GrpcClient(`127.0.0.1:${purple.port}`);
+      try {
+        const failures: string[] = [];
+        const runs: RunFigure[] = [];
+        let conflicts = 0;
+        let updates = 0;
+        for (let i = 0; i <= count; i++) {
+          const result = await casContention(
+            ops,
+            "bench-cas",
+            CAS_LOOPS,
+            i === 0 ? warmup : duration,
+          );
+          if (result.problem) {
+            failures.push(`${i === 0 ? "warm-up" : `run ${i}`}: ${result.problem}`);
+          }
+          if (result.errors > 0) failures.push(`${result.errors} errors besides conflicts`);
+          if (i === 0) continue;
+          runs.push({
+            rps: result.rps,
+            p50Ms: result.p50Ms,
+            p99Ms: result.p99Ms,
+            errors: result.errors,
+          });
+          conflicts += result.conflicts;
+          updates += result.updates;
+        }
+        const row = bench.add(summarize({
+          id,
+          protocol: protocol === "http" ? "HTTP" : "gRPC",
+          server: `purple (${backend})`,
+          scenario: `KV compare-and-set, ${CAS_LOOPS} loops on one key (updates/s)`,
+          runs,
+          errors: runs.reduce((sum, run) => sum + run.errors, 0),
+          check: failures.length > 0 ? `**FAILED**: ${failures[0]}` : "exact",
+          failures,
+        }));
+        bench.addExtra({
+          id: `${id}/conflicts`,
+          what: `${row.id}: writes refused (412) per update that went through`,
+          value: updates > 0 ? conflicts / updates : NaN,
+          unit: "per update",
+          detail: `${conflicts} conflicts, ${updates} updates over ${count} runs`,
+          failures: [],
+        });
+      } finally {
+        await ops.close();
+        await purple.cleanup();
+      }
+    }
+  }
 }
 
 /** redis-benchmark against the same Redis, with as many connections. */
@@ -1496,6 +1581,7 @@ async function main(args: string[]): Promise<number> {
     await diskCeilingGroup(bench);
     await httpGroup(bench);
     await grpcGroup(bench);
+    await contentionGroup(bench);
     await redisBaseline(bench, "incr");
     await redisBaseline(bench, "get");
     await compareGroup(bench);

@@ -31,6 +31,7 @@ export {
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
+  PreconditionFailedError,
   PurpleError,
   UnauthenticatedError,
   UnavailableError,

@@ -32,7 +32,26 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import type { CounterAmount, KvValue, OperationName, Operations } from "@purple/protocol";
+import {
+  BATCHABLE_NAMES,
+  type BatchOperation,
+  type BatchOptions,
+  type BatchOutcomes,
+  type CounterAmount,
+  type KeyPage,
+  type KeyService,
+  keysOf,
+  type KvEntry,
+  type KvValue,
+  type KvWriteOptions,
+  type ListOptions,
+  type Operations,
+  type WatchChange,
+  type WatchKeys,
+  type WatchOptions,
+  type WireOperationName,
+} from "@purple/protocol";
+import { watchKeysOf, watchTargets } from "@purple/protocol/watch";
 import {
   codeFromGrpcStatus,
   errorFromCode,
@@ -45,9 +64,18 @@ import {
   assertName,
   describe,
   normalizeAmount,
+  normalizeBatch,
+  normalizeListOptions,
   normalizeTtl,
+  normalizeWriteOptions,
 } from "@purple/protocol/validate";
-import { type Arguments, GRPC_BINDINGS, grpcMethod, type Result } from "@purple/protocol/wire";
+import {
+  type Arguments,
+  GRPC_BINDINGS,
+  grpcMethod,
+  projectResult,
+  type Result,
+} from "@purple/protocol/wire";
 import { channelSecurity, type GrpcTls, tokenMetadata } from "./_grpc_access.ts";
 
 export type { GrpcTls } from "./_grpc_access.ts";
@@ -251,31 +279,274 @@ export class GrpcClient implements Operations {
    * @throws {NotFoundError} When the key is absent.
    */
   async kvGet(key: string, options?: GrpcCallOptions): Promise<Uint8Array> {
-    assertName("key", key);
-    return await this.#call("kvGet", [key], options);
+    return (await this.kvGetEntry(key, options)).value;
   }
 
   /**
-   * Stores a KV value, overwriting any previous one.
-   * @param key The value's key.
-   * @param value Non-empty bytes, or a string stored as UTF-8.
-   * @param options The deadline and signal of this call.
-   * @throws {ValueTooLargeError} When the value is over the server's limit (default 1 MiB).
-   */
-  async kvPut(key: string, value: KvValue, options?: GrpcCallOptions): Promise<void> {
-    assertName("key", key);
-    await this.#call("kvPut", [key, kvBytes(value)], options);
-  }
-
-  /**
-   * Deletes a KV value.
+   * Reads a KV value and its version.
    * @param key The value's key.
    * @param options The deadline and signal of this call.
+   * @returns A copy of the stored bytes, and their version.
    * @throws {NotFoundError} When the key is absent.
    */
-  async kvDelete(key: string, options?: GrpcCallOptions): Promise<void> {
+  async kvGetEntry(key: string, options?: GrpcCallOptions): Promise<KvEntry> {
     assertName("key", key);
-    await this.#call("kvDelete", [key], options);
+    return await this.#call("kvGetEntry", [key], options);
+  }
+
+  /**
+   * Stores a KV value, overwriting any previous one; with `options`, only if the value's
+   * version is the one given (`ifMatch`) or the key is absent (`ifNoneMatch: "*"`).
+   * @param key The value's key.
+   * @param value Non-empty bytes, or a string stored as UTF-8.
+   * @param options The conditions, and the deadline and signal of this call.
+   * @throws {ValueTooLargeError} When the value is over the server's limit (default 1 MiB).
+   * @throws {PreconditionFailedError} When a condition does not hold (nothing is written).
+   */
+  async kvPut(
+    key: string,
+    value: KvValue,
+    options?: KvWriteOptions & GrpcCallOptions,
+  ): Promise<void> {
+    assertName("key", key);
+    const conditions = writeOptions(options);
+    const args: [string, Uint8Array, KvWriteOptions?] = [key, kvBytes(value)];
+    if (conditions !== undefined) args.push(conditions);
+    await this.#call("kvPut", args, options);
+  }
+
+  /**
+   * Deletes a KV value; with `options`, only if its version is the one given.
+   * @param key The value's key.
+   * @param options The conditions, and the deadline and signal of this call.
+   * @throws {NotFoundError} When the key is absent.
+   * @throws {PreconditionFailedError} When a condition does not hold (nothing is deleted).
+   */
+  async kvDelete(key: string, options?: KvWriteOptions & GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    const conditions = writeOptions(options);
+    await this.#call("kvDelete", conditions === undefined ? [key] : [key, conditions], options);
+  }
+
+  /**
+   * Deletes a cache entry.
+   * @param key The entry's key.
+   * @param options The deadline and signal of this call.
+   * @throws {NotFoundError} When the key is absent or expired.
+   */
+  async cacheDelete(key: string, options?: GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    await this.#call("cacheDelete", [key], options);
+  }
+
+  /**
+   * Deletes a counter (a get then returns 0).
+   * @param key The counter's key.
+   * @param options The deadline and signal of this call.
+   * @throws {NotFoundError} When the counter does not exist.
+   */
+  async counterDelete(key: string, options?: GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    await this.#call("counterDelete", [key], options);
+  }
+
+  /**
+   * Deletes a flag (a get then returns false).
+   * @param key The flag's key.
+   * @param options The deadline and signal of this call.
+   * @throws {NotFoundError} When the flag was never set.
+   */
+  async flagDelete(key: string, options?: GrpcCallOptions): Promise<void> {
+    assertName("key", key);
+    await this.#call("flagDelete", [key], options);
+  }
+
+  /**
+   * Deletes a whole set.
+   * @param set The set's name.
+   * @param options The deadline and signal of this call.
+   * @throws {NotFoundError} When the set does not exist.
+   */
+  async setDelete(set: string, options?: GrpcCallOptions): Promise<void> {
+    assertName("set name", set);
+    await this.#call("setDelete", [set], options);
+  }
+
+  /**
+   * Lists the keys of cache entries that have not expired, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; deadline, signal.
+   * @returns The page.
+   */
+  cacheList(options?: ListOptions & GrpcCallOptions): Promise<KeyPage> {
+    return this.#list("cacheList", options);
+  }
+
+  /**
+   * Lists the keys of counters, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; deadline, signal.
+   * @returns The page.
+   */
+  counterList(options?: ListOptions & GrpcCallOptions): Promise<KeyPage> {
+    return this.#list("counterList", options);
+  }
+
+  /**
+   * Lists the keys of flags that are set, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; deadline, signal.
+   * @returns The page.
+   */
+  flagList(options?: ListOptions & GrpcCallOptions): Promise<KeyPage> {
+    return this.#list("flagList", options);
+  }
+
+  /**
+   * Lists the keys of KV values, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; deadline, signal.
+   * @returns The page.
+   */
+  kvList(options?: ListOptions & GrpcCallOptions): Promise<KeyPage> {
+    return this.#list("kvList", options);
+  }
+
+  /**
+   * Lists the names of sets that hold items, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; deadline, signal.
+   * @returns The page.
+   */
+  setList(options?: ListOptions & GrpcCallOptions): Promise<KeyPage> {
+    return this.#list("setList", options);
+  }
+
+  /**
+   * Every key of a service, page after page, each once (a key a Redis listing repeats is
+   * dropped).
+   * @param service The service: `cache`, `counters`, `flags`, `kv`, `sets` (set names).
+   * @param options The prefix, and the page size of the requests.
+   * @returns The keys.
+   *
+   * @example
+   * ```ts ignore
+   * import { GrpcClient } from "@purple/client/grpc";
+   *
+   * const purple = new GrpcClient("localhost:8081");
+   * for await (const key of purple.keys("counters")) console.log(key);
+   * ```
+   */
+  keys(
+    service: KeyService,
+    options?: Omit<ListOptions, "cursor">,
+  ): AsyncGenerator<string, void, undefined> {
+    return keysOf(this, service, options);
+  }
+
+  /**
+   * Runs several operations in one call (`proto.Batch/Batch`): in order, each on its own, or
+   * with `atomic` all or nothing.
+   * @param operations At most 1000 operations, each `{ op, args }`.
+   * @param options `atomic`, and the deadline and signal of this call.
+   * @returns The outcome of each operation, typed by it, in order.
+   * @throws {PreconditionFailedError} (and the other typed errors) For an atomic batch that
+   * failed: nothing was changed.
+   */
+  async batch<const T extends readonly BatchOperation[]>(
+    operations: T,
+    options?: BatchOptions & GrpcCallOptions,
+  ): Promise<BatchOutcomes<T>> {
+    const checked = normalizeBatch(operations, BATCHABLE_NAMES) as BatchOperation[];
+    const atomic = options?.atomic === true;
+    const outcomes = await this.#call("batch", [checked, { atomic }], options);
+    // kvGet travels as kvGetEntry: its outcome is the entry's value.
+    return outcomes.map((outcome, index) =>
+      outcome.ok ? { ok: true, value: projectResult(checked[index].op, outcome.value) } : outcome
+    ) as BatchOutcomes<T>;
+  }
+
+  async #list(op: Listing, options?: ListOptions & GrpcCallOptions): Promise<KeyPage> {
+    const { prefix, limit, cursor } = normalizeListOptions(
+      options === undefined ? undefined : {
+        prefix: options.prefix,
+        limit: options.limit,
+        cursor: options.cursor,
+      },
+    );
+    const list: ListOptions = { prefix, limit };
+    if (cursor !== undefined) list.cursor = cursor;
+    return await this.#call(op, [list], options);
+  }
+
+  /**
+   * Watches keys for changes (`proto.Watch/Watch`, a server stream): first each key's current
+   * state, then each new state. The watch ends when the loop stops (`break`: the call is
+   * cancelled), when `options.signal` aborts (the loop then throws its reason), or when the
+   * server ends it (it shuts down, the connection is lost: the loop throws `UnavailableError`;
+   * watch again and the first states catch up). It has no deadline.
+   * @param keys Up to 100 keys (the server's limit), by service.
+   * @param options A signal that ends the watch.
+   * @returns The changes.
+   * @throws {InvalidArgumentError} From the first step, when no key is given or one is bad.
+   * @throws {ValueTooLargeError} When there are more keys than the server's limit.
+   *
+   * @example
+   * ```ts ignore
+   * import { GrpcClient } from "@purple/client/grpc";
+   *
+   * const purple = new GrpcClient("localhost:8081");
+   * for await (const change of purple.watch({ kv: ["config"] })) {
+   *   if (change.service === "kv" && change.exists) console.log("config is now", change.version);
+   * }
+   * ```
+   */
+  watch(keys: WatchKeys, options?: WatchOptions): AsyncIterableIterator<WatchChange> {
+    const state: WatchState = { ended: false };
+    const changes = this.#watch(keys, options, state);
+    return {
+      next: () => changes.next(),
+      // Cancels the call first: a step waiting for the next message ends at once (done).
+      return: async () => {
+        state.ended = true;
+        state.call?.cancel();
+        return await changes.return(undefined);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  async *#watch(
+    keys: WatchKeys,
+    options: WatchOptions | undefined,
+    state: WatchState,
+  ): AsyncGenerator<WatchChange, undefined, undefined> {
+    const request = watchKeysOf(watchTargets(keys));
+    const method = grpcMethod("watch");
+    const binding = GRPC_BINDINGS.watch;
+    const signal = options?.signal;
+    signal?.throwIfAborted();
+    if (this.#closed) {
+      throw new UnavailableError(`Cannot call '${method.path}': the GrpcClient is closed`);
+    }
+    const call = state.call = this.#client.makeServerStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      binding.request(request),
+      this.#metadata?.clone() ?? new grpc.Metadata(),
+      {},
+    );
+    const cancel = () => call.cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      for await (const message of call) yield binding.result(message as never);
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (state.ended) return undefined;
+      throw this.#error(method.path, 0, error as grpc.ServiceError);
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+      call.cancel();
+    }
+    return undefined;
   }
 
   /**
@@ -329,7 +600,7 @@ export class GrpcClient implements Operations {
   }
 
   /** Calls an operation's method with the request message of its (checked) arguments. */
-  #call<Op extends OperationName>(
+  #call<Op extends WireOperationName>(
     operation: Op,
     args: Arguments<Op>,
     options: GrpcCallOptions = {},
@@ -413,6 +684,26 @@ function kvBytes(value: KvValue): Uint8Array {
   throw new InvalidArgumentError(
     `Bad KV value: expected bytes or a string, found ${describe(value)}`,
   );
+}
+
+/** A watch's call, and whether its consumer ended it. */
+interface WatchState {
+  call?: grpc.ClientReadableStream<unknown>;
+  ended: boolean;
+}
+
+/** The listings, by their operation names. */
+type Listing = "cacheList" | "counterList" | "flagList" | "kvList" | "setList";
+
+/** The conditions of a KV write, checked, as the operation takes them. */
+function writeOptions(options: KvWriteOptions | undefined): KvWriteOptions | undefined {
+  const condition = normalizeWriteOptions(
+    options === undefined
+      ? undefined
+      : { ifMatch: options.ifMatch, ifNoneMatch: options.ifNoneMatch },
+  );
+  if (condition === undefined) return undefined;
+  return condition.ifMatch !== undefined ? { ifMatch: condition.ifMatch } : { ifNoneMatch: "*" };
 }
 
 function assertMilliseconds(name: string, value: unknown): asserts value is number {

@@ -18,6 +18,7 @@ import {
   codeFromHttpStatus,
   type ErrorCode,
   errorFromCode,
+  HTTP_STATUS,
   InternalError,
   InvalidArgumentError,
   PurpleError,
@@ -25,21 +26,40 @@ import {
   ValueTooLargeError,
 } from "@purple/protocol/errors";
 import {
+  BATCHABLE_NAMES,
+  type BatchOperation,
+  type BatchOptions,
+  type BatchOutcomes,
   type CounterAmount,
+  type KeyPage,
+  type KeyService,
+  keysOf,
+  type KvEntry,
   type KvValue,
+  type KvWriteOptions,
+  type ListOptions,
   type OperationName,
   OPERATIONS,
   type Operations,
+  type WatchChange,
+  type WatchKeys,
+  type WatchOptions,
 } from "@purple/protocol";
+import { changeFromJson, watchTargets } from "@purple/protocol/watch";
 import {
   assertFlag,
   assertName,
   describe,
   normalizeAmount,
+  normalizeBatch,
+  normalizeListOptions,
   normalizeTtl,
+  normalizeWriteOptions,
 } from "@purple/protocol/validate";
+import { batchToJson, outcomesFromJson } from "@purple/protocol/batch-json";
 import { clip } from "@purple/protocol/text";
 import { fetchTrusting, headersWithToken } from "./_access.ts";
+import { serverSentEvents } from "./_sse.ts";
 
 /**
  * The transport `HttpClient` calls: `fetch`, or anything with its shape.
@@ -153,7 +173,11 @@ interface CallRequest {
   body?: Uint8Array;
   contentType?: string;
   accept?: string;
+  headers?: Record<string, string>;
 }
+
+/** The listings, by their operation names. */
+type LISTING = "cacheList" | "counterList" | "flagList" | "kvList" | "setList";
 
 /** Reads a successful answer; throws `InternalError` when it is not of the expected shape. */
 type Reader<T> = (response: Response) => Promise<T>;
@@ -378,51 +402,358 @@ export class HttpClient implements Operations {
    * @throws {NotFoundError} When the key is absent.
    */
   async kvGet(key: string, options?: CallOptions): Promise<Uint8Array> {
+    return (await this.#kvGet(key, options)).value;
+  }
+
+  /**
+   * Reads a KV value and its version (the `ETag` of `GET /kv/:key`).
+   * @param key The value's key.
+   * @param options A signal and a timeout for this call.
+   * @returns The stored bytes and their version.
+   * @throws {NotFoundError} When the key is absent.
+   */
+  async kvGetEntry(key: string, options?: CallOptions): Promise<KvEntry> {
+    const { value, version } = await this.#kvGet(key, options);
+    if (version === undefined) {
+      throw new InternalError(
+        `Cannot read the version of KV key '${clip(key)}': the server sent no ETag (is it Purple?)`,
+      );
+    }
+    return { value, version };
+  }
+
+  async #kvGet(
+    key: string,
+    options?: CallOptions,
+  ): Promise<{ value: Uint8Array; version?: string }> {
     assertKey(key);
     return await this.#call(
-      "kvGet",
+      "kvGetEntry",
       key,
       { accept: "application/octet-stream" },
       options,
       async (response) => {
-        if (response.headers.get("content-type")?.startsWith("application/json")) {
+        const tag = /^"(.*)"$/.exec(response.headers.get("etag") ?? "")?.[1];
+        const value = response.headers.get("content-type")?.startsWith("application/json")
           // A server without the binary extension (the original Go one) answers JSON.
-          return encoder.encode(await readString(response));
-        }
-        return new Uint8Array(await response.arrayBuffer());
+          ? encoder.encode(await readString(response))
+          : new Uint8Array(await response.arrayBuffer());
+        return tag === undefined ? { value } : { value, version: tag };
       },
     );
   }
 
   /**
-   * Stores a KV value, sent as raw bytes.
+   * Stores a KV value, sent as raw bytes; with `options`, only if the value's version is the
+   * one given (`If-Match`) or the key is absent (`If-None-Match: *`).
    * @param key The value's key.
    * @param value Non-empty bytes, or a string (sent as UTF-8).
-   * @param options A signal and a timeout for this call.
+   * @param options The conditions, and a signal and a timeout for this call.
    * @throws {ValueTooLargeError} When the value is over the server's limit (default 1 MiB).
+   * @throws {PreconditionFailedError} When a condition does not hold (nothing is written).
    */
-  async kvPut(key: string, value: KvValue, options?: CallOptions): Promise<void> {
+  async kvPut(
+    key: string,
+    value: KvValue,
+    options?: KvWriteOptions & CallOptions,
+  ): Promise<void> {
     assertKey(key);
     const body = kvBytes(value);
     if (body.byteLength === 0) throw new InvalidArgumentError("Bad KV value: it is empty");
+    const headers = conditionHeaders(options);
     await this.#call(
       "kvPut",
       key,
-      { body, contentType: "application/octet-stream" },
+      { body, contentType: "application/octet-stream", headers },
       options,
       noContent,
     );
   }
 
   /**
-   * Deletes a KV value.
+   * Deletes a KV value; with `options`, only if its version is the one given.
    * @param key The value's key.
-   * @param options A signal and a timeout for this call.
+   * @param options The conditions, and a signal and a timeout for this call.
    * @throws {NotFoundError} When the key is absent.
+   * @throws {PreconditionFailedError} When a condition does not hold (nothing is deleted).
    */
-  async kvDelete(key: string, options?: CallOptions): Promise<void> {
+  async kvDelete(key: string, options?: KvWriteOptions & CallOptions): Promise<void> {
     assertKey(key);
-    await this.#call("kvDelete", key, {}, options, noContent);
+    await this.#call("kvDelete", key, { headers: conditionHeaders(options) }, options, noContent);
+  }
+
+  /**
+   * Deletes a cache entry.
+   * @param key The entry's key.
+   * @param options A signal and a timeout for this call.
+   * @throws {NotFoundError} When the key is absent or expired.
+   */
+  async cacheDelete(key: string, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    await this.#call("cacheDelete", key, {}, options, noContent);
+  }
+
+  /**
+   * Deletes a counter (a get then returns 0).
+   * @param key The counter's key.
+   * @param options A signal and a timeout for this call.
+   * @throws {NotFoundError} When the counter does not exist.
+   */
+  async counterDelete(key: string, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    await this.#call("counterDelete", key, {}, options, noContent);
+  }
+
+  /**
+   * Deletes a flag (a get then returns false).
+   * @param key The flag's key.
+   * @param options A signal and a timeout for this call.
+   * @throws {NotFoundError} When the flag was never set.
+   */
+  async flagDelete(key: string, options?: CallOptions): Promise<void> {
+    assertKey(key);
+    await this.#call("flagDelete", key, {}, options, noContent);
+  }
+
+  /**
+   * Deletes a whole set.
+   * @param set The set's name.
+   * @param options A signal and a timeout for this call.
+   * @throws {NotFoundError} When the set does not exist.
+   */
+  async setDelete(set: string, options?: CallOptions): Promise<void> {
+    assertKey(set);
+    await this.#call("setDelete", set, {}, options, noContent);
+  }
+
+  /**
+   * Lists the keys of cache entries that have not expired, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; a signal, a timeout.
+   * @returns The page.
+   */
+  cacheList(options?: ListOptions & CallOptions): Promise<KeyPage> {
+    return this.#list("cacheList", options);
+  }
+
+  /**
+   * Lists the keys of counters, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; a signal, a timeout.
+   * @returns The page.
+   */
+  counterList(options?: ListOptions & CallOptions): Promise<KeyPage> {
+    return this.#list("counterList", options);
+  }
+
+  /**
+   * Lists the keys of flags that are set, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; a signal, a timeout.
+   * @returns The page.
+   */
+  flagList(options?: ListOptions & CallOptions): Promise<KeyPage> {
+    return this.#list("flagList", options);
+  }
+
+  /**
+   * Lists the keys of KV values, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; a signal, a timeout.
+   * @returns The page.
+   */
+  kvList(options?: ListOptions & CallOptions): Promise<KeyPage> {
+    return this.#list("kvList", options);
+  }
+
+  /**
+   * Lists the names of sets that hold items, a page at a time.
+   * @param options The prefix, the page size, the previous page's cursor; a signal, a timeout.
+   * @returns The page.
+   */
+  setList(options?: ListOptions & CallOptions): Promise<KeyPage> {
+    return this.#list("setList", options);
+  }
+
+  /**
+   * Every key of a service, page after page, each once (a key a Redis listing repeats is
+   * dropped).
+   * @param service The service, named as its routes are: `cache`, `counters`, `flags`, `kv`,
+   * `sets` (set names).
+   * @param options The prefix, and the page size of the requests.
+   * @returns The keys.
+   *
+   * @example
+   * ```ts ignore
+   * import { HttpClient } from "@purple/client";
+   *
+   * const purple = new HttpClient("http://localhost:8080");
+   * for await (const key of purple.keys("kv", { prefix: "user:" })) console.log(key);
+   * ```
+   */
+  keys(
+    service: KeyService,
+    options?: Omit<ListOptions, "cursor">,
+  ): AsyncGenerator<string, void, undefined> {
+    return keysOf(this, service, options);
+  }
+
+  /**
+   * Runs several operations in one request (`POST /batch`): in order, each on its own, or with
+   * `atomic` all or nothing.
+   * @param operations At most 1000 operations, each `{ op, args }`.
+   * @param options `atomic`, and a signal and a timeout for this call.
+   * @returns The outcome of each operation, typed by it, in order.
+   * @throws {PreconditionFailedError} (and the other typed errors) For an atomic batch that
+   * failed: nothing was changed.
+   */
+  async batch<const T extends readonly BatchOperation[]>(
+    operations: T,
+    options?: BatchOptions & CallOptions,
+  ): Promise<BatchOutcomes<T>> {
+    const checked = normalizeBatch(operations, BATCHABLE_NAMES) as BatchOperation[];
+    const body = encoder.encode(JSON.stringify(batchToJson(checked, options)));
+    return await this.#call(
+      "batch",
+      "",
+      { body, contentType: "application/json" },
+      options,
+      async (response) => {
+        const text = await response.text();
+        const parsed = parseJson(text);
+        if (parsed === undefined) throw unexpected('{"results": [...]}', text);
+        return outcomesFromJson(checked, parsed) as BatchOutcomes<T>;
+      },
+    );
+  }
+
+  async #list(op: LISTING, options?: ListOptions & CallOptions): Promise<KeyPage> {
+    const { prefix, limit, cursor } = normalizeListOptions(
+      options === undefined ? undefined : {
+        prefix: options.prefix,
+        limit: options.limit,
+        cursor: options.cursor,
+      },
+    );
+    const query: Record<string, string> = {};
+    if (prefix !== "") query.prefix = prefix;
+    if (options?.limit !== undefined) query.limit = String(limit);
+    if (cursor !== undefined) query.cursor = cursor;
+    return await this.#call(op, "", { query }, options, readPage);
+  }
+
+  /**
+   * Watches keys for changes (`GET /watch`, Server-Sent Events, read with `fetch`): first each
+   * key's current state, then each new state. The watch ends when the loop stops (`break`),
+   * when `options.signal` aborts (the loop then throws its reason), or when the server ends it
+   * (it shuts down, the connection is lost: the loop throws `UnavailableError`; watch again and
+   * the first states catch up). Nothing is left behind: the request is cancelled.
+   * @param keys Up to 100 keys (the server's limit), by service.
+   * @param options A signal that ends the watch; `timeoutMs`: how long the server may take to
+   * answer with the first state (default: the client's timeout; the watch itself has none).
+   * @returns The changes.
+   * @throws {InvalidArgumentError} From the first step, when no key is given or one is bad.
+   * @throws {ValueTooLargeError} When the keys do not fit a URL, or are more than the limit.
+   *
+   * @example
+   * ```ts ignore
+   * import { HttpClient } from "@purple/client";
+   *
+   * const purple = new HttpClient("http://localhost:8080");
+   * for await (const change of purple.watch({ flags: ["dark-mode"], counters: ["signups"] })) {
+   *   if (change.service === "flags") console.log("dark mode:", change.value);
+   *   else if (change.service === "counters" && change.value >= 1000n) break;
+   * }
+   * ```
+   */
+  watch(keys: WatchKeys, options?: WatchOptions & CallOptions): AsyncIterableIterator<WatchChange> {
+    const controller = new AbortController();
+    const changes = this.#watch(keys, options, controller);
+    return {
+      next: () => changes.next(),
+      // Cancels the request first: a step waiting for the next event ends at once (done).
+      return: async () => {
+        controller.abort(WATCH_ENDED);
+        return await changes.return(undefined);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  async *#watch(
+    keys: WatchKeys,
+    options: (WatchOptions & CallOptions) | undefined,
+    controller: AbortController,
+  ): AsyncGenerator<WatchChange, undefined, undefined> {
+    const targets = watchTargets(keys);
+    if (this.#closed) throw new UnavailableError("Cannot watch: the HttpClient is closed");
+    const timeoutMs = HttpClient.#checkTimeout(options?.timeoutMs ?? this.#timeoutMs);
+    const url = `${this.#base}${OPERATIONS.watch.http.path}?` + targets
+      .map(({ service, key }) => `${service}=${encodeURIComponent(key)}`).join("&");
+    if (url.length > MAX_URL_LENGTH) {
+      throw new ValueTooLargeError(
+        `Cannot watch ${targets.length} keys: the request URL would be ${url.length} ` +
+          `characters, the limit is ${MAX_URL_LENGTH} (watch fewer keys in each watch)`,
+      );
+    }
+    const headers = new Headers(this.#headers);
+    headers.set("accept", "text/event-stream");
+    const signal = options?.signal;
+    const limits = new CallLimits(controller, signal, timeoutMs);
+    const failure = (error: unknown): unknown => {
+      if (signal?.aborted) return signal.reason;
+      if (limits.timedOut) {
+        return new UnavailableError(
+          `Cannot watch at ${this.#base}: timed out, no first state within ${timeoutMs} ms`,
+        );
+      }
+      if (controller.signal.reason === WATCH_ENDED) return WATCH_ENDED;
+      const reason = error instanceof Error ? error.message : String(error);
+      return new UnavailableError(
+        `Cannot watch at ${this.#base}: the stream was cut: ${clip(reason, MAX_MESSAGE_BODY)}`,
+        { cause: error },
+      );
+    };
+    let response: Response | undefined;
+    try {
+      try {
+        response = await this.#fetch(url, { method: "GET", headers, signal: controller.signal });
+      } catch (error) {
+        const failed = failure(error);
+        if (failed === WATCH_ENDED) return;
+        throw failed;
+      }
+      if (!response.ok) throw await errorFromResponse("watch", response);
+      const type = response.headers.get("content-type") ?? "";
+      if (!type.startsWith("text/event-stream") || response.body === null) {
+        throw new InternalError(
+          `Cannot watch at ${this.#base}: expected an event stream, found '${clip(type)}'`,
+        );
+      }
+      const events = serverSentEvents(response.body);
+      try {
+        for await (const { event, data } of events) {
+          limits.stopTimer(); // The first state came: the watch itself has no time limit.
+          if (event === "end") throw endError(data);
+          if (event !== "message") continue;
+          let json: unknown;
+          try {
+            json = JSON.parse(data);
+          } catch {
+            throw unexpected("a change as JSON", data);
+          }
+          yield changeFromJson(json);
+        }
+      } catch (error) {
+        if (error instanceof PurpleError) throw error;
+        const failed = failure(error);
+        if (failed === WATCH_ENDED) return;
+        throw failed;
+      }
+      throw failure(new Error("the server closed it"));
+    } finally {
+      limits.stop();
+      if (!controller.signal.aborted) controller.abort(WATCH_ENDED);
+      await response?.body?.cancel().catch(() => {});
+    }
   }
 
   /**
@@ -485,6 +816,7 @@ export class HttpClient implements Operations {
     const timeoutMs = HttpClient.#checkTimeout(options?.timeoutMs ?? this.#timeoutMs);
     const { method, path } = OPERATIONS[op].http;
     let url = `${this.#base}${path.replace(":key", () => encodeURIComponent(key))}`;
+    if (request.query && Object.keys(request.query).length === 0) delete request.query;
     if (request.query) {
       url += "?" + Object.entries(request.query)
         .map(([name, value]) => `${name}=${encodeURIComponent(value)}`).join("&");
@@ -499,22 +831,14 @@ export class HttpClient implements Operations {
     // Always an Accept: without one, Purple answers a miss as the original did, with no body.
     headers.set("accept", request.accept ?? "application/json");
     if (request.contentType) headers.set("content-type", request.contentType);
+    for (const [name, value] of Object.entries(request.headers ?? {})) headers.set(name, value);
 
     const signal = options?.signal;
-    signal?.throwIfAborted();
     const controller = new AbortController();
-    const onAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let timedOut = false;
-    const timer = timeoutMs > 0 && Number.isFinite(timeoutMs)
-      ? setTimeout(() => {
-        timedOut = true;
-        controller.abort(new DOMException("The call timed out", "TimeoutError"));
-      }, timeoutMs)
-      : undefined;
+    const limits = new CallLimits(controller, signal, timeoutMs);
     const failure = (error: unknown): unknown => {
       if (signal?.aborted) return signal.reason;
-      if (timedOut) {
+      if (limits.timedOut) {
         return new UnavailableError(
           `Cannot call ${op} at ${this.#base}: timed out, no answer within ${timeoutMs} ms`,
         );
@@ -546,9 +870,46 @@ export class HttpClient implements Operations {
         throw failure(error);
       }
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      limits.stop();
     }
+  }
+}
+
+/**
+ * What ends one request early: the caller's signal, and the call's time limit (none when 0 or
+ * Infinity). Both abort the request's controller; `timedOut` says which did.
+ */
+class CallLimits {
+  /** Whether the time limit ended the request. */
+  timedOut = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: () => void;
+
+  /** @throws The signal's reason when it has already aborted. */
+  constructor(controller: AbortController, signal: AbortSignal | undefined, timeoutMs: number) {
+    signal?.throwIfAborted();
+    this.#signal = signal;
+    this.#onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      this.#timer = setTimeout(() => {
+        this.timedOut = true;
+        controller.abort(new DOMException("The call timed out", "TimeoutError"));
+      }, timeoutMs);
+    }
+  }
+
+  /** Lifts the time limit (a watch has its first state), keeping the signal's hold. */
+  stopTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Ends both: the request is over. */
+  stop(): void {
+    this.stopTimer();
+    this.#signal?.removeEventListener("abort", this.#onAbort);
   }
 }
 
@@ -587,6 +948,49 @@ async function readCounter(response: Response): Promise<bigint> {
     throw unexpected('{"counter": string, "value": integer}', text);
   }
   return value;
+}
+
+async function readPage(response: Response): Promise<KeyPage> {
+  const text = await response.text();
+  const body = parseJson(text) as { keys?: unknown; cursor?: unknown } | null;
+  const keys = body?.keys;
+  if (
+    !Array.isArray(keys) || !keys.every((key) => typeof key === "string") ||
+    (body?.cursor !== undefined && typeof body.cursor !== "string")
+  ) {
+    throw unexpected('{"keys": string[], "cursor"?: string}', text);
+  }
+  return typeof body?.cursor === "string" ? { keys, cursor: body.cursor } : { keys };
+}
+
+/** Why a watch's request was cancelled when its consumer ended it. */
+const WATCH_ENDED = new DOMException("The watch was ended", "AbortError");
+
+/** The error of a watch stream's last event (`event: end`). */
+function endError(data: string): PurpleError {
+  const error = (parseJson(data) as { error?: { code?: unknown; message?: unknown } } | null)
+    ?.error;
+  const code = typeof error?.code === "string" && Object.hasOwn(HTTP_STATUS, error.code)
+    ? error.code as ErrorCode
+    : "UNAVAILABLE";
+  const message = typeof error?.message === "string"
+    ? clip(error.message, 1000)
+    : "The server ended the watch";
+  return errorFromCode(code, message);
+}
+
+/** The request headers of a KV write's conditions. */
+function conditionHeaders(options: KvWriteOptions | undefined): Record<string, string> {
+  const condition = normalizeWriteOptions(
+    options === undefined
+      ? undefined
+      : { ifMatch: options.ifMatch, ifNoneMatch: options.ifNoneMatch },
+  );
+  if (condition === undefined) return {};
+  if (condition.ifMatch !== undefined) {
+    return { "if-match": condition.ifMatch === "*" ? "*" : `"${condition.ifMatch}"` };
+  }
+  return { "if-none-match": "*" };
 }
 
 async function readItems(response: Response): Promise<string[]> {

@@ -23,7 +23,29 @@
  * @module
  */
 
-export type { CounterAmount, KvValue, Operations } from "@purple/protocol";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CacheChange,
+  CounterAmount,
+  CounterChange,
+  FlagChange,
+  KeyPage,
+  KvChange,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
+} from "@purple/protocol";
+export { iterateKeys, type KeyService, keysOf, LISTINGS } from "@purple/protocol";
 export * from "./errors.ts";
 export {
   type CallOptions,

@@ -38,6 +38,7 @@ export type ErrorCode =
   | "UNAVAILABLE"
   | "UNAUTHENTICATED"
   | "PERMISSION_DENIED"
+  | "PRECONDITION_FAILED"
   | "INTERNAL";
 
 /**
@@ -213,6 +214,33 @@ export class PermissionDeniedError extends PurpleError {
 }
 
 /**
+ * A condition of the request does not hold: a KV value's version is not the one given
+ * (`ifMatch`), or the key exists where it must not (`ifNoneMatch: "*"`). Nothing was changed.
+ *
+ * @example
+ * ```ts
+ * import { PreconditionFailedError } from "@purple/protocol/errors";
+ *
+ * const error = new PreconditionFailedError("Cannot put KV key 'a': its version is not 'v1'");
+ * console.log(error.code); // "PRECONDITION_FAILED"
+ * ```
+ */
+export class PreconditionFailedError extends PurpleError {
+  /** Always `"PRECONDITION_FAILED"`. */
+  readonly code: ErrorCode = "PRECONDITION_FAILED";
+  /**
+   * Creates the error.
+   *
+   * @param message Which condition did not hold.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PreconditionFailedError";
+  }
+}
+
+/**
  * Something failed inside Purple. Servers never send the details of such an error.
  *
  * @example
@@ -253,6 +281,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   UNAUTHENTICATED: 401,
   PERMISSION_DENIED: 403,
   NOT_FOUND: 404,
+  PRECONDITION_FAILED: 412,
   VALUE_TOO_LARGE: 413,
   INTERNAL: 500,
   UNAVAILABLE: 503,
@@ -260,7 +289,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
 
 /**
  * The gRPC status code of each error code: the one table servers answer with and clients read.
- * A value that is too large is `RESOURCE_EXHAUSTED` (8).
+ * A value that is too large is `RESOURCE_EXHAUSTED` (8), a failed condition
+ * `FAILED_PRECONDITION` (9).
  *
  * @example
  * ```ts
@@ -274,6 +304,7 @@ export const GRPC_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   NOT_FOUND: 5,
   PERMISSION_DENIED: 7,
   VALUE_TOO_LARGE: 8,
+  PRECONDITION_FAILED: 9,
   INTERNAL: 13,
   UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
@@ -286,6 +317,7 @@ const CLASSES: Readonly<Record<ErrorCode, new (message: string) => PurpleError>>
   UNAVAILABLE: UnavailableError,
   UNAUTHENTICATED: UnauthenticatedError,
   PERMISSION_DENIED: PermissionDeniedError,
+  PRECONDITION_FAILED: PreconditionFailedError,
   INTERNAL: InternalError,
 };
 

@@ -18,16 +18,44 @@
  * @module
  */
 
-export type { CounterAmount, KvValue, Operations } from "./operations.ts";
+export type {
+  BatchableName,
+  BatchOperation,
+  BatchOptions,
+  BatchOutcome,
+  BatchOutcomes,
+  CacheChange,
+  CounterAmount,
+  CounterChange,
+  FlagChange,
+  KeyPage,
+  KvChange,
+  KvEntry,
+  KvValue,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+  SetChange,
+  WatchChange,
+  WatchKeys,
+  WatchOptions,
+} from "./operations.ts";
 export {
   type Access,
+  BATCHABLE_NAMES,
   type GrpcRoute,
   type GrpcServiceName,
   type HttpMethod,
   type HttpRoute,
   isRead,
+  isStreaming,
   OPERATION_NAMES,
   type OperationName,
   OPERATIONS,
   type OperationSpec,
+  type ParamType,
+  type ResultType,
+  WIRE_OPERATION_NAMES,
+  type WireOperationName,
 } from "./operation_table.ts";
+export { iterateKeys, type KeyService, keysOf, LISTINGS } from "./listing.ts";

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { InvalidArgumentError } from "./errors.ts";
+import { InvalidArgumentError, ValueTooLargeError } from "./errors.ts";
 import type { CounterAmount } from "./operations.ts";
 
 /**
@@ -177,4 +177,199 @@ export function normalizeAmount(amount: CounterAmount | unknown): bigint {
   throw new InvalidArgumentError(
     `Bad amount: expected an integer within int64, found ${describe(amount)}`,
   );
+}
+
+/**
+ * The number of keys a listing page holds when the request says nothing.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIST_LIMIT } from "@purple/protocol/validate";
+ *
+ * console.log(DEFAULT_LIST_LIMIT); // 100
+ * ```
+ */
+export const DEFAULT_LIST_LIMIT = 100;
+
+/**
+ * The most keys a listing page holds.
+ *
+ * @example
+ * ```ts
+ * import { MAX_LIST_LIMIT } from "@purple/protocol/validate";
+ *
+ * console.log(MAX_LIST_LIMIT); // 1000
+ * ```
+ */
+export const MAX_LIST_LIMIT = 1000;
+
+/**
+ * The most operations one batch holds.
+ *
+ * @example
+ * ```ts
+ * import { MAX_BATCH_OPERATIONS } from "@purple/protocol/validate";
+ *
+ * console.log(MAX_BATCH_OPERATIONS); // 1000
+ * ```
+ */
+export const MAX_BATCH_OPERATIONS = 1000;
+
+/**
+ * Checks a listing's options and fills in the defaults: the prefix (empty: every key), the page
+ * size (1 to {@linkcode MAX_LIST_LIMIT}, default {@linkcode DEFAULT_LIST_LIMIT}), the cursor.
+ *
+ * @param options The options as given.
+ * @returns The prefix, the limit and the cursor (absent for the first page).
+ *
+ * @example
+ * ```ts
+ * import { normalizeListOptions } from "@purple/protocol/validate";
+ *
+ * console.log(normalizeListOptions({ prefix: "user:" })); // { prefix: "user:", limit: 100 }
+ * ```
+ */
+export function normalizeListOptions(
+  options: unknown,
+): { prefix: string; limit: number; cursor?: string } {
+  if (options === undefined) return { prefix: "", limit: DEFAULT_LIST_LIMIT };
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError(
+      `Bad list options: expected { prefix, limit, cursor }, found ${describe(options)}`,
+    );
+  }
+  const { prefix = "", limit = DEFAULT_LIST_LIMIT, cursor } = options as Record<string, unknown>;
+  if (typeof prefix !== "string" || !prefix.isWellFormed()) {
+    throw new InvalidArgumentError(`Bad prefix: expected a string, found ${describe(prefix)}`);
+  }
+  if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_LIST_LIMIT) {
+    throw new InvalidArgumentError(
+      `Bad limit: expected a whole number from 1 to ${MAX_LIST_LIMIT}, found ${describe(limit)}`,
+    );
+  }
+  if (cursor !== undefined && (typeof cursor !== "string" || cursor === "")) {
+    throw new InvalidArgumentError(
+      `Bad cursor: expected the cursor of the previous page, found ${describe(cursor)}`,
+    );
+  }
+  return cursor === undefined
+    ? { prefix, limit: limit as number }
+    : { prefix, limit: limit as number, cursor };
+}
+
+/**
+ * Checks the conditions of a KV write: `ifMatch` a version (or `*`), `ifNoneMatch` only `*`,
+ * not both.
+ *
+ * @param options The options as given.
+ * @returns The conditions: the version to match, and whether the key must be absent; or
+ * `undefined` when there is none.
+ *
+ * @example
+ * ```ts
+ * import { normalizeWriteOptions } from "@purple/protocol/validate";
+ *
+ * console.log(normalizeWriteOptions({ ifNoneMatch: "*" })); // { ifNoneMatch: true }
+ * ```
+ */
+export function normalizeWriteOptions(
+  options: unknown,
+): { ifMatch?: string; ifNoneMatch?: boolean } | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError(
+      `Bad KV write options: expected { ifMatch } or { ifNoneMatch: "*" }, found ${
+        describe(options)
+      }`,
+    );
+  }
+  const { ifMatch, ifNoneMatch } = options as Record<string, unknown>;
+  if (
+    ifMatch !== undefined && (typeof ifMatch !== "string" || !/^[\x21-\x7e]{1,256}$/.test(ifMatch))
+  ) {
+    throw new InvalidArgumentError(
+      `Bad ifMatch: expected a version (visible ASCII, at most 256 characters) or *, found ${
+        describe(ifMatch)
+      }`,
+    );
+  }
+  if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
+    throw new InvalidArgumentError(`Bad ifNoneMatch: expected "*", found ${describe(ifNoneMatch)}`);
+  }
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+    throw new InvalidArgumentError(
+      "Bad KV write options: ifMatch and ifNoneMatch together can never both hold",
+    );
+  }
+  if (ifMatch !== undefined) return { ifMatch };
+  if (ifNoneMatch !== undefined) return { ifNoneMatch: true };
+  return undefined;
+}
+
+/**
+ * Checks that a batch is a list of at most {@linkcode MAX_BATCH_OPERATIONS} entries (what each
+ * entry holds is checked after).
+ *
+ * @param operations The batch as given.
+ * @throws {InvalidArgumentError} When it is not a list.
+ * @throws {ValueTooLargeError} For more than {@linkcode MAX_BATCH_OPERATIONS} entries.
+ *
+ * @example
+ * ```ts
+ * import { assertBatchSize } from "@purple/protocol/validate";
+ *
+ * assertBatchSize([{ op: "flagGet", args: ["beta"] }]);
+ * ```
+ */
+export function assertBatchSize(operations: unknown): asserts operations is readonly unknown[] {
+  if (!Array.isArray(operations)) {
+    throw new InvalidArgumentError(
+      `Bad batch: expected a list of operations, found ${describe(operations)}`,
+    );
+  }
+  if (operations.length > MAX_BATCH_OPERATIONS) {
+    throw new ValueTooLargeError(
+      `Bad batch: ${operations.length} operations, the limit is ${MAX_BATCH_OPERATIONS}`,
+    );
+  }
+}
+
+/**
+ * Checks a batch's shape before it is sent: a list of at most {@linkcode MAX_BATCH_OPERATIONS}
+ * `{ op, args }`, each naming an operation a batch may hold; counter amounts become `bigint`s
+ * (refused when they are not int64 integers, as `counterIncrement` refuses them). The other
+ * checks are the server's.
+ *
+ * @param operations The operations as given.
+ * @param batchable The names a batch may hold.
+ * @returns The operations, amounts normalised.
+ * @throws {ValueTooLargeError} For more than {@linkcode MAX_BATCH_OPERATIONS} operations.
+ *
+ * @example
+ * ```ts
+ * import { normalizeBatch } from "@purple/protocol/validate";
+ *
+ * const [first] = normalizeBatch([{ op: "counterIncrement", args: ["hits", 2] }], ["counterIncrement"]);
+ * console.log(first.args); // ["hits", 2n]
+ * ```
+ */
+export function normalizeBatch<T extends { op: string; args: readonly unknown[] }>(
+  operations: readonly T[],
+  batchable: readonly string[],
+): T[] {
+  assertBatchSize(operations);
+  return operations.map((operation, index) => {
+    const { op, args } = (typeof operation === "object" && operation !== null ? operation : {}) as {
+      op?: unknown;
+      args?: unknown;
+    };
+    if (typeof op !== "string" || !batchable.includes(op) || !Array.isArray(args)) {
+      throw new InvalidArgumentError(
+        `Bad batch: operation ${index} must be { op, args } with op an operation a batch may ` +
+          `hold, found ${describe(operation)}`,
+      );
+    }
+    if (op !== "counterIncrement") return operation;
+    return { ...operation, args: [args[0], normalizeAmount(args[1]), ...args.slice(2)] };
+  });
 }

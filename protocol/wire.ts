@@ -32,15 +32,33 @@
 import { Buffer } from "node:buffer";
 import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { InvalidArgumentError } from "./errors.ts";
-import type { Operations } from "./operations.ts";
+import {
+  type ErrorCode,
+  errorFromCode,
+  HTTP_STATUS,
+  InternalError,
+  InvalidArgumentError,
+} from "./errors.ts";
+import type {
+  BatchableName,
+  BatchOperation,
+  BatchOutcome,
+  KeyPage,
+  KvWriteOptions,
+  ListOptions,
+  Operations,
+  WatchChange,
+} from "./operations.ts";
 import {
   type GrpcRoute,
   type GrpcServiceName,
-  OPERATION_NAMES,
   type OperationName,
   OPERATIONS,
+  type OperationSpec,
+  WIRE_OPERATION_NAMES,
+  type WireOperationName,
 } from "./operation_table.ts";
+import { watchKeysOf, watchTargets } from "./watch.ts";
 import * as purple from "./gen/purple_pb.ts";
 import * as health from "./gen/grpc/health/v1/health_pb.ts";
 
@@ -133,11 +151,25 @@ export type MessageInit<Name extends MessageName> = Fields<Message<Name>>;
  * ```
  */
 export type Fields<T> = {
-  [P in keyof T as P extends `$${string}` ? never : P]?: T[P] extends
-    Uint8Array | bigint | boolean | number | string | readonly unknown[] ? T[P]
-    : T[P] extends object | undefined ? Fields<NonNullable<T[P]>>
-    : T[P];
+  [P in keyof T as P extends `$${string}` ? never : P]?: FieldInit<T[P]>;
 };
+
+/**
+ * What one field is built from: a scalar as it is, a list of what its elements are built from,
+ * an embedded message (or a oneof's `{ case, value }`) as its fields.
+ *
+ * @example
+ * ```ts
+ * import type { FieldInit } from "@purple/protocol/wire";
+ *
+ * const items: FieldInit<string[]> = ["a", "b"];
+ * console.log(items);
+ * ```
+ */
+export type FieldInit<F> = F extends Uint8Array | bigint | boolean | number | string ? F
+  : F extends readonly (infer Element)[] ? FieldInit<Element>[]
+  : F extends object ? Fields<F>
+  : F;
 
 /**
  * The operation table's type, which the bindings' types read the message names from.
@@ -191,17 +223,20 @@ export type ResponseName<Op extends OperationName> = Table[Op]["grpc"]["response
 export type Arguments<Op extends OperationName> = Parameters<Operations[Op]>;
 
 /**
- * The result an operation resolves with.
+ * The result an operation resolves with; for a streaming operation (`watch`), one item of its
+ * stream (one response message).
  *
  * @example
  * ```ts
  * import type { Result } from "@purple/protocol/wire";
  *
  * const result: Result<"counterGet"> = 3n;
- * console.log(result);
+ * const change: Result<"watch"> = { service: "flags", key: "beta", exists: false, value: false };
+ * console.log(result, change);
  * ```
  */
-export type Result<Op extends OperationName> = Awaited<ReturnType<Operations[Op]>>;
+export type Result<Op extends OperationName> = ReturnType<Operations[Op]> extends
+  AsyncIterable<infer Item> ? Item : Awaited<ReturnType<Operations[Op]>>;
 
 /**
  * How one operation travels over gRPC, both ways. `GrpcClient` calls `request` and `result`,
@@ -225,14 +260,15 @@ export interface GrpcBinding<Op extends OperationName> {
   request(...args: Arguments<Op>): MessageInit<RequestName<Op>>;
   /** Server: the operation's arguments from a decoded request message. */
   args(request: Message<RequestName<Op>>): Arguments<Op>;
-  /** Server: the response message of the operation's result. */
-  response(result: Result<Op>): MessageInit<ResponseName<Op>>;
+  /** Server: the response message of the operation's result (the request, for a batch's). */
+  response(result: Result<Op>, request: Message<RequestName<Op>>): MessageInit<ResponseName<Op>>;
   /** Client: the operation's result from a decoded response message. */
   result(response: Message<ResponseName<Op>>): Result<Op>;
 }
 
 /**
- * A binding for every operation: the compiler refuses a missing one.
+ * A binding for every operation that travels on its own method (`kvGet` travels as
+ * `kvGetEntry`): the compiler refuses a missing one.
  *
  * @example
  * ```ts
@@ -241,10 +277,128 @@ export interface GrpcBinding<Op extends OperationName> {
  * type KvPut = GrpcBindings["kvPut"];
  * ```
  */
-export type GrpcBindings = { readonly [Op in OperationName]: GrpcBinding<Op> };
+export type GrpcBindings = { readonly [Op in WireOperationName]: GrpcBinding<Op> };
 
 const EMPTY_BYTES = new Uint8Array(0);
 const encoder = new TextEncoder();
+
+/** The request message of a listing. */
+function listRequest(options?: ListOptions): MessageInit<"ListRequest"> {
+  return {
+    prefix: options?.prefix ?? "",
+    limit: options?.limit ?? 0,
+    cursor: options?.cursor ?? "",
+  };
+}
+
+/** The options of a listing request: proto3's defaults ("", 0) are the options left out. */
+function listOptions(request: Message<"ListRequest">): [ListOptions] {
+  const options: ListOptions = {};
+  if (request.prefix !== "") options.prefix = request.prefix;
+  if (request.limit !== 0) options.limit = request.limit;
+  if (request.cursor !== "") options.cursor = request.cursor;
+  return [options];
+}
+
+/** A page from a listing response: an empty cursor is the last page. */
+function keyPage(response: Message<"ListResponse">): KeyPage {
+  return response.cursor === ""
+    ? { keys: response.keys }
+    : { keys: response.keys, cursor: response.cursor };
+}
+
+/** The conditions of a KV write from its message's optional fields (none: `undefined`). */
+function writeOptions(
+  ifMatch: string | undefined,
+  ifNoneMatch: boolean,
+): KvWriteOptions | undefined {
+  if (ifMatch === undefined && !ifNoneMatch) return undefined;
+  const options: KvWriteOptions = {};
+  if (ifMatch !== undefined) options.ifMatch = ifMatch;
+  if (ifNoneMatch) options.ifNoneMatch = "*";
+  return options;
+}
+
+const keyOnly = {
+  request: (key: string) => ({ key }),
+  args: (request: { key: string }): [string] => [request.key],
+  response: () => ({}),
+  result: () => undefined,
+};
+
+/** A watch's change as its message: the state in the field named after its service. */
+function changeMessage(change: WatchChange): MessageInit<"WatchChange"> {
+  const { key, exists } = change;
+  switch (change.service) {
+    case "cache":
+      return {
+        key,
+        exists,
+        state: {
+          case: "cache",
+          value: change.exists ? { value: change.value, expiresAt: BigInt(change.expiresAt) } : {},
+        },
+      };
+    case "counters":
+      return { key, exists, state: { case: "counters", value: { value: change.value } } };
+    case "flags":
+      return { key, exists, state: { case: "flags", value: { value: change.value } } };
+    case "kv":
+      return {
+        key,
+        exists,
+        state: {
+          case: "kv",
+          value: change.exists ? { value: { content: change.value }, version: change.version } : {},
+        },
+      };
+    case "sets":
+      return { key, exists, state: { case: "sets", value: { items: change.items } } };
+  }
+}
+
+/** A watch's change from its message. */
+function changeOf(message: Message<"WatchChange">): WatchChange {
+  const { key, exists, state } = message;
+  switch (state.case) {
+    case "cache":
+      return exists
+        ? {
+          service: "cache",
+          key,
+          exists,
+          value: state.value.value,
+          expiresAt: Number(state.value.expiresAt),
+        }
+        : { service: "cache", key, exists };
+    case "counters":
+      return { service: "counters", key, exists, value: state.value.value };
+    case "flags":
+      return { service: "flags", key, exists, value: state.value.value };
+    case "kv":
+      return exists
+        ? {
+          service: "kv",
+          key,
+          exists,
+          // A copy, so that the value does not hold on to the whole message it came in.
+          value: state.value.value?.content.slice() ?? new Uint8Array(0),
+          version: state.value.version,
+        }
+        : { service: "kv", key, exists };
+    case "sets":
+      return { service: "sets", key, exists, items: state.value.items };
+    default:
+      throw new InternalError(`Cannot read a change of the watch of '${key}': it names no service`);
+  }
+}
+
+const listing = {
+  request: listRequest,
+  args: listOptions,
+  response: (page: KeyPage) => ({ keys: page.keys, cursor: page.cursor ?? "" }),
+  result: keyPage,
+};
 
 /**
  * How each operation travels over gRPC (see {@linkcode GrpcBinding}). Proto3 gives a missing
@@ -272,6 +426,8 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: () => ({}),
       result: () => undefined,
     },
+    cacheDelete: keyOnly,
+    cacheList: listing,
     counterIncrement: {
       request: (key, amount) => ({ key, amount: BigInt(amount) }),
       args: (request) => [request.key, request.amount],
@@ -284,6 +440,8 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: (value) => ({ value }),
       result: (response) => response.value,
     },
+    counterDelete: keyOnly,
+    counterList: listing,
     flagGet: {
       request: (key) => ({ key }),
       args: (request) => [request.key],
@@ -296,28 +454,48 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: () => ({}),
       result: () => undefined,
     },
-    kvGet: {
+    flagDelete: keyOnly,
+    flagList: listing,
+    kvGetEntry: {
       request: (key) => ({ key }),
       args: (request) => [request.key],
-      response: (content) => ({ value: { content } }),
+      response: (entry) => ({ value: { content: entry.value }, version: entry.version }),
       // A copy, so that the value does not hold on to the whole message it came in.
-      result: (response) => response.value?.content.slice() ?? new Uint8Array(0),
+      result: (response) => ({
+        value: response.value?.content.slice() ?? new Uint8Array(0),
+        version: response.version,
+      }),
     },
     kvPut: {
-      request: (key, value) => ({
+      request: (key, value, options) => ({
         location: { key },
         value: { content: typeof value === "string" ? encoder.encode(value) : value },
+        ifMatch: options?.ifMatch,
+        ifNoneMatch: options?.ifNoneMatch === "*",
       }),
-      args: ({ location, value }) => [location?.key ?? "", value?.content ?? EMPTY_BYTES],
+      args: ({ location, value, ifMatch, ifNoneMatch }) => {
+        const options = writeOptions(ifMatch, ifNoneMatch);
+        const key = location?.key ?? "";
+        const content = value?.content ?? EMPTY_BYTES;
+        return options === undefined ? [key, content] : [key, content, options];
+      },
       response: () => ({}),
       result: () => undefined,
     },
     kvDelete: {
-      request: (key) => ({ key }),
-      args: (request) => [request.key],
+      request: (key, options) => ({
+        key,
+        ifMatch: options?.ifMatch,
+        ifNoneMatch: options?.ifNoneMatch === "*",
+      }),
+      args: ({ key, ifMatch, ifNoneMatch }) => {
+        const options = writeOptions(ifMatch, ifNoneMatch);
+        return options === undefined ? [key] : [key, options];
+      },
       response: () => ({}),
       result: () => undefined,
     },
+    kvList: listing,
     setGet: {
       request: (set) => ({ set }),
       args: (request) => [request.set],
@@ -336,12 +514,160 @@ export const GRPC_BINDINGS: GrpcBindings = Object.freeze(
       response: (items) => ({ items }),
       result: (response) => response.items,
     },
+    setDelete: {
+      request: (set) => ({ set }),
+      args: (request) => [request.set],
+      response: () => ({}),
+      result: () => undefined,
+    },
+    setList: listing,
+    batch: {
+      request: (operations, options) => ({
+        operations: operations.map((operation) => ({
+          operation: batchOperation(operation) as never,
+        })),
+        atomic: options?.atomic === true,
+      }),
+      args: (request) => {
+        const operations = request.operations.map((operation, index) =>
+          fromBatchOperation(operation.operation, index)
+        );
+        return request.atomic ? [operations, { atomic: true }] : [operations];
+      },
+      response: (outcomes, request) => ({
+        results: outcomes.map((outcome, index) => ({
+          result: batchResult(outcome, request.operations[index]?.operation.case) as never,
+        })),
+      }),
+      result: (response) =>
+        response.results.map((result, index) => fromBatchResult(result.result, index)),
+    },
+    watch: {
+      request: (keys) => {
+        const { cache = [], counters = [], flags = [], kv = [], sets = [] } = keys;
+        return {
+          cache: [...cache],
+          counters: [...counters],
+          flags: [...flags],
+          kv: [...kv],
+          sets: [...sets],
+        };
+      },
+      // Checked here for their shape (each key once), as the HTTP route reads its query.
+      args: ({ cache, counters, flags, kv, sets }) => [
+        watchKeysOf(watchTargets({ cache, counters, flags, kv, sets })),
+      ],
+      response: changeMessage,
+      result: changeOf,
+    },
   } satisfies GrpcBindings,
 );
 
+/** A binding seen without its types, for the batch's generic code. */
+interface AnyBinding {
+  request(...args: unknown[]): unknown;
+  args(request: unknown): unknown[];
+  response(result: unknown, request?: unknown): unknown;
+  result(response: unknown): unknown;
+}
+
+/** The operations a batch may hold, by the name it travels under (`kvGet`: `kvGetEntry`). */
+const BATCHABLE: ReadonlySet<WireOperationName> = new Set(
+  WIRE_OPERATION_NAMES.filter((op) => (OPERATIONS[op] as OperationSpec).batch !== false),
+);
+
 /**
- * A unary method in the shape of a grpc-js `MethodDefinition`: it can be passed wherever grpc-js
- * takes one. Serializers return `Buffer`s (grpc-js copies them with Buffer methods). They take
+ * The operation that carries `op` on the wire: itself, or the one it is `servedBy`.
+ *
+ * @param op An operation.
+ * @returns The operation whose route and method carry it.
+ *
+ * @example
+ * ```ts
+ * import { wireOperation } from "@purple/protocol/wire";
+ *
+ * console.log(wireOperation("kvGet"), wireOperation("kvPut")); // "kvGetEntry" "kvPut"
+ * ```
+ */
+export function wireOperation(op: OperationName): WireOperationName {
+  const spec: OperationSpec = OPERATIONS[op];
+  return (spec.servedBy?.operation ?? op) as WireOperationName;
+}
+
+/**
+ * An operation's result from the result of the operation that carries it (`kvGet`'s value
+ * from `kvGetEntry`'s entry), or the result itself.
+ *
+ * @param op The operation asked for.
+ * @param result The result of `wireOperation(op)`.
+ * @returns The result of `op`.
+ *
+ * @example
+ * ```ts
+ * import { projectResult } from "@purple/protocol/wire";
+ *
+ * const entry = { value: new Uint8Array([1]), version: "1" };
+ * console.log(projectResult("kvGet", entry)); // Uint8Array(1) [ 1 ]
+ * ```
+ */
+export function projectResult(op: OperationName, result: unknown): unknown {
+  const spec: OperationSpec = OPERATIONS[op];
+  return spec.servedBy === undefined
+    ? result
+    : (result as Record<string, unknown>)[spec.servedBy.result];
+}
+
+function batchOperation(operation: BatchOperation): { case: string; value: unknown } {
+  const wire = wireOperation(operation.op);
+  const binding = GRPC_BINDINGS[wire] as unknown as AnyBinding;
+  return { case: wire, value: binding.request(...operation.args) };
+}
+
+function fromBatchOperation(
+  operation: { case?: string; value?: unknown },
+  index: number,
+): BatchOperation {
+  const op = operation.case as WireOperationName | undefined;
+  if (op === undefined || !BATCHABLE.has(op)) {
+    throw new InvalidArgumentError(`Bad batch: operation ${index} names no operation`);
+  }
+  const binding = GRPC_BINDINGS[op] as unknown as AnyBinding;
+  return { op, args: binding.args(operation.value) } as unknown as BatchOperation;
+}
+
+function batchResult(
+  outcome: BatchOutcome<BatchableName>,
+  op: string | undefined,
+): { case: string; value: unknown } {
+  if (!outcome.ok) {
+    return { case: "error", value: { code: outcome.error.code, message: outcome.error.message } };
+  }
+  const binding = GRPC_BINDINGS[op as WireOperationName] as unknown as AnyBinding;
+  return { case: op!, value: binding.response(outcome.value) };
+}
+
+function fromBatchResult(
+  result: { case?: string; value?: unknown },
+  index: number,
+): BatchOutcome<BatchableName> {
+  if (result.case === "error") {
+    const { code, message } = result.value as { code: string; message: string };
+    const known = code in HTTP_STATUS ? code as ErrorCode : "INTERNAL";
+    return { ok: false, error: errorFromCode(known, message) };
+  }
+  const op = result.case as WireOperationName | undefined;
+  if (op === undefined || !BATCHABLE.has(op)) {
+    throw new InternalError(`Cannot read the batch's result ${index}: it names no operation`);
+  }
+  return {
+    ok: true,
+    value: (GRPC_BINDINGS[op] as unknown as AnyBinding).result(result.value),
+  } as BatchOutcome<BatchableName>;
+}
+
+/**
+ * A method in the shape of a grpc-js `MethodDefinition` (unary, or server-streaming for a
+ * streaming operation): it can be passed wherever grpc-js takes one. Serializers return `Buffer`s (grpc-js copies them with Buffer methods). They take
  * what a message is built from (`RequestInit`, `ResponseInit`), decoders give whole messages.
  *
  * @example
@@ -360,10 +686,10 @@ export interface MethodDefinition<
 > {
   /** `/<package>.<Service>/<Method>`, such as `/proto.Cache/CacheGet`. */
   readonly path: string;
-  /** Always false: every method of Purple is unary. */
+  /** Always false: no method of Purple takes a stream of requests. */
   readonly requestStream: false;
-  /** Always false: every method of Purple is unary. */
-  readonly responseStream: false;
+  /** Whether the method answers a stream of responses (a streaming operation: `watch`). */
+  readonly responseStream: boolean;
   /** Encodes a request. */
   readonly requestSerialize: (message: RequestInit) => Buffer;
   /** Decodes a request; throws `InvalidArgumentError` when it is malformed. */
@@ -387,7 +713,7 @@ export interface MethodDefinition<
  */
 export interface ServedMethod extends MethodDefinition<unknown, unknown> {
   /** The operation the method calls. */
-  readonly operation: OperationName;
+  readonly operation: WireOperationName;
   /** Whether this is an earlier name of the operation's method (see the table's `legacy`). */
   readonly legacy: boolean;
   /**
@@ -458,13 +784,14 @@ function methodDefinition(
   method: string,
   request: string,
   response: string,
+  responseStream: boolean,
 ): MethodDefinition<unknown, unknown> {
   const requestCodec = codec(schema(request));
   const responseCodec = codec(schema(response));
   return {
     path: `/${PROTO_PACKAGE}.${service}/${method}`,
     requestStream: false,
-    responseStream: false,
+    responseStream,
     requestSerialize: requestCodec.encode,
     requestDeserialize: requestCodec.decode,
     responseSerialize: responseCodec.encode,
@@ -472,14 +799,25 @@ function methodDefinition(
   } as MethodDefinition<unknown, unknown>;
 }
 
-/** Checks that the proto declares a method with the table's messages. */
-function assertInProto(service: string, method: string, request: string, response: string) {
+/** Checks that the proto declares a method with the table's messages and kind. */
+function assertInProto(
+  service: string,
+  method: string,
+  request: string,
+  response: string,
+  responseStream: boolean,
+) {
   const declared = purple.file_purple.services.find((s) => s.name === service)?.methods
     .find((m) => m.name === method);
-  if (declared?.input.name !== request || declared.output.name !== response) {
+  const kind = responseStream ? "server_streaming" : "unary";
+  if (
+    declared?.input.name !== request || declared.output.name !== response ||
+    declared.methodKind !== kind
+  ) {
     throw new Error(
       `The operation table says ${PROTO_PACKAGE}.${service}/${method} takes ${request} and ` +
-        `returns ${response}, which purple.proto does not declare`,
+        `returns ${responseStream ? "a stream of " : ""}${response}, which purple.proto does ` +
+        "not declare",
     );
   }
 }
@@ -505,9 +843,11 @@ let services: Record<GrpcServiceName, Record<string, ServedMethod>> | undefined;
 export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, ServedMethod>>> {
   if (services !== undefined) return services;
   const built = {} as Record<GrpcServiceName, Record<string, ServedMethod>>;
-  for (const operation of OPERATION_NAMES) {
-    const route: GrpcRoute = OPERATIONS[operation].grpc;
+  for (const operation of WIRE_OPERATION_NAMES) {
+    const spec: OperationSpec = OPERATIONS[operation];
+    const route: GrpcRoute = spec.grpc;
     const { service, method, request, response, legacy = [] } = route;
+    const streams = spec.stream === "server";
     const methods = built[service] ??= {};
     for (
       const [name, replies, isLegacy] of [
@@ -515,12 +855,12 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
         ...legacy.map((old) => [old.method, old.response, true] as const),
       ]
     ) {
-      assertInProto(service, name, request, replies);
+      assertInProto(service, name, request, replies, streams);
       if (isLegacy && replies !== response && replies !== "Empty") {
         throw new Error(`The earlier method ${service}/${name} must answer ${response} or Empty`);
       }
       methods[name] = {
-        ...methodDefinition(service, name, request, replies),
+        ...methodDefinition(service, name, request, replies, streams),
         operation,
         legacy: isLegacy,
         dropsResult: replies !== response,
@@ -537,7 +877,35 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
       }
     }
   }
+  assertBatchOneofs();
   return services = built;
+}
+
+/**
+ * Checks that the batch messages of the proto hold exactly the operations a batch may hold,
+ * each with its method's request and response.
+ */
+function assertBatchOneofs(): void {
+  const operation = purple.BatchOperationSchema.oneofs[0].fields;
+  const result = purple.BatchResultSchema.oneofs[0].fields;
+  const expected = [...BATCHABLE].sort();
+  const got = operation.map((field) => field.localName).sort();
+  if (JSON.stringify(got) !== JSON.stringify(expected)) {
+    throw new Error(
+      `BatchOperation in purple.proto holds ${got.join(", ")}; the operation table's batchable ` +
+        `operations are ${expected.join(", ")}`,
+    );
+  }
+  for (const field of operation) {
+    const { request, response } = OPERATIONS[field.localName as WireOperationName].grpc;
+    const answer = result.find((candidate) => candidate.localName === field.localName);
+    if (field.message?.name !== request || answer?.message?.name !== response) {
+      throw new Error(
+        `BatchOperation.${field.name} and BatchResult.${field.name} must be ${request} and ` +
+          `${response}, as the operation table says`,
+      );
+    }
+  }
 }
 
 /**
@@ -553,7 +921,7 @@ export function grpcServices(): Readonly<Record<GrpcServiceName, Record<string, 
  * console.log(grpcMethod("setAdd").path); // "/proto.Set/SetAdd"
  * ```
  */
-export function grpcMethod<Op extends OperationName>(
+export function grpcMethod<Op extends WireOperationName>(
   operation: Op,
 ): MethodDefinition<
   Message<RequestName<Op>>,

@@ -20,7 +20,13 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
-import { isRead, OPERATION_NAMES, type OperationName, OPERATIONS } from "@purple/protocol";
+import {
+  type BatchOperation,
+  isRead,
+  OPERATION_NAMES,
+  type OperationName,
+  OPERATIONS,
+} from "@purple/protocol";
 import {
   HTTP_STATUS,
   PermissionDeniedError,
@@ -38,13 +44,40 @@ export type Access = "full" | "read";
 /** The shortest token accepted, in characters. */
 export const MIN_TOKEN_LENGTH = 16;
 
-/** The operation of each HTTP method and first path segment (`GET cache`), from the table. */
+/**
+ * The operation of each HTTP method and first path segment (`GET cache`), from the table. Where
+ * several share one (`GET kv` lists or reads, `DELETE sets` removes an item or the set), they
+ * have the same access, which is what the guard decides on.
+ */
 const HTTP_OPERATIONS: ReadonlyMap<string, OperationName> = new Map(
-  OPERATION_NAMES.map((name) => {
+  OPERATION_NAMES.toReversed().map((name) => {
     const { method, path } = OPERATIONS[name].http;
     return [`${method} ${path.split("/")[1]}`, name];
   }),
 );
+
+/**
+ * Checks that a batch holds only what the caller's token may do: a read-only token may run a
+ * batch of reads only.
+ *
+ * @param operations The batch's operations.
+ * @param access The token's access, or `undefined` when tokens are not required.
+ * @throws {PermissionDeniedError} When a read-only token's batch holds an operation that writes.
+ */
+export function assertBatchAccess(
+  operations: readonly BatchOperation[],
+  access: Access | undefined,
+): void {
+  if (access !== "read") return;
+  const index = operations.findIndex(({ op }) => !isRead(op));
+  if (index >= 0) {
+    throw new PermissionDeniedError(
+      `Cannot run the batch: operation ${index} (${
+        operations[index].op
+      }) writes, and the access token is read-only (it may run batches of reads only)`,
+    );
+  }
+}
 
 /**
  * Why a token cannot be used, or `undefined` when it can. The reason never quotes the token.
@@ -134,21 +167,23 @@ export class AccessControl {
    * of Purple's operations: a get (reflection, an unknown path read) when `write` is false.
    * @param write Whether an unknown operation writes.
    * @throws {UnauthenticatedError} See {@linkcode AccessControl.authenticate}.
+   * @returns What the token may do.
    * @throws {PermissionDeniedError} When a read-only token calls anything but a read.
    */
   authorize(
     authorization: string | null | undefined,
     operation: OperationName | undefined,
     write: boolean,
-  ): void {
+  ): Access {
     const access = this.authenticate(authorization);
-    if (access === "full") return;
+    if (access === "full") return access;
     const reads = operation === undefined ? !write : isRead(operation);
     if (!reads) {
       throw new PermissionDeniedError(
         `Cannot call ${operation ?? "this"}: the access token is read-only (it may only get)`,
       );
     }
+    return access;
   }
 }
 
@@ -173,7 +208,10 @@ export function httpAccessGuard(access: AccessControl): MiddlewareHandler {
     const operation = HTTP_OPERATIONS.get(`${method} ${path.split("/")[1]}`);
     const authorization = c.req.header("authorization");
     try {
-      access.authorize(authorization, operation, method !== "GET");
+      (c.set as (name: string, value: Access) => void)(
+        "access",
+        access.authorize(authorization, operation, method !== "GET"),
+      );
     } catch (error) {
       const refusal = error as PurpleError;
       return new Response(JSON.stringify({ error: refusal.message }), {

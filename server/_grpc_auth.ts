@@ -7,6 +7,12 @@ import { type ErrorCode, GRPC_STATUS, type PurpleError } from "@purple/protocol/
 import { grpcServices } from "@purple/protocol/wire";
 import type { AccessControl } from "./_auth.ts";
 
+/**
+ * The metadata the guard sets to what the call's token may do (`full` or `read`), for the
+ * methods that check their parts themselves (a batch); set by the guard only.
+ */
+export const ACCESS_METADATA = "x-purple-access";
+
 /** The gRPC service that stays open without a token. */
 const OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/";
 
@@ -44,7 +50,13 @@ export function grpcAccessInterceptor(
           onReceiveMetadata: (metadata, pass) => {
             const value = metadata.get("authorization")[0];
             try {
-              access.authorize(typeof value === "string" ? value : undefined, operation, write);
+              const granted = access.authorize(
+                typeof value === "string" ? value : undefined,
+                operation,
+                write,
+              );
+              // What the token may do, for a batch's own check (never what the client says).
+              metadata.set(ACCESS_METADATA, granted);
             } catch (error) {
               const refusal = error as PurpleError;
               const code: grpc.status = GRPC_STATUS[refusal.code];

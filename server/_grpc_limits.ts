@@ -21,7 +21,9 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  * `maxConcurrentRequests` (a call beyond it is refused at once with `UNAVAILABLE`) and
  * `bodyTimeoutMs` (a unary call whose request message has not fully arrived that long after its
  * headers is answered `INVALID_ARGUMENT`, and whatever the client sends later is dropped). A
- * call counts from its headers until its status is sent or it is cancelled.
+ * call counts from its headers until its status is sent or it is cancelled; a server-streaming
+ * call (`Watch`), which may last for hours, until its request has arrived (its limit is
+ * `maxWatchers`, which the operations enforce).
  *
  * @param limits The limits in force.
  * @param deadlines The server's deadlines, which keep the body time limit.
@@ -97,6 +99,7 @@ export function grpcLimitsInterceptor(
       })
       .withOnReceiveHalfClose((next) => {
         deadlines.clear(wait);
+        if (method.responseStream) finish(); // A stream holds no request slot once it runs.
         if (!over) next();
       })
       .withOnCancel(finish)

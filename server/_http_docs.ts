@@ -5,7 +5,7 @@
 // tests/openapi_test.ts sends each entry's example requests to a running server and checks the
 // answers against the document. Private to the HTTP server.
 
-import type { OperationName } from "@purple/protocol";
+import type { WireOperationName } from "@purple/protocol";
 import { MAX_TTL_SECONDS } from "@purple/protocol/validate";
 
 /** The part of JSON Schema (2020-12, as OpenAPI 3.1 uses it) that Purple's answers need. */
@@ -26,8 +26,10 @@ export type JsonSchema = {
 
 /** One request of an example: the key, then what travels with it. */
 export interface ExampleRequest {
-  /** The key or set name (it goes into the path, percent-encoded). */
-  key: string;
+  /** The key or set name (it goes into the path, percent-encoded); absent on a fixed path. */
+  key?: string;
+  /** Request headers. */
+  headers?: Record<string, string>;
   /** Query parameters. */
   query?: Record<string, string>;
   /** A body, with its `Content-Type`. */
@@ -44,6 +46,8 @@ export interface DocumentedAnswer {
   description: string;
   /** Its bodies by media type; absent for an answer without a body. */
   content?: Record<string, { schema: JsonSchema }>;
+  /** The headers it carries. */
+  headers?: Record<string, { description: string; schema: JsonSchema }>;
 }
 
 /** What the HTTP API says of one operation. */
@@ -52,10 +56,12 @@ export interface HttpOperationDoc {
   summary: string;
   /** More, in Markdown. */
   description?: string;
-  /** The path parameter, named `key` (`set` for sets). */
-  key: string;
+  /** The path parameter, named `key` (`set` for sets); absent on a fixed path (`/kv`). */
+  key?: string;
   /** The query parameters. */
   query?: Record<string, { required: boolean; description: string; schema: JsonSchema }>;
+  /** The request headers it reads. */
+  headers?: Record<string, { required: boolean; description: string; schema: JsonSchema }>;
   /** The request body. */
   body?: {
     required: boolean;
@@ -65,11 +71,12 @@ export interface HttpOperationDoc {
   /** The successful answer: its status and what it holds. */
   ok: { status: 200 | 204 } & DocumentedAnswer;
   /**
-   * The answers particular to this operation (400, 404, 413), each with a request that gets it.
+   * The answers particular to this operation (400, 404, 412, 413), each with a request that gets
+   * it.
    * Every operation can also answer 401 and 403 (tokens), 503 (busy, backend down or too slow)
    * and 500: the document adds those to each.
    */
-  errors: Partial<Record<400 | 404 | 413, { description: string; example: ExampleRequest }>>;
+  errors: Partial<Record<400 | 404 | 412 | 413, { description: string; example: ExampleRequest }>>;
   /** A request that gets `ok`. */
   example: ExampleRequest;
 }
@@ -117,8 +124,78 @@ const ITEM = {
   },
 } as const;
 
+/** A page of a listing. */
+const PAGE: JsonSchema = {
+  type: "object",
+  properties: {
+    keys: { type: "array", items: { type: "string" }, description: "the keys (set names)" },
+    cursor: { type: "string", description: "where the next page starts; absent on the last" },
+  },
+  required: ["keys"],
+  additionalProperties: false,
+};
+
+/** The query of every listing. */
+const LIST_QUERY = {
+  prefix: {
+    required: false,
+    description: "only keys that start with this (default: every key)",
+    schema: { type: "string" },
+  },
+  limit: {
+    required: false,
+    description: "the most keys in the page, 1 to 1000 (default 100)",
+    schema: { type: "integer", minimum: 1, maximum: 1000 },
+  },
+  cursor: {
+    required: false,
+    description: "the `cursor` of the previous page, as it came (opaque)",
+    schema: { type: "string" },
+  },
+} as const;
+
+/** The documentation of a service's listing: `what` it lists, a key to list. */
+function listing(
+  what: string,
+  put: NonNullable<ExampleRequest["before"]>[number],
+): HttpOperationDoc {
+  return {
+    summary: `List the keys of ${what} by prefix, a page at a time`,
+    description: "Memory and disk list in key order, each key present during the whole listing " +
+      "exactly once; Redis lists with SCAN, in no order, each key at least once (see " +
+      "docs/data-api.md).",
+    query: LIST_QUERY,
+    ok: { status: 200, description: "A page of keys", content: json(PAGE) },
+    errors: {
+      400: { description: "A bad limit or cursor", example: { query: { limit: "0" } } },
+    },
+    example: { query: { prefix: "doc-", limit: "10" }, before: [put] },
+  };
+}
+
+/** The documentation of a delete: `what` it deletes, where to put one first. */
+function deletion(what: string, key: string, put: string): HttpOperationDoc {
+  return {
+    summary: `Delete ${what}`,
+    key,
+    ok: { status: 204, description: "Deleted" },
+    errors: {
+      404: { description: "Absent (as for every delete)", example: { key: "never-written" } },
+    },
+    example: { key: "old", before: [{ method: "PUT", path: put }] },
+  };
+}
+
+const IF_MATCH = {
+  "if-match": {
+    required: false,
+    description: 'only if the value\'s version is this ETag ("version"), or `*`: it exists',
+    schema: { type: "string" },
+  },
+} as const;
+
 /** Every operation's documentation. */
-export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
+export const HTTP_DOCS: { readonly [Op in WireOperationName]: HttpOperationDoc } = {
   cacheGet: {
     summary: "Get a cache entry",
     key: "key",
@@ -230,10 +307,11 @@ export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
     },
     example: { key: "beta", query: { value: "true" } },
   },
-  kvGet: {
-    summary: "Get a key/value entry",
+  kvGetEntry: {
+    summary: "Get a key/value entry, and its version (the ETag)",
     description: "As JSON (the value as a string, the original's form), or as raw bytes with " +
-      "`Accept: application/octet-stream` (an extension).",
+      "`Accept: application/octet-stream` (an extension). The `ETag` is the value's version, " +
+      "for `If-Match` on PUT and DELETE.",
     key: "key",
     ok: {
       status: 200,
@@ -241,6 +319,9 @@ export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
       content: {
         ...json(VALUE_STRING),
         "application/octet-stream": { schema: { type: "string", format: "binary" } },
+      },
+      headers: {
+        ETag: { description: "the value's version, quoted", schema: { type: "string" } },
       },
     },
     errors: {
@@ -258,8 +339,17 @@ export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
   kvPut: {
     summary: "Put a key/value entry",
     description: 'The original\'s JSON body `{"content": "..."}`, or raw bytes with ' +
-      "`Content-Type: application/octet-stream` (an extension).",
+      "`Content-Type: application/octet-stream` (an extension). With `If-Match` or " +
+      "`If-None-Match: *`, only if the condition holds (compare-and-set).",
     key: "key",
+    headers: {
+      ...IF_MATCH,
+      "if-none-match": {
+        required: false,
+        description: "`*`: only if the key does not exist (create only)",
+        schema: { type: "string", enum: ["*"] },
+      },
+    },
     body: {
       required: true,
       description: "the value, non-empty, up to --max-value-bytes",
@@ -280,6 +370,19 @@ export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
         description: "Bad JSON, or an empty value",
         example: { key: "greeting", body: { contentType: "application/json", text: "{" } },
       },
+      412: {
+        description: "The condition does not hold: nothing was written",
+        example: {
+          key: "taken",
+          headers: { "if-none-match": "*" },
+          body: { contentType: "application/json", text: '{"content":"mine"}' },
+          before: [{
+            method: "PUT",
+            path: "/kv/taken",
+            body: { contentType: "application/json", text: '{"content":"theirs"}' },
+          }],
+        },
+      },
       413: {
         description: "Over --max-value-bytes",
         example: {
@@ -295,10 +398,24 @@ export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
   },
   kvDelete: {
     summary: "Delete a key/value entry",
+    description: "With `If-Match`, only if the value's version is the one given.",
     key: "key",
+    headers: IF_MATCH,
     ok: { status: 204, description: "Deleted" },
     errors: {
       404: { description: "Absent", example: { key: "never-put" } },
+      412: {
+        description: "The value's version is not the one given: nothing was deleted",
+        example: {
+          key: "changed",
+          headers: { "if-match": '"stale"' },
+          before: [{
+            method: "PUT",
+            path: "/kv/changed",
+            body: { contentType: "application/json", text: '{"content":"new"}' },
+          }],
+        },
+      },
     },
     example: {
       key: "gone",
@@ -343,8 +460,138 @@ export const HTTP_DOCS: { readonly [Op in OperationName]: HttpOperationDoc } = {
     query: ITEM,
     ok: { status: 200, description: "The items, sorted", content: json(SET) },
     errors: {
-      400: { description: "No item", example: { key: "todos" } },
+      400: { description: "An empty item", example: { key: "todos", query: { item: "" } } },
     },
     example: { key: "todos", query: { item: "running" } },
+  },
+  cacheDelete: deletion("a cache entry", "key", "/cache/old?value=v&ttl=60"),
+  counterDelete: deletion(
+    "a counter (a get then answers 0)",
+    "key",
+    "/counters/old?increment=1",
+  ),
+  flagDelete: deletion("a flag (a get then answers false)", "key", "/flags/old?value=true"),
+  setDelete: deletion("a whole set (without `item`)", "set", "/sets/old?item=a"),
+  cacheList: listing("cache entries (not expired)", {
+    method: "PUT",
+    path: "/cache/doc-1?value=v&ttl=60",
+  }),
+  counterList: listing("counters", { method: "PUT", path: "/counters/doc-1?increment=1" }),
+  flagList: listing("flags (true or false)", { method: "PUT", path: "/flags/doc-1?value=true" }),
+  kvList: listing("KV values", {
+    method: "PUT",
+    path: "/kv/doc-1",
+    body: { contentType: "application/json", text: '{"content":"v"}' },
+  }),
+  setList: listing("sets (the names of those with items)", {
+    method: "PUT",
+    path: "/sets/doc-1?item=a",
+  }),
+  watch: {
+    summary: "Watch keys: their states now, then each change, as Server-Sent Events",
+    description: "One repeatable query parameter per service, named as its route (`cache`, " +
+      "`counters`, `flags`, `kv`, `sets`): `/watch?kv=config&flags=beta`. The answer is a " +
+      "`text/event-stream` that stays open: first one event per key with its current state, " +
+      "then one per change (fast changes coalesced, the last state always sent), each `data:` " +
+      'a change as JSON (`{"service":"kv","key":"config","exists":true,"value":...,' +
+      '"version":...}`), a `: heartbeat` comment every 15 s, and `event: end` when the server ' +
+      "shuts down. A refused watch is an ordinary JSON error. See docs/watch.md.",
+    query: {
+      kv: {
+        required: false,
+        description: "a KV key to watch (repeat for more; likewise cache, counters, flags, sets)",
+        schema: { type: "string" },
+      },
+    },
+    ok: {
+      status: 200,
+      description: "The stream of changes (it ends when the client or the server ends it)",
+      content: { "text/event-stream": { schema: { type: "string" } } },
+    },
+    errors: {
+      400: {
+        description: "No key, an empty key, or a parameter that names no service",
+        example: { query: { colors: "red" } },
+      },
+      413: {
+        description: "More keys than --max-watch-keys (100 by default)",
+        example: {
+          query: { cache: "a", counters: "b", flags: "c", kv: "d", sets: "e" },
+        },
+      },
+    },
+    example: { query: { kv: "config", flags: "beta" } },
+  },
+  batch: {
+    summary: "Run many operations in one request: in order, or atomic (all or nothing)",
+    description: "Each operation is `{op, ...its arguments by name}` (int64 as strings, bytes " +
+      'as `{"base64": ...}`); each result `{value}` or `{error: {code, message}}`. An atomic ' +
+      "batch that fails answers its error's status and changes nothing. At most 1000 " +
+      "operations. See docs/data-api.md.",
+    body: {
+      required: true,
+      description: "the operations",
+      content: json({
+        type: "object",
+        properties: {
+          operations: { type: "array", items: { type: "object" } },
+          atomic: { type: "boolean", description: "all or nothing (default false)" },
+        },
+        required: ["operations"],
+      }),
+    },
+    ok: {
+      status: 200,
+      description: "One result per operation, in order",
+      content: json({
+        type: "object",
+        properties: { results: { type: "array", items: { type: "object" } } },
+        required: ["results"],
+        additionalProperties: false,
+      }),
+    },
+    errors: {
+      400: {
+        description: "Not a batch (bad JSON, an operation a batch may not hold)",
+        example: { body: { contentType: "application/json", text: '{"operations":[{"op":"x"}]}' } },
+      },
+      412: {
+        description: "Atomic: a KV condition does not hold (nothing was changed)",
+        example: {
+          body: {
+            contentType: "application/json",
+            text: JSON.stringify({
+              atomic: true,
+              operations: [
+                { op: "counterIncrement", key: "hits", amount: "1" },
+                { op: "kvPut", key: "doc", value: "v", options: { ifMatch: "stale" } },
+              ],
+            }),
+          },
+        },
+      },
+      413: {
+        description: "More than 1000 operations, or a body over the limit",
+        example: {
+          body: {
+            contentType: "application/json",
+            text: JSON.stringify({
+              operations: Array(1001).fill({ op: "flagGet", key: "f" }),
+            }),
+          },
+        },
+      },
+    },
+    example: {
+      body: {
+        contentType: "application/json",
+        text: JSON.stringify({
+          operations: [
+            { op: "counterIncrement", key: "hits", amount: "2" },
+            { op: "kvGet", key: "never-put" },
+          ],
+        }),
+      },
+    },
   },
 };

@@ -47,6 +47,34 @@ export function keyFromPath(url: string, prefix: string): string {
   return decode("key", encoded);
 }
 
+/** Whether the query names a parameter, even without a value (`?item=` or `?item`). */
+export function hasQueryParam(url: string, name: string): boolean {
+  for (const pair of rawQuery(url).split("&")) {
+    const equals = pair.indexOf("=");
+    const rawName = (equals < 0 ? pair : pair.slice(0, equals)).replaceAll("+", " ");
+    if ((rawName.includes("%") ? decode("query parameter name", rawName) : rawName) === name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Every parameter of the query, in order, each name and value decoded once as form values (`+`
+ * is a space), a parameter without `=` having the value "".
+ */
+export function queryPairs(url: string): Array<[name: string, value: string]> {
+  const query = rawQuery(url);
+  if (query === "") return [];
+  return query.split("&").filter((pair) => pair !== "").map((pair) => {
+    const equals = pair.indexOf("=");
+    const rawName = (equals < 0 ? pair : pair.slice(0, equals)).replaceAll("+", " ");
+    const name = decode("query parameter name", rawName);
+    const value = equals < 0 ? "" : decode(name, pair.slice(equals + 1).replaceAll("+", " "));
+    return [name, value];
+  });
+}
+
 /**
  * The value of a query parameter, decoded once as a form value (`+` is a space, as in Go's
  * `url.ParseQuery`), the first one when repeated; `undefined` when absent or empty.
@@ -106,4 +134,62 @@ export function acceptsBytes(accept: string | null): boolean {
 /** Whether a `Content-Type` header says the body is raw bytes. */
 export function isBytes(contentType: string | null): boolean {
   return contentType?.split(";")[0].trim().toLowerCase() === "application/octet-stream";
+}
+
+/**
+ * The KV write conditions of a request's `If-Match` and `If-None-Match` headers: `If-Match`
+ * takes one entity tag (`"version"`) or `*`; `If-None-Match` only `*`. A weak tag (`W/"..."`)
+ * never matches a strong comparison, so it is refused rather than silently failing.
+ */
+export function writeConditions(
+  headers: Headers,
+): { ifMatch?: string; ifNoneMatch?: "*" } | undefined {
+  const ifMatch = headers.get("if-match");
+  const ifNoneMatch = headers.get("if-none-match");
+  if (ifMatch === null && ifNoneMatch === null) return undefined;
+  const options: { ifMatch?: string; ifNoneMatch?: "*" } = {};
+  if (ifMatch !== null) {
+    const value = ifMatch.trim();
+    const tag = /^"([\x21\x23-\x7e]*)"$/.exec(value);
+    if (value === "*") options.ifMatch = "*";
+    else if (tag !== null && tag[1] !== "") options.ifMatch = tag[1];
+    else {
+      throw new InvalidArgumentError(
+        `Bad If-Match: expected one entity tag in quotes ("version", from an ETag) or *, found '${
+          clip(value)
+        }'`,
+      );
+    }
+  }
+  if (ifNoneMatch !== null) {
+    if (ifNoneMatch.trim() !== "*") {
+      throw new InvalidArgumentError(
+        `Bad If-None-Match: only * is taken (the key must not exist), found '${clip(ifNoneMatch)}'`,
+      );
+    }
+    options.ifNoneMatch = "*";
+  }
+  return options;
+}
+
+/** The `ETag` of a KV value's version. */
+export function etag(version: string): string {
+  return `"${version}"`;
+}
+
+/** The options of a listing from the query: `prefix`, `limit` (an integer) and `cursor`. */
+export function listOptions(url: string): { prefix?: string; limit?: number; cursor?: string } {
+  const options: { prefix?: string; limit?: number; cursor?: string } = {};
+  const prefix = queryParam(url, "prefix");
+  const limit = queryParam(url, "limit");
+  const cursor = queryParam(url, "cursor");
+  if (prefix !== undefined) options.prefix = prefix;
+  if (limit !== undefined) {
+    if (!/^[0-9]{1,9}$/.test(limit)) {
+      throw new InvalidArgumentError(`Bad limit: expected a whole number, found '${clip(limit)}'`);
+    }
+    options.limit = Number(limit);
+  }
+  if (cursor !== undefined) options.cursor = cursor;
+  return options;
 }

@@ -5,21 +5,27 @@
 // HTTP server.
 
 import type { Context } from "hono";
-import type { OperationName, Operations } from "@purple/protocol";
-import { InvalidArgumentError } from "@purple/protocol/errors";
+import type { KeyPage, Operations, WireOperationName } from "@purple/protocol";
+import { InternalError, InvalidArgumentError } from "@purple/protocol/errors";
+import { batchFromJson, outcomesToJson } from "@purple/protocol/batch-json";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
 import {
   acceptsBytes,
+  etag,
   isBytes,
   keyFromPath,
+  listOptions,
   parseBool,
   parseInteger,
   parseTtl,
   queryParam,
+  writeConditions,
 } from "./_http_input.ts";
+import { type Access, assertBatchAccess } from "./_auth.ts";
 import { readBody } from "./_http_body.ts";
 import type { Deadlines } from "./_deadlines.ts";
+import { watchHandler } from "./_http_watch.ts";
 
 /** What a handler needs besides the request. */
 export interface RouteContext {
@@ -29,8 +35,14 @@ export interface RouteContext {
   readonly limits: Limits;
   /** The server's deadlines, which cut off a body that does not arrive in time. */
   readonly deadlines: Deadlines;
+  /** Where log lines go (an internal error inside a batch). */
+  readonly log: (line: string) => void;
   /** Told of each body refused for its size or time (the metrics count them). */
   readonly refused?: (limit: "body_size" | "body_timeout") => void;
+  /** How often an open watch stream sends a heartbeat comment, in ms. */
+  readonly heartbeatMs: number;
+  /** Aborts when the server shuts down: the open watch streams end. */
+  readonly shutdown?: AbortSignal;
 }
 
 /** Answers one operation: `key` is the key (or set name) from the path, decoded once. */
@@ -59,6 +71,10 @@ function counterBody(key: string, value: bigint): string {
 
 function setBody(set: string, items: string[]): string {
   return JSON.stringify({ set, items });
+}
+
+function pageBody(page: KeyPage): string {
+  return JSON.stringify(page.cursor === undefined ? { keys: page.keys } : page);
 }
 
 function required(value: string | undefined, message: string): string {
@@ -119,50 +135,77 @@ function contentFromJson(body: Uint8Array): string {
   return content;
 }
 
-/** The handler of every operation. */
-export const HTTP_HANDLERS: { readonly [Op in OperationName]: HttpHandler } = {
+/**
+ * The handler of every operation that has a route of its own (`kvGet` travels as `kvGetEntry`,
+ * whose answer the original's clients read as before: the ETag is a header).
+ */
+export const HTTP_HANDLERS: { readonly [Op in WireOperationName]: HttpHandler } = {
   cacheGet: async (_c, key, { ops }) => json(JSON.stringify({ value: await ops.cacheGet(key) })),
   cacheSet: async (c, key, route) => {
     const value = query(c, "value") ?? await cacheValueFromBody(c.req.raw, route);
     await route.ops.cacheSet(key, value, parseTtl(query(c, "ttl")));
     return noContent();
   },
+  cacheDelete: async (_c, key, { ops }) => {
+    await ops.cacheDelete(key);
+    return noContent();
+  },
+  cacheList: async (c, _key, { ops }) =>
+    json(pageBody(await ops.cacheList(listOptions(c.req.url)))),
   counterIncrement: async (c, key, { ops }) => {
     const text = required(query(c, "increment"), "no increment specified");
     return json(counterBody(key, await ops.counterIncrement(key, parseInteger("increment", text))));
   },
   counterGet: async (_c, key, { ops }) => json(counterBody(key, await ops.counterGet(key))),
+  counterDelete: async (_c, key, { ops }) => {
+    await ops.counterDelete(key);
+    return noContent();
+  },
+  counterList: async (c, _key, { ops }) =>
+    json(pageBody(await ops.counterList(listOptions(c.req.url)))),
   flagGet: async (_c, key, { ops }) => json(JSON.stringify({ value: await ops.flagGet(key) })),
   flagSet: async (c, key, { ops }) => {
     await ops.flagSet(key, parseBool(required(query(c, "value"), "no flag value specified")));
     return noContent();
   },
-  kvGet: async (c, key, { ops }) => {
-    const bytes = await ops.kvGet(key);
+  flagDelete: async (_c, key, { ops }) => {
+    await ops.flagDelete(key);
+    return noContent();
+  },
+  flagList: async (c, _key, { ops }) => json(pageBody(await ops.flagList(listOptions(c.req.url)))),
+  kvGetEntry: async (c, key, { ops }) => {
+    const { value, version } = await ops.kvGetEntry(key);
     if (acceptsBytes(c.req.header("accept") ?? null)) {
-      return new Response(bytes as Uint8Array<ArrayBuffer>, {
-        headers: { "content-type": "application/octet-stream", "vary": "Accept" },
+      return new Response(value as Uint8Array<ArrayBuffer>, {
+        headers: {
+          "content-type": "application/octet-stream",
+          "etag": etag(version),
+          "vary": "Accept",
+        },
       });
     }
-    return json(JSON.stringify({ value: decoder.decode(bytes) }), 200, {
+    return json(JSON.stringify({ value: decoder.decode(value) }), 200, {
       ...JSON_HEADERS,
+      "etag": etag(version),
       "vary": "Accept",
     });
   },
   kvPut: async (c, key, route) => {
     const { maxValueBytes } = route.limits;
-    if (isBytes(c.req.header("content-type") ?? null)) {
-      await route.ops.kvPut(key, await readBody(c.req.raw, maxValueBytes, "KV value", route));
-    } else {
-      const body = await readBody(c.req.raw, jsonBodyLimit(maxValueBytes), "JSON body", route);
-      await route.ops.kvPut(key, contentFromJson(body));
-    }
+    const conditions = writeConditions(c.req.raw.headers);
+    const value = isBytes(c.req.header("content-type") ?? null)
+      ? await readBody(c.req.raw, maxValueBytes, "KV value", route)
+      : contentFromJson(
+        await readBody(c.req.raw, jsonBodyLimit(maxValueBytes), "JSON body", route),
+      );
+    await route.ops.kvPut(key, value, conditions);
     return noContent();
   },
-  kvDelete: async (_c, key, { ops }) => {
-    await ops.kvDelete(key);
+  kvDelete: async (c, key, { ops }) => {
+    await ops.kvDelete(key, writeConditions(c.req.raw.headers));
     return noContent();
   },
+  kvList: async (c, _key, { ops }) => json(pageBody(await ops.kvList(listOptions(c.req.url)))),
   setGet: async (_c, set, { ops }) => json(setBody(set, await ops.setGet(set))),
   setAdd: async (c, set, { ops }) => {
     const item = required(query(c, "item"), "no item supplied");
@@ -172,49 +215,75 @@ export const HTTP_HANDLERS: { readonly [Op in OperationName]: HttpHandler } = {
     const item = required(query(c, "item"), "no item supplied");
     return json(setBody(set, await ops.setRemove(set, item)));
   },
+  setDelete: async (_c, set, { ops }) => {
+    await ops.setDelete(set);
+    return noContent();
+  },
+  setList: async (c, _key, { ops }) => json(pageBody(await ops.setList(listOptions(c.req.url)))),
+  batch: async (c, _key, route) => {
+    const body = await readBody(
+      c.req.raw,
+      jsonBodyLimit(route.limits.maxValueBytes),
+      "batch",
+      route,
+    );
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(strictDecoder.decode(body));
+    } catch (error) {
+      const reason = error instanceof SyntaxError ? error.message : "it is not UTF-8";
+      throw new InvalidArgumentError(`Bad batch: the body is not JSON: ${clip(reason, 200)}`);
+    }
+    const { operations, options } = batchFromJson(parsed);
+    assertBatchAccess(operations, (c.get as (name: string) => Access | undefined)("access"));
+    const outcomes = await route.ops.batch(operations, options);
+    for (const outcome of outcomes) {
+      if (!outcome.ok && outcome.error instanceof InternalError && outcome.error.cause) {
+        route.log(`Internal error in a batch: ${(outcome.error.cause as Error)?.stack}`);
+      }
+    }
+    return json(JSON.stringify(outcomesToJson(operations, outcomes)));
+  },
+  watch: (c, _key, route) => watchHandler(c, route),
 };
 
-/** The fixed part of a route's path: `/cache/` for `/cache/:key`. */
+/** The fixed part of a route's path: `/cache/` for `/cache/:key`, the path itself for `/kv`. */
 export function routePrefix(path: string): string {
-  return path.slice(0, path.indexOf(":"));
+  const key = path.indexOf(":");
+  return key < 0 ? path : path.slice(0, key);
 }
 
 /** The HTTP methods in the order an `Allow` header lists them. */
-const METHOD_ORDER = ["GET", "PUT", "DELETE"];
-
-/** Each route prefix and the methods the table serves on it, plus HEAD with GET. */
-function routeMethods(
-  routes: ReadonlyArray<{ method: string; path: string }>,
-): Map<string, string[]> {
-  const byPrefix = new Map<string, string[]>();
-  for (const { method, path } of routes) {
-    const prefix = routePrefix(path);
-    const methods = byPrefix.get(prefix) ?? [];
-    if (!methods.includes(method)) methods.push(method);
-    byPrefix.set(prefix, methods);
-  }
-  for (const methods of byPrefix.values()) {
-    methods.sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
-    if (methods.includes("GET")) methods.push("HEAD");
-  }
-  return byPrefix;
-}
+const METHOD_ORDER = ["GET", "PUT", "POST", "DELETE"];
 
 /**
- * The `Allow` value of every route path (`/ping` and each operation's route), or `undefined`
- * for a path no route serves. The app answers 405 from its not-found handler rather than from
- * catch-all routes, which would match every request beside its own route and take it off
- * Hono's one-handler fast path.
+ * The `Allow` value of every route path (`/ping`, each key route such as `/kv/:key`, each fixed
+ * route such as `/kv`), or `undefined` for a path no route serves. The app answers 405 from its
+ * not-found handler rather than from catch-all routes, which would match every request beside
+ * its own route and take it off Hono's one-handler fast path.
  */
 export function allowedMethodsOf(
   routes: ReadonlyArray<{ method: string; path: string }>,
 ): (path: string) => string | undefined {
+  const byRoute = new Map<string, string[]>([["/ping", ["GET"]]]);
+  for (const { method, path } of routes) {
+    const methods = byRoute.get(routePrefix(path)) ?? [];
+    if (!methods.includes(method)) methods.push(method);
+    byRoute.set(routePrefix(path), methods);
+  }
   const allow = new Map<string, string>();
-  for (const [prefix, methods] of routeMethods(routes)) allow.set(prefix, methods.join(", "));
+  for (const [route, methods] of byRoute) {
+    methods.sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b));
+    if (methods.includes("GET")) methods.push("HEAD");
+    allow.set(route, methods.join(", "));
+  }
   return (path) => {
-    if (path === "/ping") return "GET, HEAD";
-    for (const [prefix, methods] of allow) {
-      if (path.startsWith(prefix) || path === prefix.slice(0, -1)) return methods;
+    const exact = allow.get(path);
+    if (exact !== undefined) return exact;
+    for (const [route, methods] of allow) {
+      if (route.endsWith("/") && (path.startsWith(route) || path === route.slice(0, -1))) {
+        return methods;
+      }
     }
     return undefined;
   };
@@ -222,5 +291,5 @@ export function allowedMethodsOf(
 
 /** The key of a request to a route with this prefix: the rest of the path, decoded once. */
 export function keyOf(c: Context, prefix: string): string {
-  return keyFromPath(c.req.url, prefix);
+  return prefix.endsWith("/") ? keyFromPath(c.req.url, prefix) : "";
 }

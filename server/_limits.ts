@@ -19,7 +19,13 @@
  * @module
  */
 
-import { OPERATION_NAMES, type OperationName, OPERATIONS, type Operations } from "@purple/protocol";
+import {
+  isStreaming,
+  OPERATION_NAMES,
+  type OperationName,
+  OPERATIONS,
+  type Operations,
+} from "@purple/protocol";
 import { HTTP_STATUS, UnavailableError } from "@purple/protocol/errors";
 import { quote } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
@@ -33,7 +39,8 @@ import { rawPath } from "./_http_input.ts";
  * action from the operation table). The operation itself is not cancelled (no backend can take
  * back a write in flight): a write that times out may still be applied; its late result or
  * error is dropped. Operations whose backend says they settle at once (`settlesAtOnce`, the
- * memory backend) are returned as they are: no timer could fire before they settle.
+ * memory backend) are returned as they are: no timer could fire before they settle. A streaming
+ * operation (`watch`) is not limited: it lasts as long as its caller keeps it.
  *
  * @param ops The operations (a checked backend).
  * @param timeoutMs The longest an operation may take, in milliseconds.
@@ -63,14 +70,17 @@ export function withBackendTimeout(
   const timed: Record<string, unknown> = { close: () => ops.close() };
   for (const name of OPERATION_NAMES) {
     const operation = (ops[name] as (...args: unknown[]) => Promise<unknown>).bind(ops);
+    if (isStreaming(name)) {
+      timed[name] = operation;
+      continue;
+    }
     const { action } = OPERATIONS[name];
     timed[name] = (...args: unknown[]) =>
       deadlines.within(operation(...args), timeoutMs, () => {
         onTimeout?.(name);
+        const what = typeof args[0] === "string" ? `${action} ${quote(args[0])}` : action;
         return new UnavailableError(
-          `Cannot ${action} ${
-            quote(String(args[0]))
-          }: the backend did not answer within ${timeoutMs} ms`,
+          `Cannot ${what}: the backend did not answer within ${timeoutMs} ms`,
         );
       });
   }

@@ -20,11 +20,15 @@ export const OUTCOMES = [
   "UNAVAILABLE",
   "UNAUTHENTICATED",
   "PERMISSION_DENIED",
+  "PRECONDITION_FAILED",
   "INTERNAL",
 ] as const satisfies ReadonlyArray<"ok" | ErrorCode>;
 
 /** What a request came to: `ok`, or the code of its error. */
 export type Outcome = (typeof OUTCOMES)[number];
+
+// Every error code has its outcome: a new code that is not listed above does not compile.
+const _everyCode: [Exclude<ErrorCode, Outcome>] extends [never] ? true : never = true;
 
 /** The limits whose refusals are counted. */
 export const LIMITS = ["concurrent_requests", "body_timeout", "body_size"] as const;

@@ -3,7 +3,12 @@
 // HTTP_DOCS (_http_docs.ts), and the answers every operation shares (tokens, busy, backend
 // down) from the error table. Private to the HTTP server.
 
-import { OPERATION_NAMES, OPERATIONS } from "@purple/protocol";
+import {
+  type HttpRoute,
+  OPERATIONS,
+  WIRE_OPERATION_NAMES,
+  type WireOperationName,
+} from "@purple/protocol";
 import { HTTP_STATUS } from "@purple/protocol/errors";
 import { HTTP_DOCS, type JsonSchema } from "./_http_docs.ts";
 import { routePrefix } from "./_http_routes.ts";
@@ -39,15 +44,21 @@ const SHARED: Record<string, Json> = {
   [HTTP_STATUS.INTERNAL]: { $ref: "#/components/responses/Internal" },
 };
 
-/** `/cache/:key` as OpenAPI writes it: `/cache/{key}` (or `{set}`). */
-function templatePath(path: string, key: string): string {
-  return `${routePrefix(path)}{${key}}`;
+/**
+ * `/cache/:key` as OpenAPI writes it: `/cache/{key}` (or `{set}`); a fixed path (`/kv`) as it is.
+ *
+ * @param path The route of the operation table.
+ * @param key The name of the path parameter.
+ * @returns The path template.
+ */
+export function templatePath(path: string, key: string | undefined): string {
+  return path.includes(":") ? `${routePrefix(path)}{${key}}` : path;
 }
 
-function operationObject(name: (typeof OPERATION_NAMES)[number]): Json {
+function operationObject(name: WireOperationName): Json {
   const { access } = OPERATIONS[name];
   const doc = HTTP_DOCS[name];
-  const parameters: Json[] = [{
+  const parameters: Json[] = doc.key === undefined ? [] : [{
     name: doc.key,
     in: "path",
     required: true,
@@ -56,6 +67,9 @@ function operationObject(name: (typeof OPERATION_NAMES)[number]): Json {
     schema: { type: "string", minLength: 1 },
     example: doc.example.key,
   }];
+  for (const [header, spec] of Object.entries(doc.headers ?? {})) {
+    parameters.push({ name: header, in: "header", ...spec });
+  }
   for (const [param, spec] of Object.entries(doc.query ?? {})) {
     const example = doc.example.query?.[param];
     parameters.push({
@@ -68,15 +82,17 @@ function operationObject(name: (typeof OPERATION_NAMES)[number]): Json {
     });
   }
   const responses: Json = {
-    [doc.ok.status]: doc.ok.content === undefined
-      ? { description: doc.ok.description }
-      : { description: doc.ok.description, content: doc.ok.content },
+    [doc.ok.status]: {
+      description: doc.ok.description,
+      ...(doc.ok.content === undefined ? {} : { content: doc.ok.content }),
+      ...(doc.ok.headers === undefined ? {} : { headers: doc.ok.headers }),
+    },
   };
   for (const [status, { description }] of Object.entries(doc.errors)) {
     responses[status] = errorAnswer(description);
   }
   Object.assign(responses, SHARED);
-  if (access === "write") {
+  if (access !== "read") {
     responses[HTTP_STATUS.PERMISSION_DENIED] = { $ref: "#/components/responses/PermissionDenied" };
   }
   const operation: Json = {
@@ -106,6 +122,34 @@ function operationObject(name: (typeof OPERATION_NAMES)[number]): Json {
 }
 
 /**
+ * One OpenAPI operation for two of Purple's that share a method and path, one picked by a query
+ * parameter (`DELETE /sets/{set}`: with `item`, setRemove; without, setDelete). Its
+ * `x-purple-operations` names both.
+ */
+function shared(first: Json, second: Json, picker: string): Json {
+  const parameters = new Map<string, Json>();
+  for (const parameter of [...first.parameters as Json[], ...second.parameters as Json[]]) {
+    const id = `${parameter.in} ${parameter.name}`;
+    const seen = parameters.get(id);
+    const inBoth = (first.parameters as Json[]).some((p) => `${p.in} ${p.name}` === id) &&
+      (second.parameters as Json[]).some((p) => `${p.in} ${p.name}` === id);
+    parameters.set(id, { ...(seen ?? parameter), required: inBoth && parameter.required });
+  }
+  return {
+    ...first,
+    "x-purple-operations": [first.operationId, second.operationId],
+    summary: `${first.summary}; without \`${picker}\`: ${second.summary}`.replace(
+      /: ([A-Z])/,
+      (_, letter) => `: ${letter.toLowerCase()}`,
+    ),
+    description: `Two operations share this route, told apart by the query parameter ` +
+      `\`${picker}\`: with it, ${first.operationId}; without it, ${second.operationId}.`,
+    parameters: [...parameters.values()],
+    responses: { ...second.responses as Json, ...first.responses as Json },
+  };
+}
+
+/**
  * The OpenAPI 3.1 document of Purple's HTTP API.
  *
  * @param options The version, and whether `/metrics` is served.
@@ -123,11 +167,22 @@ export function openApiDocument(options: OpenApiOptions): Json {
       },
     },
   };
-  for (const name of OPERATION_NAMES) {
+  // The operations with a route of their own (kvGet travels as kvGetEntry); where two share a
+  // route, the one its query parameter picks comes first.
+  const queryOf = (name: WireOperationName) => (OPERATIONS[name].http as HttpRoute).query;
+  const names = [...WIRE_OPERATION_NAMES].sort((a, b) =>
+    Number(queryOf(b) !== undefined) - Number(queryOf(a) !== undefined)
+  );
+  for (const name of names) {
     const { method, path } = OPERATIONS[name].http;
     const template = templatePath(path, HTTP_DOCS[name].key);
     paths[template] ??= {};
-    paths[template][method.toLowerCase()] = operationObject(name);
+    const verb = method.toLowerCase();
+    const operation = operationObject(name);
+    const first = paths[template][verb] as Json | undefined;
+    paths[template][verb] = first === undefined
+      ? operation
+      : shared(first, operation, queryOf(first.operationId as WireOperationName)!);
   }
   if (options.metrics) {
     paths["/metrics"] = {

@@ -43,13 +43,19 @@ function permissionFlags(): string[] | undefined {
   return flags;
 }
 
-/** Whether this command line serves the disk backend (a bad one is left to `main()`). */
+/**
+ * Whether this command line serves, exports or imports the disk backend (a bad one is left to
+ * `main()`).
+ */
 function wantsDisk(args: string[]): boolean {
   try {
     const command = parseCli(args, Deno.env.toObject());
     // With --workers, this process only supervises: its workers are run with --unstable-kv.
-    return command.action === "serve" && command.config.backend === "disk" &&
-      command.config.workers === undefined;
+    if (command.action === "serve") {
+      return command.config.backend === "disk" && command.config.workers === undefined;
+    }
+    return (command.action === "export" || command.action === "import") &&
+      command.config.backend === "disk";
   } catch {
     return false;
   }
@@ -79,7 +85,7 @@ export async function relaunchWithKv(args: string[]): Promise<number | undefined
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...flags, "--unstable-kv", Deno.mainModule, ...args],
     env: { [RELAUNCHED_VARIABLE]: "1" },
-    stdin: "null",
+    stdin: "inherit", // `purple import` reads stdin
     stdout: "inherit",
     stderr: "inherit",
     detached: true,

@@ -1,7 +1,7 @@
 // The settings of the `purple` command, each declared once: its flag, its environment variables,
 // its kind, its default, how its text is checked and read, and its help line. From this table
 // come the `parseArgs` options, the environment lookups, `purple --help` (config.ts) and the
-// README's CLI table (checked by tests/readme_test.ts). Private to the server.
+// CLI table of docs/cli.md (checked by tests/readme_test.ts). Private to the server.
 
 import {
   BACKEND_KINDS,
@@ -64,9 +64,9 @@ export interface Setting<Value> {
    * `switch`: a flag without a value, a variable holding one of Go's booleans.
    */
   readonly kind: "text" | "list" | "switch";
-  /** The default, as the help and the README show it. */
+  /** The default, as the help and docs/cli.md show it. */
   readonly shown: string;
-  /** What it does, in one line of the help and of the README's table. */
+  /** What it does, in one line of the help and of docs/cli.md's table. */
   readonly help: string;
   /** More help lines, for --help only. */
   readonly more?: readonly string[];
@@ -141,7 +141,7 @@ function setting<Value>(declared: Setting<Value>): Setting<Value> {
 }
 
 /**
- * Every setting of `purple`, in the order of `--help` and of the README's table. The ports are
+ * Every setting of `purple`, in the order of `--help` and of docs/cli.md's table. The ports are
  * read here and placed by `config.ts`, which knows the command (`purple http` takes `--port`).
  */
 export const SETTINGS = {
@@ -381,6 +381,28 @@ export const SETTINGS = {
     read: milliseconds,
     fallback: DEFAULT_LIMITS.bodyTimeoutMs,
   }),
+  maxWatchers: setting<number>({
+    flag: "max-watchers",
+    value: "N",
+    env: ["PURPLE_MAX_WATCHERS"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxWatchers),
+    help: "watches open at once (GET /watch, gRPC Watch); more get 503",
+    more: ["(gRPC: UNAVAILABLE) at once; open watches hold no request slot"],
+    read: count,
+    fallback: DEFAULT_LIMITS.maxWatchers,
+  }),
+  maxWatchKeys: setting<number>({
+    flag: "max-watch-keys",
+    value: "N",
+    env: ["PURPLE_MAX_WATCH_KEYS"],
+    kind: "text",
+    shown: String(DEFAULT_LIMITS.maxWatchKeys),
+    help: "the most keys one watch may follow; more get 413",
+    more: ["(gRPC: RESOURCE_EXHAUSTED)"],
+    read: count,
+    fallback: DEFAULT_LIMITS.maxWatchKeys,
+  }),
   authTokens: setting<string[]>({
     flag: "auth-token",
     value: "TOKEN",
@@ -440,6 +462,25 @@ export const SETTINGS = {
     kind: "switch",
     shown: "off",
     help: "log one line per request",
+    read: goBoolean,
+    fallback: false,
+  }),
+  output: setting<string | undefined>({
+    flag: "output",
+    value: "FILE",
+    env: ["PURPLE_OUTPUT"],
+    kind: "text",
+    shown: "stdout",
+    help: "`purple export`: write the export to FILE (complete, or not at all)",
+    read: asText,
+    fallback: undefined,
+  }),
+  skipBad: setting<boolean>({
+    flag: "skip-bad",
+    env: ["PURPLE_SKIP_BAD"],
+    kind: "switch",
+    shown: "off",
+    help: "`purple import`: skip bad lines (export: unreadable keys), count them",
     read: goBoolean,
     fallback: false,
   }),

@@ -1,8 +1,9 @@
 /**
  * The `purple` command: resolves flags and environment variables ({@linkcode parseCli}, pure,
- * from `config.ts`), then prints the help or the version, or serves one backend over HTTP, gRPC
+ * from `config.ts`), then prints the help or the version, serves one backend over HTTP, gRPC
  * or both until SIGINT or SIGTERM ({@linkcode main}, through `serve.ts`; with `--workers N`,
- * through the supervisor of `_workers.ts`).
+ * through the supervisor of `_workers.ts`), or exports or imports its entries (`purple export`,
+ * `purple import`, through `_export.ts`).
  *
  * @example Reading a configuration without starting anything
  * ```ts
@@ -26,8 +27,8 @@ import { serveWorker, supervise, WORKER_VARIABLE } from "./_workers.ts";
  * bug and is thrown.
  *
  * @param args The arguments after the program name (`Deno.args`).
- * @returns The exit code: 0 after `--help`, `--version` or a graceful stop; 2 for a usage or
- * start-up failure.
+ * @returns The exit code: 0 after `--help`, `--version`, a graceful stop or a complete export
+ * or import; 1 when an export or import stops on an error; 2 for a usage or start-up failure.
  *
  * @example
  * ```ts
@@ -53,6 +54,12 @@ export async function main(args: string[]): Promise<number> {
   if (command.action === "version") {
     console.log(`purple ${VERSION}`);
     return 0;
+  }
+  if (command.action === "export" || command.action === "import") {
+    const { runExport, runImport } = await import("./_export.ts");
+    return command.action === "export"
+      ? await runExport(command.config)
+      : await runImport(command.config);
   }
   if (command.config.workers !== undefined) return await supervise(command.config);
   return await serve(command.config);

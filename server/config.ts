@@ -145,6 +145,63 @@ export interface CliConfig {
 }
 
 /**
+ * The backend `purple export` and `purple import` work on, as serving names it: the same
+ * flags and variables (the limits are those an import holds its entries to).
+ *
+ * @example
+ * ```ts
+ * import { type BackendConfig, parseCli } from "@purple/server";
+ *
+ * const command = parseCli(["export", "--backend", "disk", "--data-dir", "/var/purple"], {});
+ * if (command.action === "export") {
+ *   const backend: BackendConfig = command.config;
+ *   console.log(backend.dataDir); // "/var/purple"
+ * }
+ * ```
+ */
+export type BackendConfig = Pick<
+  CliConfig,
+  "backend" | "dataDir" | "redisUrl" | "redis" | "limits"
+>;
+
+/**
+ * What `purple export` does: write every entry of the backend to `output` (stdout when absent
+ * or `-`).
+ *
+ * @example
+ * ```ts
+ * import { parseCli } from "@purple/server";
+ *
+ * const command = parseCli(["export", "--output", "backup.jsonl"], {});
+ * if (command.action === "export") console.log(command.config.output); // "backup.jsonl"
+ * ```
+ */
+export interface ExportConfig extends BackendConfig {
+  /** The file to write; stdout when absent or `-`. */
+  output?: string;
+  /** Leave out (and count) the keys Purple cannot read, instead of stopping at the first. */
+  skipBad: boolean;
+}
+
+/**
+ * What `purple import` does: read the file `input` (stdin when absent or `-`) into the backend.
+ *
+ * @example
+ * ```ts
+ * import { parseCli } from "@purple/server";
+ *
+ * const command = parseCli(["import", "backup.jsonl", "--skip-bad"], {});
+ * if (command.action === "import") console.log(command.config.input); // "backup.jsonl"
+ * ```
+ */
+export interface ImportConfig extends BackendConfig {
+  /** The file to read; stdin when absent or `-`. */
+  input?: string;
+  /** Skip (and count) bad lines instead of stopping at the first. */
+  skipBad: boolean;
+}
+
+/**
  * What the command line asks for.
  *
  * @example
@@ -158,7 +215,9 @@ export interface CliConfig {
 export type CliCommand =
   | { action: "help" }
   | { action: "version" }
-  | { action: "serve"; config: CliConfig };
+  | { action: "serve"; config: CliConfig }
+  | { action: "export"; config: ExportConfig }
+  | { action: "import"; config: ImportConfig };
 
 type AnySetting = Setting<unknown>;
 type Env = Record<string, string | undefined>;
@@ -419,11 +478,22 @@ export function parseCli(
   if (flags.help) return { action: "help" };
   if (flags.version) return { action: "version" };
   const [mode, ...extra] = positionals;
+  const s = new Resolver(flags, env);
+  if (mode === "export" || mode === "import") return transfer(mode, extra, s);
   if (mode !== undefined && mode !== "http" && mode !== "grpc") {
-    throw new UsageError(`Unknown command '${mode}': expected 'http', 'grpc' or none`);
+    throw new UsageError(
+      `Unknown command '${mode}': expected 'http', 'grpc', 'export', 'import' or none`,
+    );
   }
   if (extra.length > 0) throw new UsageError(`Unexpected argument '${extra[0]}'`);
-  const s = new Resolver(flags, env);
+  for (const name of TRANSFER_ONLY) {
+    const given = s.given(name);
+    if (given?.from.startsWith("--")) {
+      throw new UsageError(
+        `Bad ${given.from}: it is a flag of 'purple export' and 'purple import'`,
+      );
+    }
+  }
   const cluster = s.value("redisCluster");
   const backend = s.value("backend") as BackendKind;
   return {
@@ -436,15 +506,7 @@ export function parseCli(
       ...redis(s, cluster),
       redisStartWaitMs: s.value("redisStartWaitMs"),
       hostname: s.value("hostname"),
-      limits: {
-        maxKeyBytes: s.value("maxKeyBytes"),
-        maxValueBytes: s.value("maxValueBytes"),
-        maxItemBytes: s.value("maxItemBytes"),
-        maxSetItems: s.value("maxSetItems"),
-        maxConcurrentRequests: s.value("maxConcurrentRequests"),
-        backendTimeoutMs: s.value("backendTimeoutMs"),
-        bodyTimeoutMs: s.value("bodyTimeoutMs"),
-      },
+      limits: limits(s),
       debug: s.value("debug"),
       ...access(s),
       ...tls(s),
@@ -454,7 +516,81 @@ export function parseCli(
   };
 }
 
-/** The flag as `--help` and the README show it: `--data-dir DIR`. */
+function limits(s: Resolver): Limits {
+  return {
+    maxKeyBytes: s.value("maxKeyBytes"),
+    maxValueBytes: s.value("maxValueBytes"),
+    maxItemBytes: s.value("maxItemBytes"),
+    maxSetItems: s.value("maxSetItems"),
+    maxConcurrentRequests: s.value("maxConcurrentRequests"),
+    backendTimeoutMs: s.value("backendTimeoutMs"),
+    bodyTimeoutMs: s.value("bodyTimeoutMs"),
+    maxWatchers: s.value("maxWatchers"),
+    maxWatchKeys: s.value("maxWatchKeys"),
+  };
+}
+
+/** The settings of `purple export` and `purple import` only. */
+const TRANSFER_ONLY: readonly SettingName[] = ["output", "skipBad"];
+
+/** The settings of the servers only: `purple export` and `purple import` refuse their flags. */
+const SERVER_ONLY: readonly SettingName[] = [
+  "hostname",
+  "port",
+  "httpPort",
+  "grpcPort",
+  "workers",
+  "redisStartWaitMs",
+  "maxConcurrentRequests",
+  "bodyTimeoutMs",
+  "maxWatchers",
+  "maxWatchKeys",
+  "authTokens",
+  "readTokens",
+  "tlsCert",
+  "tlsKey",
+  "corsOrigins",
+  "debug",
+];
+
+/** `purple export` and `purple import [FILE]`: the backend's settings, and their own. */
+function transfer(mode: "export" | "import", extra: string[], s: Resolver): CliCommand {
+  const allowed = mode === "import" ? 1 : 0;
+  if (extra.length > allowed) throw new UsageError(`Unexpected argument '${extra[allowed]}'`);
+  for (const name of SERVER_ONLY) {
+    const given = s.given(name);
+    if (given?.from.startsWith("--")) {
+      throw new UsageError(
+        `Bad ${given.from}: it is a flag of the servers; 'purple ${mode}' reads and writes the backend directly`,
+      );
+    }
+  }
+  const output = s.given("output");
+  if (mode === "import" && output?.from.startsWith("--")) {
+    throw new UsageError(
+      `Bad ${output.from}: it is a flag of 'purple export'; 'purple import' reads FILE, or stdin`,
+    );
+  }
+  const cluster = s.value("redisCluster");
+  const backend: BackendConfig = {
+    backend: s.value("backend") as BackendKind,
+    dataDir: s.value("dataDir"),
+    redisUrl: redisUrl(s, cluster),
+    ...redis(s, cluster),
+    limits: limits(s),
+  };
+  const skipBad = s.value("skipBad");
+  if (mode === "import") {
+    return {
+      action: "import",
+      config: { ...backend, ...(extra[0] && { input: extra[0] }), skipBad },
+    };
+  }
+  const file = s.value("output");
+  return { action: "export", config: { ...backend, ...(file && { output: file }), skipBad } };
+}
+
+/** The flag as `--help` and docs/cli.md show it: `--data-dir DIR`. */
 export function flagUsage(setting: AnySetting): string {
   return `--${setting.flag}${setting.value === undefined ? "" : ` ${setting.value}`}`;
 }
@@ -500,6 +636,8 @@ Usage:
   purple [flags]             HTTP on --http-port and gRPC on --grpc-port, one shared backend
   purple http [flags]        HTTP only, on --port
   purple grpc [flags]        gRPC only, on --port
+  purple export [flags]      write every entry of the backend as JSON Lines (stdout, or --output)
+  purple import [FILE]       read such a file (stdin without FILE, or with '-') into the backend
 
 Flags (a flag wins over its environment variable, shown in brackets; an empty variable is unset):
 ${helpLines().join("\n")}
@@ -512,10 +650,14 @@ Without --host, Purple binds 127.0.0.1 only, with or without tokens.
 'purple grpc' takes --port, then --grpc-port, PURPLE_PORT, PURPLE_GRPC_PORT.
 SIGINT or SIGTERM stops Purple gracefully: requests in flight finish, then the backend closes.
 With --workers N, N processes serve the same ports (Linux); the memory backend takes one.
-Exit codes: 0 after a graceful stop, 2 for bad flags or a backend that cannot be opened.`;
+'purple export' and 'purple import' take the backend's flags (as serving it); they print a
+progress line on a terminal and a summary on stderr. See docs/export.md for the file format.
+Exit codes: 0 after a graceful stop or a complete export or import; 1 when an export or import
+stops (a bad line, a refused entry: the line and the reason in one line); 2 for bad flags, a
+file that cannot be opened or a backend that cannot be opened.`;
 
 /**
- * The README's table of the settings (Markdown rows, without the header), as
+ * The table of the settings in docs/cli.md (Markdown rows, without the header), as
  * `tests/readme_test.ts` expects to find them.
  *
  * @returns One row per setting: flag, variables, default, what it does.

@@ -33,8 +33,20 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
-import type { OperationName, Operations } from "@purple/protocol";
-import { codeFromGrpcStatus, GRPC_STATUS, PurpleError } from "@purple/protocol/errors";
+import type {
+  BatchableName,
+  BatchOperation,
+  BatchOutcome,
+  OperationName,
+  Operations,
+} from "@purple/protocol";
+import {
+  codeFromGrpcStatus,
+  GRPC_STATUS,
+  InternalError,
+  PurpleError,
+  ValueTooLargeError,
+} from "@purple/protocol/errors";
 import {
   GRPC_BINDINGS,
   grpcServiceNames,
@@ -50,19 +62,21 @@ import { withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
 import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
-import { AccessControl } from "./_auth.ts";
-import { grpcAccessInterceptor } from "./_grpc_auth.ts";
+import { type Access, AccessControl, assertBatchAccess } from "./_auth.ts";
+import { ACCESS_METADATA, grpcAccessInterceptor } from "./_grpc_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
+import { jsonBodyLimit } from "./_http_routes.ts";
 import { operationIndex, protocolIndex, type Recorder, recorderOf } from "./_metrics.ts";
 
 /** The index of gRPC in the metrics' arrays. */
 const GRPC = protocolIndex("grpc");
+import { encodeOnce, GrpcWatches } from "./_grpc_watch.ts";
 
 /** How long `shutdown()` lets calls in flight finish before it cuts them off, in ms. */
 export const GRPC_SHUTDOWN_GRACE_MS = 5_000;
 
 /** What a handler of one method does: turn a request into a reply through the operations. */
-type Handler = (request: unknown) => Promise<unknown>;
+type Handler = (request: unknown, metadata: grpc.Metadata) => Promise<unknown>;
 
 /** A request that could not be decoded; its handler answers with the decoder's error. */
 class BadRequest {
@@ -134,7 +148,8 @@ export async function startGrpcServer(
   const counting = recorder && { recorder, operationOf: operationIndexByPath() };
   const limits = grpcLimitsInterceptor(options.limits, deadlines, counting);
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": maxRequestBytes(options.limits),
+    // The largest message is a batch's; every other method refuses more than its own cap.
+    "grpc.max_receive_message_length": jsonBodyLimit(options.limits.maxValueBytes),
     interceptors: [
       ...(options.auth === undefined ? [] : [
         grpcAccessInterceptor(
@@ -147,6 +162,7 @@ export async function startGrpcServer(
       limits.interceptor,
     ],
   });
+  const watches = new GrpcWatches();
   registerPurple(
     server,
     withBackendTimeout(
@@ -156,6 +172,8 @@ export async function startGrpcServer(
       recorder && ((operation) => recorder.backendTimeout(GRPC, operation)),
     ),
     context,
+    maxRequestBytes(options.limits),
+    watches,
   );
   recorder?.inFlight[GRPC].push(limits.running);
   const health = new Health(grpcServiceNames());
@@ -169,13 +187,16 @@ export async function startGrpcServer(
     protocol: "gRPC",
     port,
     shutdown: () =>
-      stopping ??= stop(server, listener, health).then(() => {
+      stopping ??= stop(server, listener, health, watches).then(() => {
         recorder?.inFlight[GRPC].splice(recorder.inFlight[GRPC].indexOf(limits.running), 1);
       }),
   };
 }
 
-/** The largest request: a value at the size limit, with its key, item and framing. */
+/**
+ * The largest request but a batch: a value at the size limit, with its key, item and framing.
+ * A batch may be as large as the JSON body of `POST /batch` (`jsonBodyLimit`).
+ */
 function maxRequestBytes(limits: Limits): number {
   return limits.maxValueBytes + limits.maxKeyBytes + limits.maxItemBytes + 1024;
 }
@@ -233,9 +254,15 @@ function listenError(error: Error & { code?: string }): Error {
   }
 }
 
-function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise<void> {
+function stop(
+  server: grpc.Server,
+  listener: TcpServer,
+  health: Health,
+  watches: GrpcWatches,
+): Promise<void> {
   listener.close();
   health.shutdown();
+  watches.endAll();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();
@@ -251,59 +278,117 @@ function stop(server: grpc.Server, listener: TcpServer, health: Health): Promise
 /**
  * Registers every service of the operation table: each method decodes its request, calls its
  * operation with the arguments its binding reads from the request, and encodes the result (an
- * earlier method name that answers `Empty` drops it).
+ * earlier method name that answers `Empty` drops it); a streaming operation's method (`Watch`)
+ * streams its results.
  */
-function registerPurple(server: grpc.Server, ops: Operations, context: Context): void {
+function registerPurple(
+  server: grpc.Server,
+  ops: Operations,
+  context: Context,
+  maxBytes: number,
+  watches: GrpcWatches,
+): void {
   for (const methods of Object.values(grpcServices())) {
     const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
-      tolerant[name] = tolerate(method);
-      implementation[name] = unary(
-        method.path,
-        handler(method, ops),
-        context,
-        method.operation,
-      );
+      tolerant[name] = tolerate(method, method.operation === "batch" ? Infinity : maxBytes);
+      implementation[name] = method.responseStream
+        ? streaming(method.path, ops, context, watches)
+        : unary(method.path, handler(method, ops, context), context, method.operation);
     }
     server.addService(tolerant, implementation);
   }
 }
 
-/** The handler of a method: the operation it serves, through the operation's binding. */
-function handler(method: ServedMethod, ops: Operations): Handler {
+/**
+ * The handler of a method: the operation it serves, through the operation's binding. A batch
+ * first checks that the call's token may run every operation it holds.
+ */
+function handler(method: ServedMethod, ops: Operations, context: Context): Handler {
   const binding = GRPC_BINDINGS[method.operation] as {
     args(request: unknown): unknown[];
-    response(result: unknown): unknown;
+    response(result: unknown, request: unknown): unknown;
   };
   const operation = ops[method.operation] as (...args: unknown[]) => Promise<unknown>;
-  return async (request) => {
-    const result = await operation.apply(ops, binding.args(request));
-    return method.dropsResult ? {} : binding.response(result);
+  const batch = method.operation === "batch";
+  return async (request, metadata) => {
+    const args = binding.args(request);
+    if (batch) {
+      const access = metadata.get(ACCESS_METADATA)[0] as Access | undefined;
+      assertBatchAccess(args[0] as BatchOperation[], access);
+    }
+    const result = await operation.apply(ops, args);
+    if (batch) logInternalErrors(result as BatchOutcome<BatchableName>[], context);
+    return method.dropsResult ? {} : binding.response(result, request);
   };
 }
 
-/** The method, with a request decoder that hands a malformed request to the handler. */
+/** Logs the internal errors of a batch's outcomes (their answer says nothing more). */
+function logInternalErrors(outcomes: BatchOutcome<BatchableName>[], context: Context): void {
+  for (const outcome of outcomes) {
+    if (!outcome.ok && outcome.error instanceof InternalError && outcome.error.cause) {
+      context.log(`Internal error in a batch: ${(outcome.error.cause as Error)?.stack}`);
+    }
+  }
+}
+
+/**
+ * The method, with a request decoder that hands a malformed request, or one over `maxBytes`
+ * (refused as grpc-js refuses one over the server's cap), to the handler.
+ */
 function tolerate<Request, Response>(
   method: grpc.MethodDefinition<Request, Response>,
+  maxBytes: number,
 ): grpc.MethodDefinition<Request | BadRequest, Response> {
   const decode = method.requestDeserialize;
   return {
     path: method.path,
     requestStream: false,
-    responseStream: false,
+    responseStream: method.responseStream,
     requestSerialize: () => {
       throw new Error(`Cannot serialize a request of '${method.path}': this is the server`);
     },
     requestDeserialize: (bytes) => {
+      if (bytes.length > maxBytes) {
+        return new BadRequest(
+          new ValueTooLargeError(
+            `Received message larger than max (${bytes.length} vs ${maxBytes})`,
+          ),
+        );
+      }
       try {
         return decode(bytes);
       } catch (error) {
         return new BadRequest(error);
       }
     },
-    responseSerialize: method.responseSerialize,
+    // A streamed message goes to many watchers: encoded once.
+    responseSerialize: method.responseStream
+      ? encodeOnce(method.responseSerialize as (message: object) => Buffer) as never
+      : method.responseSerialize,
     responseDeserialize: method.responseDeserialize,
+  };
+}
+
+/** Serves a streaming method (`Watch`): see `_grpc_watch.ts`. */
+function streaming(
+  path: string,
+  ops: Operations,
+  context: Context,
+  watches: GrpcWatches,
+): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const request = call.request;
+    const bad = request instanceof BadRequest ? { error: request.error } : undefined;
+    if (context.debug) {
+      const start = performance.now();
+      call.once("finish", () => logCall(context, path, grpc.status.OK, start));
+      call.once("error", (error: { code?: grpc.status }) => {
+        logCall(context, path, error.code ?? grpc.status.UNKNOWN, start);
+      });
+    }
+    watches.serve(call, ops, (error) => statusOf(error, path, context), bad);
   };
 }
 
@@ -318,7 +403,9 @@ function unary(
   return (call, callback) => {
     const start = context.debug || recorder ? performance.now() : 0;
     const request = call.request;
-    const reply = request instanceof BadRequest ? Promise.reject(request.error) : handler(request);
+    const reply = request instanceof BadRequest
+      ? Promise.reject(request.error)
+      : handler(request, call.metadata);
     reply.then(
       (response) => {
         if (context.debug) logCall(context, path, grpc.status.OK, start);

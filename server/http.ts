@@ -29,12 +29,17 @@
 
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
-import { OPERATION_NAMES, OPERATIONS, type Operations } from "@purple/protocol";
+import {
+  type HttpRoute,
+  OPERATIONS,
+  type Operations,
+  WIRE_OPERATION_NAMES,
+} from "@purple/protocol";
 import { codeFromHttpStatus, HTTP_STATUS, PurpleError } from "@purple/protocol/errors";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
 import type { AccessTokens, RunningServer, ServeOptions } from "./options.ts";
-import { rawPath } from "./_http_input.ts";
+import { hasQueryParam, rawPath } from "./_http_input.ts";
 import {
   allowedMethodsOf,
   errorBody,
@@ -52,6 +57,7 @@ import { openApiDocument } from "./_openapi.ts";
 import { spanNamer } from "./_tracing.ts";
 import { VERSION } from "./config.ts";
 import { operationIndex, type Outcome, protocolIndex, recorderOf } from "./_metrics.ts";
+import { DEFAULT_HEARTBEAT_MS } from "./_http_watch.ts";
 
 export { jsonBodyLimit } from "./_http_routes.ts";
 
@@ -86,6 +92,13 @@ export interface HttpAppOptions {
   metrics?: Metrics;
   /** Let web pages of these origins call the API (see `ServeOptions.corsOrigins`). */
   corsOrigins?: readonly string[];
+  /** How often an open watch stream (`GET /watch`) sends a heartbeat comment, in ms. Default 15000. */
+  heartbeatMs?: number;
+  /**
+   * Ends the open watch streams when it aborts (each with a last `event: end`), for a server
+   * that shuts down; `startHttpServer()` passes its own.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -113,18 +126,30 @@ export interface HttpApp {
   ) => Response | Promise<Response>;
 }
 
-/** Every operation's route, from the operation table. */
-const ROUTES = OPERATION_NAMES.map((name) => ({ name, ...OPERATIONS[name].http }));
+/** Every route of the operation table, and the operations it serves. */
+const ROUTES = WIRE_OPERATION_NAMES.map((name) => {
+  const route: HttpRoute = OPERATIONS[name].http;
+  return { name, ...route };
+});
 
 /** The methods a path answers, for a 405's `Allow`, or `undefined` for a 404. */
 const allowedMethods = allowedMethodsOf(ROUTES);
 
-/** The operation indexes (metrics) of each route prefix (`/cache/`), by method, from the table. */
-const OPERATIONS_BY_PREFIX = new Map<string, Record<string, number>>();
-for (const { name, method, path } of ROUTES) {
+/**
+ * The operation indexes (metrics) of each route prefix (`/cache/`, `/kv`), by method, from the
+ * table: the operation of the route, and those a query parameter picks on it.
+ */
+interface RouteOperations {
+  plain: number;
+  picked: Array<{ query: string; index: number }>;
+}
+const OPERATIONS_BY_PREFIX = new Map<string, Record<string, RouteOperations>>();
+for (const { name, method, path, query } of ROUTES) {
   const prefix = routePrefix(path);
   const byMethod = OPERATIONS_BY_PREFIX.get(prefix) ?? {};
-  byMethod[method] = operationIndex(name);
+  const route = byMethod[method] ??= { plain: operationIndex(undefined), picked: [] };
+  if (query === undefined) route.plain = operationIndex(name);
+  else route.picked.push({ query, index: operationIndex(name) });
   OPERATIONS_BY_PREFIX.set(prefix, byMethod);
 }
 const NO_OPERATION = operationIndex(undefined);
@@ -135,10 +160,22 @@ const NO_OPERATION = operationIndex(undefined);
  */
 function operationOfRequest(method: string, url: string): number {
   const start = url.indexOf("/", url.indexOf("://") + 3);
-  const second = start < 0 ? -1 : url.indexOf("/", start + 1);
-  if (second < 0) return NO_OPERATION;
-  const byMethod = OPERATIONS_BY_PREFIX.get(url.slice(start, second + 1));
-  return byMethod?.[method === "HEAD" ? "GET" : method] ?? NO_OPERATION;
+  if (start < 0) return NO_OPERATION;
+  const second = url.indexOf("/", start + 1);
+  const query = url.indexOf("?", start);
+  const prefix = second >= 0 && (query < 0 || second < query)
+    ? url.slice(start, second + 1)
+    : url.slice(start, query < 0 ? undefined : query);
+  const route = OPERATIONS_BY_PREFIX.get(prefix)?.[method === "HEAD" ? "GET" : method];
+  if (route === undefined) return NO_OPERATION;
+  try {
+    for (const { query: name, index } of route.picked) {
+      if (hasQueryParam(url, name)) return index;
+    }
+  } catch {
+    // A malformed query: the route answers it 400; counted under the route's own operation.
+  }
+  return route.plain;
 }
 
 /** What an HTTP status says of a request's outcome. */
@@ -175,6 +212,7 @@ function describeRequest(c: Context): string {
 export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp {
   const { limits, metrics } = options;
   const deadlines = serverDeadlines(limits);
+  const log = options.log ?? console.log;
   const recorder = metrics && recorderOf(metrics);
   const HTTP = protocolIndex("http");
   const route: RouteContext = {
@@ -186,9 +224,11 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
     ),
     limits,
     deadlines,
+    log,
     refused: recorder && ((limit) => recorder.refused(HTTP, limit)),
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    shutdown: options.signal,
   };
-  const log = options.log ?? console.log;
   const app = new Hono();
 
   if (options.debug) {
@@ -242,17 +282,25 @@ export function createHttpApp(ops: Operations, options: HttpAppOptions): HttpApp
       }));
   }
   const nameSpan = spanNamer();
-  for (const { name, method, path } of ROUTES) {
+  // One Hono route per method and path; where two operations share one, the one named by its
+  // query parameter when the request has it, else the other (DELETE /sets/:key?item=x). Fixed
+  // paths first: Hono's `/kv/*` also matches `/kv`, the listing's path.
+  const shared = Map.groupBy(ROUTES, ({ method, path }) => `${method} ${path}`);
+  const fixedFirst = [...shared.values()].sort((a, b) =>
+    Number(a[0].path.includes(":")) - Number(b[0].path.includes(":"))
+  );
+  for (const candidates of fixedFirst) {
+    const { method, path } = candidates[0];
     const prefix = routePrefix(path);
-    const handle = HTTP_HANDLERS[name];
-    app.on(
-      method,
-      `${prefix}*`,
-      nameSpan === undefined ? (c) => handle(c, keyOf(c, prefix), route) : (c) => {
-        nameSpan(name, path);
-        return handle(c, keyOf(c, prefix), route);
-      },
-    );
+    const plain = candidates.find((candidate) => candidate.query === undefined)!;
+    const picked = candidates.filter((candidate) => candidate.query !== undefined);
+    app.on(method, prefix.endsWith("/") ? `${prefix}*` : prefix, (c, next) => {
+      // `/sets/*` matches `/sets` too: that path belongs to the listing (405 for this method).
+      if (!c.req.path.startsWith(prefix)) return next();
+      const { name } = picked.find(({ query }) => hasQueryParam(c.req.url, query!)) ?? plain;
+      nameSpan?.(name, path);
+      return HTTP_HANDLERS[name](c, keyOf(c, prefix), route);
+    });
   }
   return {
     fetch: (request) => app.fetch(withPath(request)),
@@ -326,10 +374,11 @@ export const HTTP_SHUTDOWN_GRACE_MS = 10_000;
  * Serves the HTTP app with `Deno.serve`, and logs `Starting up the HTTP server on port N`
  * (the real port) once it listens.
  *
- * `shutdown()` drains before it stops: a request already being handled finishes (its body is
- * still read to the end, which `Deno.serve`'s own shutdown would cut off), a new request is
- * answered 503 with `Connection: close`, and once nothing is in flight (or after
- * {@linkcode HTTP_SHUTDOWN_GRACE_MS}) the listener and the connections close.
+ * `shutdown()` drains before it stops: the open watch streams end at once (each with a last
+ * `event: end`), a request already being handled finishes (its body is still read to the end,
+ * which `Deno.serve`'s own shutdown would cut off), a new request is answered 503 with
+ * `Connection: close`, and once nothing is in flight (or after {@linkcode HTTP_SHUTDOWN_GRACE_MS})
+ * the listener and the connections close. A watch stream holds no request slot once it runs.
  *
  * @param ops The operations to serve; the server does not close them.
  * @param options Address, port (0 for any free port), limits and logging.
@@ -354,7 +403,8 @@ export const HTTP_SHUTDOWN_GRACE_MS = 10_000;
  */
 export function startHttpServer(ops: Operations, options: ServeOptions): Promise<RunningServer> {
   const log = options.log ?? console.log;
-  const app = createHttpApp(ops, options);
+  const closing = new AbortController();
+  const app = createHttpApp(ops, { ...options, signal: closing.signal });
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
@@ -426,6 +476,7 @@ export function startHttpServer(ops: Operations, options: ServeOptions): Promise
   log(`Starting up the HTTP server on port ${port}`);
   const stop = async () => {
     draining = true;
+    closing.abort();
     if (inFlight > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([

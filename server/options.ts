@@ -79,6 +79,8 @@ export interface ServeOptions {
    * headers, and browsers keep pages of other origins out.
    */
   corsOrigins?: readonly string[];
+  /** HTTP: how often an open watch stream sends a heartbeat comment, in ms. Default 15000. */
+  heartbeatMs?: number;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { RunningServer, ServeOptions } from "./options.ts";
 import { Metrics } from "./metrics.ts";
 import { accessLines, isLoopback } from "./_auth.ts";
 import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
-import { type CliConfig, VERSION } from "./config.ts";
+import { type BackendConfig, type CliConfig, VERSION } from "./config.ts";
 
 /** Prints the one line of a failure that is the user's or the environment's, not a bug. */
 export function fail(reason: string): number {
@@ -31,7 +31,8 @@ export function isListenError(error: unknown): error is Error {
   return isSystemError(error) || error instanceof Error && /lookup address/.test(error.message);
 }
 
-function describeBackend(config: CliConfig): string {
+/** The backend in words, for the start-up line and the exports' header (no password). */
+export function describeBackend(config: BackendConfig): string {
   if (config.backend === "disk") return `disk backend in ${config.dataDir}`;
   if (config.backend === "redis") {
     const urls = config.redisUrl.split(",").map((text) => {

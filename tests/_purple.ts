@@ -40,7 +40,19 @@ export async function runPurple(args: string[], env: Record<string, string> = {}
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
   }).output();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  return {
+    code,
+    stdout: decoder.decode(stdout),
+    stderr: withoutDenoLockWait(decoder.decode(stderr)),
+  };
+}
+
+/**
+ * Drops the line Deno itself prints while another Deno process of the suite holds the lock of
+ * `node_modules` (tests run in parallel): it is the runtime's, not Purple's.
+ */
+function withoutDenoLockWait(text: string): string {
+  return text.replace(/^Blocking waiting for file lock on node_modules directory\n/gm, "");
 }
 
 /** Starts purple and waits for its start-up lines. */
@@ -53,7 +65,7 @@ export async function startPurple(
     env: { NO_COLOR: "1", ...env },
     name: "purple",
   });
-  const stderr = () => program.stderr.map((line) => `${line}\n`).join("");
+  const stderr = () => withoutDenoLockWait(program.stderr.map((line) => `${line}\n`).join(""));
   const purple: Purple = {
     child: program.child,
     program,

@@ -13,6 +13,7 @@ import { DEFAULT_LIMITS } from "../backends/mod.ts";
 import { startHttpServer } from "../server/http.ts";
 import { startGrpcServer } from "../server/grpc.ts";
 import { conformance } from "./conformance.ts";
+import type { ListingKind } from "./_conformance_kit.ts";
 
 /** How the suite reaches the backend. */
 export type Transport = "backend" | "http" | "grpc";
@@ -61,12 +62,13 @@ export interface Store {
  *
  * @param target The backend's name, such as `redis cluster`.
  * @param store Makes a store for one target.
- * @param options `ignore` skips the three (say why loudly before calling).
+ * @param options `ignore` skips the three (say why loudly before calling); `listing`: how the
+ * backend lists keys.
  */
 export function conformanceThreeWays(
   target: string,
   store: () => Promise<Store>,
-  options: { ignore?: boolean } = {},
+  options: { ignore?: boolean; listing: ListingKind },
 ): void {
   for (const transport of ["backend", "http", "grpc"] as const) {
     const name = transport === "backend" ? target : `${transport} → ${target}`;
@@ -80,6 +82,7 @@ export function conformanceThreeWays(
       };
       return {
         ops: served.client,
+        listing: options.listing,
         reopen: async () => {
           await stop();
           ops = await open();

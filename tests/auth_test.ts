@@ -13,7 +13,13 @@ import {
   UnauthenticatedError,
 } from "@purple/client/errors";
 import { GrpcClient } from "@purple/client/grpc";
-import { isRead, OPERATION_NAMES, type OperationName, OPERATIONS } from "@purple/protocol";
+import {
+  isRead,
+  OPERATION_NAMES,
+  type OperationName,
+  OPERATIONS,
+  type WireOperationName,
+} from "@purple/protocol";
 import {
   type Arguments,
   GRPC_BINDINGS,
@@ -112,11 +118,15 @@ test("AccessControl.authenticate() tells full from read-only and refuses the res
 const READS = OPERATION_NAMES.filter(isRead);
 const WRITES = OPERATION_NAMES.filter((name) => !isRead(name));
 
-test("the operations that read are the ones served on GET, and nothing else", () => {
+test("the operations that read are the ones served on GET, and batch, checked one by one", () => {
   assert.ok(READS.length > 0 && WRITES.length > 0);
   for (const name of OPERATION_NAMES) {
+    if (OPERATIONS[name].access === "each") continue;
     assert.equal(OPERATIONS[name].http.method === "GET", isRead(name), name);
   }
+  assert.deepEqual(OPERATION_NAMES.filter((name) => OPERATIONS[name].access === "each"), [
+    "batch",
+  ]);
 });
 
 test("AccessControl.authorize() lets a read-only token call the read operations only", () => {
@@ -191,6 +201,14 @@ interface Route {
   body?: string;
 }
 
+/** A batch of reads only (which a read-only token may run). */
+const READ_BATCH = JSON.stringify({
+  operations: [{ op: "counterGet", key: "c" }, { op: "kvGet", key: "k" }, {
+    op: "setGet",
+    set: "s",
+  }],
+});
+
 /** The key each service's samples use. */
 const SAMPLE_KEY = { cache: "k", counters: "c", flags: "f", kv: "k", sets: "s" } as const;
 
@@ -211,6 +229,18 @@ const HTTP_SAMPLES: { [Op in OperationName]: Array<{ query?: string; body?: stri
   setGet: [{}],
   setAdd: [{ query: "?item=a" }, { query: "?item=b" }],
   setRemove: [{ query: "?item=b" }],
+  kvGetEntry: [{}],
+  cacheDelete: [{}],
+  counterDelete: [{}],
+  flagDelete: [{}],
+  setDelete: [{}],
+  cacheList: [{ query: "?prefix=k" }],
+  counterList: [{ query: "?limit=5" }],
+  flagList: [{}],
+  kvList: [{ query: "?prefix=k&limit=1000" }],
+  setList: [{}],
+  batch: [{ body: READ_BATCH }],
+  watch: [{ query: "?cache=k&counters=c&flags=f&kv=k&sets=s" }],
 };
 
 function samplesOf(names: readonly OperationName[]): Route[] {
@@ -417,19 +447,30 @@ test("HttpClient sends its token and maps 401 and 403 to the typed errors", asyn
 // gRPC: every method, with a raw grpc-js client and with GrpcClient.
 
 /** The arguments each operation is called with over gRPC (as in the HTTP samples). */
-const GRPC_SAMPLES: { [Op in OperationName]: Arguments<Op> } = {
+const GRPC_SAMPLES: { [Op in WireOperationName]: Arguments<Op> } = {
+  batch: [[{ op: "counterGet", args: ["c"] }, { op: "flagGet", args: ["f"] }]],
   cacheGet: ["k"],
   cacheSet: ["k", "v", 60],
   counterIncrement: ["c", 1n],
   counterGet: ["c"],
   flagGet: ["f"],
   flagSet: ["f", true],
-  kvGet: ["k"],
+  kvGetEntry: ["k"],
   kvPut: ["k", new TextEncoder().encode("v")],
   kvDelete: ["k"],
   setGet: ["s"],
   setAdd: ["s", "a"],
-  setRemove: ["s", "a"],
+  setRemove: ["s", "b"],
+  cacheDelete: ["k"],
+  counterDelete: ["c"],
+  flagDelete: ["f"],
+  setDelete: ["s"],
+  cacheList: [{ prefix: "k" }],
+  counterList: [{}],
+  flagList: [{ limit: 3 }],
+  kvList: [{}],
+  setList: [{ prefix: "s" }],
+  watch: [{ cache: ["k"], counters: ["c"], flags: ["f"], kv: ["k"], sets: ["s"] }],
 };
 
 /** A method of Purple's services, and the request it is tried with. */
@@ -467,6 +508,24 @@ function rawCall(
 ): Promise<number> {
   const metadata = new grpc.Metadata();
   if (authorization !== undefined) metadata.set("authorization", authorization);
+  if (method.responseStream) {
+    // A watch: OK once its first state came (then cancelled), else its status.
+    return new Promise((resolve) => {
+      const call = client.makeServerStreamRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        metadata,
+        { deadline: Date.now() + 5_000 },
+      );
+      call.on("data", () => {
+        resolve(grpc.status.OK);
+        call.cancel();
+      });
+      call.on("error", (error: grpc.ServiceError) => resolve(error.code));
+    });
+  }
   return new Promise((resolve) =>
     client.makeUnaryRequest(
       method.path,
@@ -592,6 +651,59 @@ test("gRPC: the health service stays open; reflection needs a token, read-only i
     assert.deepEqual(await reflect(`Bearer ${READ}`), { code: grpc.status.OK, replies: 1 });
   } finally {
     client.close();
+    await both.close();
+  }
+});
+
+test("a read-only token runs batches of reads, and no batch that writes, over both protocols", async () => {
+  const both = await serveBoth();
+  const clients = [
+    [
+      "http",
+      new HttpClient(`http://127.0.0.1:${both.http.port}`, { token: FULL }),
+      new HttpClient(`http://127.0.0.1:${both.http.port}`, { token: READ }),
+    ],
+    [
+      "grpc",
+      new GrpcClient(`127.0.0.1:${both.grpc.port}`, { token: FULL }),
+      new GrpcClient(`127.0.0.1:${both.grpc.port}`, { token: READ }),
+    ],
+  ] as const;
+  try {
+    for (const [protocol, full, read] of clients) {
+      const key = `batch-${protocol}`;
+      await full.counterIncrement(key, 3);
+      const reads = await read.batch([
+        { op: "counterGet", args: [key] },
+        { op: "kvGetEntry", args: [key] },
+        { op: "setGet", args: [key] },
+      ]);
+      assert.deepEqual(reads[0], { ok: true, value: 3n }, protocol);
+      assert.ok(!reads[1].ok && reads[1].error.code === "NOT_FOUND", protocol);
+      const atomicReads = await read.batch([
+        { op: "counterGet", args: [key] },
+        { op: "flagGet", args: [key] },
+      ], { atomic: true });
+      assert.deepEqual(atomicReads, [{ ok: true, value: 3n }, { ok: true, value: false }]);
+      for (const atomic of [false, true]) {
+        await assert.rejects(
+          read.batch([
+            { op: "counterGet", args: [key] },
+            { op: "counterIncrement", args: [key, 1] },
+          ], { atomic }),
+          PermissionDeniedError,
+        );
+      }
+      await assert.rejects(
+        read.batch([{ op: "counterGet", args: [key] }, { op: "setDelete", args: [key] }]),
+        /operation 1 \(setDelete\) writes, and the access token is read-only/,
+      );
+      assert.equal(await full.counterGet(key), 3n, `${protocol}: no refused write went through`);
+      const writes = await full.batch([{ op: "counterIncrement", args: [key, 1] }]);
+      assert.deepEqual(writes, [{ ok: true, value: 4n }]);
+    }
+  } finally {
+    await Promise.all(clients.flatMap(([, full, read]) => [full.close(), read.close()]));
     await both.close();
   }
 });

@@ -49,7 +49,7 @@ const CHROMIUM_FLAGS = [
 
 Deno.test({
   name:
-    "HttpClient in headless Chromium: CORS with --cors-origin, a token's preflight, and no CORS",
+    "HttpClient in headless Chromium: CORS with --cors-origin, a token's preflight, no CORS, watches",
   ignore: MISSING !== undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "purple-browser-" });
@@ -152,6 +152,22 @@ Deno.test({
       // client sees a network error.
       assert.deepEqual(results["a Purple without --cors-origin is out of reach"], {
         ok: { name: "UnavailableError" },
+      });
+      // A watch: the first state (absent), then the other client's write, in the page.
+      assert.deepEqual(
+        results["a watch through HttpClient (fetch streaming) sees another client's write"],
+        {
+          ok: [
+            { service: "flags", key: "browser-watch", exists: false, value: false },
+            { service: "flags", key: "browser-watch", exists: true, value: true },
+          ],
+        },
+      );
+      assert.deepEqual(results["a watch through the browser's EventSource"], {
+        ok: [
+          { service: "counters", key: "browser-events", exists: false, value: "0" },
+          { service: "counters", key: "browser-events", exists: true, value: "3" },
+        ],
       });
     } finally {
       try {

@@ -18,12 +18,17 @@ import assert from "node:assert/strict";
 import type { Operations } from "@purple/client";
 import { openBackend } from "../backends/mod.ts";
 import { REDIS_MISSING, startRedis } from "./_redis.ts";
+import { InvalidArgumentError, NotFoundError, ValueTooLargeError } from "@purple/client/errors";
 import {
-  InvalidArgumentError,
-  NotFoundError,
-  type PurpleError,
-  ValueTooLargeError,
-} from "@purple/client/errors";
+  type Case,
+  type Context,
+  type ListingKind,
+  rejects,
+  sleep,
+  text,
+} from "./_conformance_kit.ts";
+import { DATA_API_CASES } from "./_conformance_data_api.ts";
+import { WATCH_CASES } from "./_conformance_watch.ts";
 
 /** What a target hands the suite. */
 export interface Subject {
@@ -36,6 +41,8 @@ export interface Subject {
   reopen?: () => Promise<Operations>;
   /** Tears the target down (closes the current ops and anything else it started). */
   close: () => Promise<void>;
+  /** How the target lists keys: `scanned` for Redis, `sorted` for memory and disk. */
+  listing: ListingKind;
 }
 
 /** The limits the suite assumes: the defaults. */
@@ -44,32 +51,7 @@ export const SUITE_LIMITS = { maxKeyBytes: 512, maxValueBytes: 1024 * 1024, maxI
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 
-type ErrorClass = new (message: string) => PurpleError;
-
-async function rejects(promise: Promise<unknown>, kind: ErrorClass): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(
-      error instanceof kind,
-      `expected ${kind.name}, got ${error instanceof Error ? error.name : typeof error}: ${error}`,
-    );
-    return true;
-  });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-interface Context {
-  /** The current operations (they change after a reopen). */
-  readonly ops: Operations;
-  /** A key unique to this run, so targets that share a store never collide. */
-  key(name: string): string;
-  reopen?: () => Promise<void>;
-}
-
-type Case = [name: string, run: (ctx: Context) => Promise<void>];
-
-const CASES: Case[] = [
+const ORIGINAL_CASES: Case[] = [
   ["cacheSet() then cacheGet() returns the value", async ({ ops, key }) => {
     await ops.cacheSet(key("c"), "a1b2c3d4e5f6", 120);
     assert.equal(await ops.cacheGet(key("c")), "a1b2c3d4e5f6");
@@ -360,13 +342,17 @@ export function conformance(
       let ops = subject.ops;
       const run = crypto.randomUUID().slice(0, 8);
       try {
-        for (const [name, body] of CASES) {
-          const prefix = `${run}:${name.slice(0, 24)}:`;
+        for (
+          const [index, [name, body]] of [...ORIGINAL_CASES, ...DATA_API_CASES, ...WATCH_CASES]
+            .entries()
+        ) {
+          const prefix = `${run}:${String(index).padStart(3, "0")}:${name.slice(0, 24)}:`;
           const ctx: Context = {
             get ops() {
               return ops;
             },
             key: (k) => prefix + k,
+            listing: subject.listing,
             reopen: subject.reopen && (async () => {
               ops = await subject.reopen!();
             }),
@@ -400,7 +386,11 @@ export function conformanceThrough(
   transport: string,
   serve: (ops: Operations) => Promise<Served>,
 ): void {
-  async function restartable(open: () => Promise<Operations>, cleanup: () => Promise<void>) {
+  async function restartable(
+    open: () => Promise<Operations>,
+    cleanup: () => Promise<void>,
+    listing: ListingKind,
+  ) {
     let ops = await open();
     let served = await serve(ops);
     const stop = async () => {
@@ -409,6 +399,7 @@ export function conformanceThrough(
     };
     return {
       ops: served.client,
+      listing,
       reopen: async () => {
         await stop();
         ops = await open();
@@ -427,6 +418,7 @@ export function conformanceThrough(
     const served = await serve(ops);
     return {
       ops: served.client,
+      listing: "sorted",
       close: async () => {
         await served.stop();
         await ops.close();
@@ -438,6 +430,7 @@ export function conformanceThrough(
     return await restartable(
       () => openBackend({ kind: "disk", dataDir }),
       () => Deno.remove(dataDir, { recursive: true }),
+      "sorted",
     );
   });
   if (REDIS_MISSING !== undefined) {
@@ -448,6 +441,7 @@ export function conformanceThrough(
     return await restartable(
       () => openBackend({ kind: "redis", redisUrl: redis.url }),
       () => redis.stop(),
+      "scanned",
     );
   }, { ignore: REDIS_MISSING !== undefined });
 }

@@ -18,7 +18,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const ARGS = ["http", "--backend", "memory", "--port", "0"];
 const DENO = Deno.execPath();
 
-/** The start commands of the README, each as a terminal user types it. */
+/**
+ * The start commands of the README and docs/, each as a terminal user types it (the last test
+ * checks that the docs give no other).
+ */
 const COMMANDS: Array<{ name: string; argv: string[]; exits: number[] }> = [
   { name: "deno task start", argv: [DENO, "task", "start", ...ARGS], exits: [0] },
   {
@@ -26,6 +29,7 @@ const COMMANDS: Array<{ name: string; argv: string[]; exits: number[] }> = [
     argv: [DENO, "run", "-A", "--unstable-kv", "mod.ts", ...ARGS],
     exits: [0],
   },
+  { name: "deno run -A mod.ts", argv: [DENO, "run", "-A", "mod.ts", ...ARGS], exits: [0] },
   { name: "bin/purple", argv: ["bin/purple", ...ARGS], exits: [0] },
   // npx's own status after a Ctrl+C is 130 (its `deno` shim dies of the SIGINT and npm passes
   // that on), whatever Purple's: the test reads Purple's end in its own lines.
@@ -165,4 +169,25 @@ Deno.test({
       await terminal.close();
     }
   },
+});
+
+Deno.test("every start command of the README and docs/ is one that Ctrl+C is tested on here", async () => {
+  const pages = ["README.md"];
+  for await (const entry of Deno.readDir(`${ROOT}/docs`)) {
+    if (entry.name.endsWith(".md")) pages.push(`docs/${entry.name}`);
+  }
+  // A command starting Purple from a checkout, in a shell block or in inline code.
+  const LAUNCHER =
+    /(?:^|`)((?:npx -y deno@2 task start|deno task start|deno run [^`\n]*mod\.ts|bin\/purple)[^`\n]*)/gm;
+  const found = new Set<string>();
+  for (const page of pages.sort()) {
+    const text = await Deno.readTextFile(`${ROOT}/${page}`);
+    for (const [, line] of text.matchAll(LAUNCHER)) {
+      const command = line.replace(/\s+#.*$/, "").trim();
+      const typed = COMMANDS.find(({ name }) => command === name || command.startsWith(`${name} `));
+      assert.ok(typed, `${page}: '${command}' starts Purple in a way no Ctrl+C test types`);
+      found.add(typed.name);
+    }
+  }
+  assert.ok(found.has("npx -y deno@2 task start"), "the README's first command is found");
 });

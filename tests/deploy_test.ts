@@ -420,15 +420,15 @@ Deno.test("docker-compose.yml: Purple on Redis, with the ports of its command", 
   assert.equal(purple.depends_on?.redis.condition, "service_healthy");
 });
 
-Deno.test("docker-compose.yml: Redis keeps an append-only file on its volume, as the README says", async () => {
+Deno.test("docker-compose.yml: Redis keeps an append-only file on its volume, as docs/durability.md says", async () => {
   const { redis } = compose.services as Record<string, ComposeService & { volumes?: string[] }>;
   const command = redis.command!.join(" ");
   assert.match(command, /^redis-server .*--appendonly yes/);
   assert.match(command, /--appendfsync everysec/);
   assert.deepEqual(redis.volumes, ["redis-data:/data"]);
-  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  const durability = await Deno.readTextFile(`${ROOT}/docs/durability.md`);
   assert.match(
-    readme,
+    durability,
     /the Compose file's writes an append-only file to\s+its volume `redis-data`/,
   );
 });
@@ -698,8 +698,13 @@ Deno.test("Procfile: the web process is purple http on $PORT, on Heroku's $REDIS
   assert.equal(config.redisUrl, HEROKU_ENV.REDIS_URL);
   // Heroku Redis's self-signed certificate is accepted for Redis alone, not for the process.
   assert.equal(config.redis?.redisInsecureTls, true);
-  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
-  assert.ok(!readme.includes("NODE_TLS_REJECT_UNAUTHORIZED"), "no process-wide TLS opt-out");
+  for (const page of ["README.md", "docs/deploy.md"]) {
+    const text = await Deno.readTextFile(`${ROOT}/${page}`);
+    assert.ok(
+      !text.includes("NODE_TLS_REJECT_UNAUTHORIZED"),
+      `${page}: no process-wide TLS opt-out`,
+    );
+  }
 });
 
 Deno.test("heroku.yml: builds the Dockerfile and runs the Procfile's command", async () => {

@@ -1,13 +1,20 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { Operations } from "@purple/client";
+import type { BatchOperation, Operations } from "@purple/client";
 import {
   InvalidArgumentError,
   NotFoundError,
+  PreconditionFailedError,
   UnavailableError,
   ValueTooLargeError,
 } from "@purple/client/errors";
-import { checked, DEFAULT_LIMITS, type Limits, openBackend } from "../backends/mod.ts";
+import {
+  checked,
+  DEFAULT_LIMITS,
+  type Limits,
+  MemoryBackend,
+  openBackend,
+} from "../backends/mod.ts";
 import {
   DISK_FILE_NAME,
   DISK_MAX_ITEM_BYTES,
@@ -21,6 +28,7 @@ import { headModel, writeChunks } from "../backends/_disk_blob.ts";
 import { GroupCommitter } from "../backends/_disk_commits.ts";
 import { PointReader } from "../backends/_disk_reads.ts";
 import { conformance } from "./conformance.ts";
+import { balances, casLoops, transfers } from "./_disk_contention.ts";
 
 const INT64_MAX = 2n ** 63n - 1n;
 const MiB = 1024 * 1024;
@@ -32,6 +40,7 @@ conformance("disk", async () => {
   let ops = await openBackend({ kind: "disk", dataDir });
   return {
     ops,
+    listing: "sorted",
     reopen: async () => {
       await ops.close();
       ops = await openBackend({ kind: "disk", dataDir });
@@ -642,5 +651,324 @@ Deno.test("a large write whose chunks another process's sweep reclaimed is refus
     await heads.drain();
     await assert.rejects(ops.kvGet("slow"), NotFoundError);
     assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+  });
+});
+
+// The data API v2 on disk: what the conformance suite cannot see (Deno KV's commit limits, the
+// raw entries, several processes on one file).
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** Asserts that a promise rejects with ValueTooLargeError whose message matches `pattern`. */
+async function refusedTooLarge(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: Error) => {
+    assert.ok(error instanceof ValueTooLargeError, `${error.name}: ${error.message}`);
+    assert.match(error.message, pattern);
+    assert.match(error.message, /nothing was changed/);
+    return true;
+  });
+}
+
+Deno.test("DiskBackend refuses an atomic batch that cannot fit one Deno KV commit, naming the limit and leaving nothing behind", async () => {
+  await withDisk(async ({ backend, ops, raw }) => {
+    // 101 counters: one check each, and a commit holds 100 checks.
+    await refusedTooLarge(
+      ops.batch(
+        Array.from(
+          { length: 101 },
+          (_, i) => ({ op: "counterIncrement" as const, args: [`c${i}`, 1] as const }),
+        ),
+        { atomic: true },
+      ),
+      /101 checks .* one Deno KV commit holds 100/,
+    );
+    assert.deepEqual((await ops.counterList({ prefix: "c" })).keys, []);
+    // A large value (to be written as chunks first), then a set delete of 1200 items: 1200
+    // deletes, and a commit holds 1000 mutations. Known before any chunk is written.
+    const items = Array.from({ length: 1200 }, (_, i) => `item-${i}`);
+    await Promise.all(items.map((item) => ops.setAdd("big-set", item)));
+    await ops.kvPut("kept", "old");
+    const commits = backend.commitStats.commits;
+    await refusedTooLarge(
+      ops.batch([
+        { op: "kvPut", args: ["large", new Uint8Array(MiB).fill(1)] },
+        { op: "kvPut", args: ["kept", "new"] },
+        { op: "setDelete", args: ["big-set"] },
+      ], { atomic: true }),
+      /120\d writes .* one Deno KV commit holds 1000/,
+    );
+    assert.equal(backend.commitStats.commits, commits, "nothing was written");
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    await assert.rejects(ops.kvGet("large"), NotFoundError);
+    assert.equal(text(await ops.kvGet("kept")), "old");
+    assert.equal((await ops.setGet("big-set")).length, 1200);
+    // 700 items of 1000 bytes: about 1.4 MB in one commit, which holds 800 KiB.
+    await refusedTooLarge(
+      ops.batch(
+        Array.from({ length: 700 }, (_, i) => ({
+          op: "setAdd" as const,
+          args: ["wide", `${i}`.padEnd(1000, ".")] as const,
+        })),
+        { atomic: true },
+      ),
+      /KiB of keys and values .* one Deno KV commit holds 800 KiB/,
+    );
+    // 150 items of a set with a 500-byte name: the written keys add up to more than 80 KiB.
+    const long = "s".repeat(500);
+    await refusedTooLarge(
+      ops.batch(
+        Array.from(
+          { length: 150 },
+          (_, i) => ({ op: "setAdd" as const, args: [long, `${i}`] as const }),
+        ),
+        { atomic: true },
+      ),
+      /KiB of written keys, and one Deno KV commit holds 80 KiB/,
+    );
+    assert.deepEqual(await ops.setGet("wide"), []);
+    assert.deepEqual(await ops.setGet(long), []);
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+  });
+});
+
+Deno.test("DiskBackend writes the large and many mid-size values of an atomic batch as chunks first, and deletes the chunks they replace", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    // 20 values of 60 KiB: 1.2 MB, more than one commit holds inline.
+    const value = (i: number) => new Uint8Array(60 * 1024).fill(i);
+    await ops.batch(
+      Array.from(
+        { length: 20 },
+        (_, i) => ({ op: "kvPut" as const, args: [`mid${i}`, value(i)] as const }),
+      ),
+      { atomic: true },
+    );
+    for (let i = 0; i < 20; i++) assert.deepEqual(await ops.kvGet(`mid${i}`), value(i));
+    assert.ok((await rawKeys(raw, ["chunk", "kv"])).length >= 8, "the largest were chunked");
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    // Replacing and deleting chunked values deletes their chunks, as single writes do.
+    const big = new Uint8Array(3 * MiB).map((_, i) => i % 251);
+    await ops.kvPut("big", big);
+    await ops.cacheSet("cached", "c".repeat(200_000), 60);
+    await ops.batch([
+      { op: "kvPut", args: ["big", "small now"] },
+      { op: "cacheDelete", args: ["cached"] },
+      ...Array.from(
+        { length: 20 },
+        (_, i) => ({ op: "kvDelete" as const, args: [`mid${i}`] as const }),
+      ),
+    ], { atomic: true });
+    assert.equal(text(await ops.kvGet("big")), "small now");
+    await assert.rejects(ops.cacheGet("cached"), NotFoundError);
+    assert.deepEqual(await rawKeys(raw, ["chunk"]), []);
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+  }, { ...DEFAULT_LIMITS, maxValueBytes: 4 * MiB });
+});
+
+Deno.test("DiskBackend deletes a set too large for one commit in several, items and guard", async () => {
+  await withDisk(async ({ backend, ops, raw }) => {
+    const items = Array.from({ length: 2500 }, (_, i) => `item-${i}`);
+    await Promise.all(items.map((item) => ops.setAdd("large", item)));
+    await ops.setAdd("other", "stays");
+    const commits = backend.commitStats.commits;
+    await ops.setDelete("large");
+    assert.ok(backend.commitStats.commits - commits >= 3, "three commits at least");
+    assert.deepEqual(await ops.setGet("large"), []);
+    assert.deepEqual(await rawKeys(raw, ["set", "large"]), []);
+    assert.equal((await raw.get(["set-guard", "large"])).versionstamp, null);
+    assert.deepEqual((await ops.setList({})).keys, ["other"]);
+    await assert.rejects(ops.setDelete("large"), NotFoundError);
+  });
+});
+
+Deno.test("DiskBackend lists no set for the empty guard an older file may hold, nor a bad cursor", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    await raw.set(["set-guard", "emptied"], 0); // as sets emptied before guards were deleted
+    await ops.setAdd("full", "x");
+    assert.deepEqual((await ops.setList({})).keys, ["full"]);
+    await assert.rejects(ops.setDelete("emptied"), NotFoundError);
+    assert.deepEqual(await ops.setAdd("emptied", "again"), ["again"]);
+    assert.deepEqual((await ops.setList({})).keys, ["emptied", "full"]);
+    // A cursor of another prefix's listing is not one of this listing's.
+    await Promise.all(["a1", "a2", "b1", "b2"].map((key) => ops.kvPut(key, "v")));
+    const { cursor } = await ops.kvList({ prefix: "a", limit: 1 });
+    assert.ok(cursor !== undefined);
+    assert.deepEqual(await ops.kvList({ prefix: "a", cursor }), { keys: ["a2"] });
+    await assert.rejects(ops.kvList({ prefix: "b", cursor }), InvalidArgumentError);
+  });
+});
+
+Deno.test("DiskBackend keeps counters and sets exact under atomic batches and single writes of the same keys", async () => {
+  await withDisk(async ({ ops }) => {
+    const singles: Promise<unknown>[] = [];
+    const batches: Promise<unknown>[] = [];
+    for (let i = 0; i < 100; i++) {
+      singles.push(ops.counterIncrement("a", 1), ops.setAdd("s", `single-${i}`));
+      if (i % 2 === 0) {
+        batches.push(ops.batch([
+          { op: "counterIncrement", args: ["a", 1] },
+          { op: "counterIncrement", args: ["b", 1] },
+          { op: "setAdd", args: ["s", `batch-${i}`] },
+          { op: "counterGet", args: ["a"] },
+        ], { atomic: true }));
+      }
+    }
+    await Promise.all([...singles, ...batches]);
+    assert.equal(await ops.counterGet("a"), 150n);
+    assert.equal(await ops.counterGet("b"), 50n);
+    assert.equal((await ops.setGet("s")).length, 150);
+    // The single writes' remembered states follow what the batches wrote.
+    assert.equal(await ops.counterIncrement("a", 1), 151n);
+    assert.equal((await ops.setAdd("s", "last")).length, 151);
+    await ops.batch([{ op: "counterDelete", args: ["a"] }, { op: "setDelete", args: ["s"] }], {
+      atomic: true,
+    });
+    assert.equal(await ops.counterIncrement("a", 5), 5n);
+    assert.deepEqual(await ops.setAdd("s", "new"), ["new"]);
+  });
+});
+
+Deno.test("conditional writes and atomic batches from another process on one file stay exact", async () => {
+  await withDisk(async ({ dataDir, ops }) => {
+    // Both processes run compare-and-set loops on one KV key, atomic transfers between two
+    // counters, and versioned atomic transfers between two KV balances, at the same time.
+    const child = `
+      import { DEFAULT_LIMITS, checked } from "${new URL("../backends/mod.ts", import.meta.url)}";
+      import { openDiskBackend } from "${new URL("../backends/disk.ts", import.meta.url)}";
+      import { balances, casLoops, transfers } from "${new URL(
+      "./_disk_contention.ts",
+      import.meta.url,
+    )}";
+      const ops = checked(await openDiskBackend({ dataDir: ${
+      JSON.stringify(dataDir)
+    }, limits: DEFAULT_LIMITS }), DEFAULT_LIMITS);
+      const [conflicts] = await Promise.all([casLoops(ops, 16, 10), transfers(ops, 100), balances(ops, 8, 5)]);
+      await ops.close();
+      console.log(JSON.stringify({ conflicts }));
+    `;
+    await ops.kvPut("cas", "0");
+    await ops.kvPut("a", "1000");
+    await ops.kvPut("b", "0");
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", config, "--unstable-kv", child],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const output = process.output();
+    const [conflicts] = await Promise.all([
+      casLoops(ops, 16, 10),
+      transfers(ops, 100),
+      balances(ops, 8, 5),
+    ]);
+    const { success, stdout } = await output;
+    assert.ok(success, "the child process failed");
+    const theirs = JSON.parse(text(stdout).trim().split("\n").at(-1)!);
+    assert.equal(text(await ops.kvGet("cas")), String(2 * 16 * 10), "no update lost");
+    assert.ok(conflicts + theirs.conflicts > 0, "the loops did contend");
+    assert.equal(await ops.counterGet("from"), -200n);
+    assert.equal(await ops.counterGet("to"), 200n);
+    assert.equal(text(await ops.kvGet("a")), String(1000 - 2 * 8 * 5));
+    assert.equal(text(await ops.kvGet("b")), String(2 * 8 * 5));
+  });
+});
+
+Deno.test("DiskBackend deletes the chunks of an atomic batch that fails after writing them", async () => {
+  await withDisk(async ({ ops, raw }) => {
+    // Each batch puts a large value and a small one over a version that a single put, started
+    // with it, replaces while the batch writes its chunks: most batches fail after writing them.
+    let failed = 0;
+    for (let round = 0; round < 10; round++) {
+      await ops.kvPut("b", `b${round}`);
+      const { version } = await ops.kvGetEntry("b");
+      const large = new Uint8Array(MiB).fill(round);
+      const [batch] = await Promise.allSettled([
+        ops.batch([
+          { op: "kvPut", args: ["a", large] },
+          { op: "kvPut", args: ["b", "from the batch", { ifMatch: version }] },
+        ], { atomic: true }),
+        ops.kvPut("b", "single"),
+      ]);
+      if (batch.status === "rejected") {
+        assert.ok(batch.reason instanceof PreconditionFailedError, String(batch.reason));
+        failed++;
+      } else assert.deepEqual(await ops.kvGet("a"), large);
+    }
+    assert.ok(failed > 0, "no batch failed after writing its chunks");
+    assert.deepEqual(await rawKeys(raw, ["chunk-pending"]), []);
+    const head = (await raw.get<{ gen?: string }>(["kv", "a"])).value;
+    const gens = new Set((await rawKeys(raw, ["chunk"])).map((key) => key[3]));
+    assert.deepEqual([...gens], head?.gen === undefined ? [] : [head.gen]);
+  });
+});
+
+Deno.test("DiskBackend applies the operations of one key in call order, as memory does (keepsCallOrder)", async () => {
+  // One pseudo-random sequence of every single operation on three keys of each service, all
+  // called without waiting, and again as one in-order batch: every outcome is the memory
+  // backend's (which applies each call when it is made), but the versions.
+  let seed = 42;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const big = (i: number) => new Uint8Array(100_000 + i).fill(i % 256);
+  const sequence: BatchOperation[] = [];
+  for (let i = 0; i < 400; i++) {
+    const k = `k${random(3)}`;
+    const choices: BatchOperation[] = [
+      { op: "counterIncrement", args: [k, random(5) - 1] },
+      { op: "counterGet", args: [k] },
+      { op: "counterDelete", args: [k] },
+      { op: "flagSet", args: [k, random(2) === 0] },
+      { op: "flagGet", args: [k] },
+      { op: "flagDelete", args: [k] },
+      { op: "kvPut", args: [k, `v${i}`] },
+      { op: "kvPut", args: [k, big(i)] },
+      { op: "kvPut", args: [k, `new${i}`, { ifNoneMatch: "*" }] },
+      { op: "kvPut", args: [k, big(i), { ifMatch: "*" }] },
+      { op: "kvGet", args: [k] },
+      { op: "kvDelete", args: [k] },
+      { op: "cacheSet", args: [k, random(4) === 0 ? "c".repeat(40_000 + i) : `c${i}`, 60] },
+      { op: "cacheGet", args: [k] },
+      { op: "cacheDelete", args: [k] },
+      { op: "setAdd", args: [k, `i${random(4)}`] },
+      { op: "setRemove", args: [k, `i${random(4)}`] },
+      { op: "setGet", args: [k] },
+      { op: "setDelete", args: [k] },
+    ];
+    sequence.push(choices[random(choices.length)]);
+  }
+  const call = (ops: Operations, { op, args }: BatchOperation) =>
+    (ops[op] as (...args: unknown[]) => Promise<unknown>)(...args);
+  /** An outcome in short: large values by their length and first unit. */
+  const summary = (outcome: { value: unknown } | { error: string }): string =>
+    JSON.stringify(
+      outcome,
+      (_, value) =>
+        value instanceof Uint8Array
+          ? `${value.length} bytes of ${value[0]}`
+          : typeof value === "bigint"
+          ? `${value}n`
+          : typeof value === "string" && value.length > 20
+          ? `${value.length} units of ${value[0]}`
+          : value,
+    );
+  const outcome = (promise: Promise<unknown>) =>
+    promise.then((value) => summary({ value }), (error) => summary({ error: error.name }));
+  const assertSame = (outcomes: string[], expected: string[], how: string) => {
+    const at = outcomes.findIndex((outcome, i) => outcome !== expected[i]);
+    const { op, args } = sequence[at] ?? {};
+    assert.equal(outcomes[at], expected[at], `${how}: call ${at}, ${op} ${args?.[0]}`);
+  };
+  const memory = checked(new MemoryBackend(), DEFAULT_LIMITS);
+  const expected: string[] = [];
+  for (const operation of sequence) expected.push(await outcome(call(memory, operation)));
+  await memory.close();
+  await withDisk(async ({ ops }) => {
+    const atOnce = await Promise.all(sequence.map((operation) => outcome(call(ops, operation))));
+    assertSame(atOnce, expected, "called at once");
+  });
+  await withDisk(async ({ ops }) => {
+    const batched = (await ops.batch(sequence)).map((result) =>
+      summary(result.ok ? { value: result.value } : { error: result.error.name })
+    );
+    assertSame(batched, expected, "in one batch");
   });
 });

@@ -4,9 +4,12 @@
 // (small and large) and flag sets. After a restart, every write a client saw acknowledged is
 // there (counters hold at least every acknowledged increment, and at most those plus the ones
 // whose answer the kill cut off; a cut-off write is whole or absent), and the database opens
-// cleanly. Several rounds on one data directory: each round's restart is the next round's victim.
-// At the end, the chunks the kills left unreferenced (large values cut off between their chunks
-// and their head) are reclaimed by the sweep, and nothing else is.
+// cleanly. Atomic batches run meanwhile too (a KV put, large one time in three, a set add and a
+// counter increment each): after the restart each is there whole or not at all (the counter
+// counts exactly the set's items, each item's KV value is there whole, and no value is there
+// without its item). Several rounds on one data directory: each round's restart is the next
+// round's victim. At the end, the chunks the kills left unreferenced (large values cut off
+// between their chunks and their head) are reclaimed by the sweep, and nothing else is.
 
 import assert from "node:assert/strict";
 import { HttpClient, type Operations } from "@purple/client";
@@ -21,12 +24,15 @@ const ROUNDS = Number(Deno.env.get("PURPLE_KILL_ROUNDS") ?? "3");
 const WORKERS = 8; // per protocol
 /** Workers that write only large values (in chunks), so that kills cut some of them off. */
 const LARGE_WORKERS = 2; // per protocol
+/** Workers that run atomic batches only. */
+const ATOMIC_WORKERS = 2; // per protocol
 const encoder = new TextEncoder();
 
-/** The size of the value written at `key`: 512 KiB for a large worker, else 100 KiB (chunked
- * on disk) one time in 8, else 100 bytes. */
+/** The size of the value written at `key`: 512 KiB for a large worker, 300 KiB one time in 3
+ * for an atomic worker, else 100 KiB (chunked on disk) one time in 8, else 100 bytes. */
 function sizeOf(key: string, i: number): number {
   if (key.includes("-L")) return 512 * 1024;
+  if (key.includes("-T")) return i % 3 === 2 ? 300 * 1024 : 100;
   return i % 8 === 7 ? 100 * 1024 : 100;
 }
 
@@ -70,6 +76,12 @@ interface Ledger {
   cutOff: { kind: Kind; key: string; i: number }[];
   /** Acknowledged writes by kind (found: each checked after every restart). */
   counts: Record<Kind, number>;
+  /** The KV keys (with their index) of the atomic batches acknowledged, and of those cut off;
+   * each batch also adds its key to `set` and 1 to `atomicCounter`. */
+  atomic: Map<string, number>;
+  atomicCutOff: Map<string, number>;
+  atomicSet: string;
+  atomicCounter: string;
   /** Errors that ended before the kill: there must be none. */
   early: string[];
 }
@@ -89,6 +101,10 @@ async function writeUntilKilled(purple: Purple, round: number, killAfterMs: numb
     cutOff: [],
     counts: Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<Kind, number>,
     early: [],
+    atomic: new Map(),
+    atomicCutOff: new Map(),
+    atomicSet: `atomic-${round}`,
+    atomicCounter: `atomic-${round}`,
   };
   const clients: Operations[] = [];
   for (let w = 0; w < WORKERS; w++) {
@@ -113,6 +129,25 @@ async function writeUntilKilled(purple: Purple, round: number, killAfterMs: numb
       ledger.counts[kind]++;
       if (kind === "kv-put") ledger.puts.set(key, i);
       else ledger.caches.set(key, i);
+    }
+  });
+  const atomic = clients.slice(0, 2 * ATOMIC_WORKERS).map(async (client, w) => {
+    for (let i = 0;; i++) {
+      const key = `r${round}-T${w}-${i}`;
+      try {
+        await client.batch([
+          { op: "kvPut", args: [key, valueOf(key, i)] },
+          { op: "setAdd", args: [ledger.atomicSet, key] },
+          { op: "counterIncrement", args: [ledger.atomicCounter, 1] },
+        ], { atomic: true });
+      } catch (error) {
+        ledger.atomicCutOff.set(key, i);
+        if (performance.now() < killedAt) {
+          ledger.early.push(`atomic: ${(error as Error).name}: ${(error as Error).message}`);
+        }
+        return;
+      }
+      ledger.atomic.set(key, i);
     }
   });
   const workers = clients.map(async (client, w) => {
@@ -159,7 +194,7 @@ async function writeUntilKilled(purple: Purple, round: number, killAfterMs: numb
   purple.child.kill("SIGKILL");
   const status = await purple.child.status;
   assert.equal(status.signal, "SIGKILL");
-  await Promise.all([...workers, ...large]);
+  await Promise.all([...workers, ...large, ...atomic]);
   await Promise.all(clients.map((client) => (client as HttpClient).close()));
   return ledger;
 }
@@ -222,6 +257,24 @@ async function verify(purple: Purple, ledgers: Ledger[]) {
           `flag ${flag} is ${stored}: acknowledged ${expected}`,
         );
         found++;
+      }
+      // Each atomic batch is there whole or not at all.
+      const batched = new Set(await client.setGet(ledger.atomicSet));
+      assert.equal(
+        await client.counterGet(ledger.atomicCounter),
+        BigInt(batched.size),
+        `${ledger.atomicCounter} counts the items of ${ledger.atomicSet}`,
+      );
+      for (const key of ledger.atomic.keys()) assert.ok(batched.has(key), `${key} acknowledged`);
+      await inParallel([...ledger.atomic, ...ledger.atomicCutOff], async ([key, i]) => {
+        const stored = await maybe(() => client.kvGet(key));
+        assert.equal(stored !== undefined, batched.has(key), `${key}: all or nothing`);
+        assert.ok(stored === undefined || sameBytes(stored, valueOf(key, i)), `${key} whole`);
+        if (ledger.atomic.has(key)) found++;
+        else if (stored !== undefined) cutOffApplied++;
+      });
+      for (const key of batched) {
+        assert.ok(ledger.atomic.has(key) || ledger.atomicCutOff.has(key), `${key} was written`);
       }
       // A cut-off write is whole or absent (a cut-off delete: the value or nothing).
       for (const { kind, key, i } of ledger.cutOff) {
@@ -310,7 +363,10 @@ grpcTest(
         lines.push(
           `round ${round}: killed after ${killAfterMs} ms with ${acked} writes acknowledged (${
             KINDS.map((kind) => `${ledger.counts[kind]} ${kind}`).join(", ")
-          }) and ${ledger.cutOff.length} cut off; restarted in ${restartMs.toFixed(0)} ms; ` +
+          }) and ${ledger.cutOff.length} cut off, ${ledger.atomic.size} atomic batches ` +
+            `acknowledged and ${ledger.atomicCutOff.size} cut off; restarted in ${
+              restartMs.toFixed(0)
+            } ms; ` +
             `${found} acknowledged writes of all rounds found, ${cutOffApplied} cut-off ones applied`,
         );
       }
@@ -335,8 +391,10 @@ grpcTest(
         (sum, l) => sum + Object.values(l.counts).reduce((a, b) => a + b, 0),
         0,
       );
+      const batches = ledgers.reduce((sum, l) => sum + l.atomic.size, 0);
       lines.push(
-        `${ROUNDS} kills, ${acked} acknowledged writes, all found; the kills left ${left.chunks} ` +
+        `${ROUNDS} kills, ${acked} acknowledged writes and ${batches} atomic batches, all ` +
+          `found; the kills left ${left.chunks} ` +
           `chunks of ${left.generations} cut-off large values unreferenced (${left.markers} ` +
           `pending markers): the sweep reclaimed ${swept.generations} generations, ` +
           `${swept.chunks} chunks, and the acknowledged writes were all still there after it`,

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { GrpcClient } from "@purple/client/grpc";
-import { type Program, ROOT, start } from "./_process.ts";
+import { goawayAbortRetried, type Program, ROOT, start } from "./_process.ts";
 import { purpleArgs } from "./_purple.ts";
 
 /** Starts `purple` with `args`: the tests' one spawner, running `mod.ts`. */
@@ -117,13 +117,7 @@ Deno.test("purple: SIGTERM amid a burst of gRPC calls exits 0; each call succeed
       }
       const childCode = (await child.status).code;
       const errors = await stderrText;
-      if (childCode === 134 && /nghttp2.*Assertion/.test(errors) && attempt < 3) {
-        console.error(
-          `!!! attempt ${attempt}: Deno's node:http2 client aborted on the server's GOAWAY ` +
-            "(denoland/deno#36788), not a Purple failure: trying again !!!",
-        );
-        continue;
-      }
+      if (goawayAbortRetried(childCode, errors, attempt)) continue;
       assert.equal(childCode, 0, `the client process failed: ${errors}`);
       const outcomes = new Set(JSON.parse(text.split("\n")[1]) as string[]);
       outcomes.delete("ok");

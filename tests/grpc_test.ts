@@ -3,11 +3,18 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import descriptor from "protobufjs/ext/descriptor/index.js";
-import { OPERATION_NAMES, type OperationName, OPERATIONS, type Operations } from "@purple/protocol";
+import {
+  OPERATION_NAMES,
+  OPERATIONS,
+  type Operations,
+  WIRE_OPERATION_NAMES,
+  type WireOperationName,
+} from "@purple/protocol";
 import {
   InternalError,
   InvalidArgumentError,
   NotFoundError,
+  PreconditionFailedError,
   UnavailableError,
   ValueTooLargeError,
 } from "@purple/client/errors";
@@ -145,7 +152,9 @@ function normalized(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(normalized);
   if (value !== null && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).filter(([k]) => k !== "$typeName").map(([k, v]) => [k, normalized(v)]),
+      Object.entries(value).filter(([k]) => k !== "$typeName").map((
+        [k, v],
+      ) => [k.replace(/_([a-z])/g, (_, letter) => letter.toUpperCase()), normalized(v)]),
     );
   }
   return value;
@@ -240,7 +249,7 @@ test("int64 values round-trip exactly at every edge, through the bindings", () =
   for (const edge of [...edges, -edges[3], -edges[7], INT64_MAX, INT64_MIN, INT64_MIN + 1n]) {
     const request = method.requestDeserialize(method.requestSerialize(binding.request("c", edge)));
     assert.deepEqual(binding.args(request), ["c", edge]);
-    const bytes = method.responseSerialize(binding.response(edge));
+    const bytes = method.responseSerialize(binding.response(edge, request));
     assert.equal(binding.result(method.responseDeserialize(bytes)), edge);
     assert.equal(referenceDecode("GetCounterResponse", bytes).value, String(edge));
   }
@@ -270,33 +279,67 @@ test("the operation table and proto/purple.proto agree: every method is served, 
 
 test("every operation's arguments and result survive the wire both ways", () => {
   const bytes = new Uint8Array([0, 1, 254, 255]);
-  const cases: { [Op in OperationName]: [Arguments<Op>, Result<Op>] } = {
+  const page = { keys: ["a", "ключ"], cursor: "next" };
+  const cases: { [Op in WireOperationName]: [Arguments<Op>, Result<Op>] } = {
+    batch: [[[
+      { op: "counterIncrement", args: ["c", 2n] },
+      { op: "kvGetEntry", args: ["k"] },
+      { op: "kvPut", args: ["k", bytes, { ifMatch: "v1" }] },
+      { op: "setAdd", args: ["s", "i"] },
+      { op: "flagGet", args: ["f"] },
+      { op: "cacheDelete", args: ["k"] },
+    ], { atomic: true }], [
+      { ok: true, value: 2n },
+      { ok: true, value: { value: bytes, version: "v2" } },
+      { ok: false, error: new PreconditionFailedError("Cannot put KV key 'k': stale") },
+      { ok: true, value: ["i"] },
+      { ok: true, value: false },
+      { ok: false, error: new NotFoundError("Cannot delete cache key 'k': not found") },
+    ]],
     cacheGet: [["ключ"], "value é"],
     cacheSet: [["k", "v", 60], undefined],
     counterIncrement: [["c", -9007199254740993n], INT64_MIN],
     counterGet: [["c"], INT64_MAX],
     flagGet: [["f"], true],
     flagSet: [["f", true], undefined],
-    kvGet: [["k"], bytes],
-    kvPut: [["k", bytes], undefined],
-    kvDelete: [["k"], undefined],
+    kvGetEntry: [["k"], { value: bytes, version: "AAAAAAAAAAE" }],
+    kvPut: [["k", bytes, { ifMatch: "v1" }], undefined],
+    kvDelete: [["k", { ifMatch: "*" }], undefined],
     setGet: [["s"], ["a", "b"]],
     setAdd: [["s", "a"], ["a"]],
     setRemove: [["s", "a"], []],
+    cacheDelete: [["k"], undefined],
+    counterDelete: [["c"], undefined],
+    flagDelete: [["f"], undefined],
+    setDelete: [["s"], undefined],
+    cacheList: [[{ prefix: "p", limit: 5, cursor: "c" }], page],
+    counterList: [[{ limit: 1000 }], { keys: [] }],
+    flagList: [[{ prefix: "ключ" }], page],
+    kvList: [[{ cursor: "x" }], page],
+    setList: [[{}], { keys: ["only"] }],
+    watch: [[{ kv: ["k"], flags: ["ключ", "f"] }], {
+      service: "kv",
+      key: "k",
+      exists: true,
+      value: bytes,
+      version: "v3",
+    }],
   };
-  for (const name of OPERATION_NAMES) {
+  for (const name of WIRE_OPERATION_NAMES) {
     const [args, result] = cases[name];
     const method = grpcMethod(name) as MethodDefinition<unknown, unknown>;
     const binding = GRPC_BINDINGS[name] as unknown as {
       request(...args: unknown[]): unknown;
       args(request: unknown): unknown[];
-      response(result: unknown): unknown;
-      result(response: unknown): unknown;
+      response(result: unknown, request: unknown): unknown;
+      result(response: unknown, request: unknown): unknown;
     };
     const request = method.requestDeserialize(method.requestSerialize(binding.request(...args)));
     assert.deepEqual(binding.args(request), args, `${name}'s arguments`);
-    const response = method.responseDeserialize(method.responseSerialize(binding.response(result)));
-    assert.deepEqual(binding.result(response), result, `${name}'s result`);
+    const response = method.responseDeserialize(
+      method.responseSerialize(binding.response(result, request)),
+    );
+    assert.deepEqual(binding.result(response, request), result, `${name}'s result`);
   }
   return Promise.resolve();
 });
@@ -476,11 +519,13 @@ test("reflection lists the services and describes them from the embedded protos"
       );
       assert.deepEqual(services.sort(), [
         "grpc.health.v1.Health",
+        "proto.Batch",
         "proto.Cache",
         "proto.Counter",
         "proto.Flag",
         "proto.KV",
         "proto.Set",
+        "proto.Watch",
       ]);
     }
     // file_containing_symbol (field 4) "proto.Counter"
@@ -499,6 +544,8 @@ test("reflection lists the services and describes them from the embedded protos"
       "CounterIncrement",
       "IncrementCounter",
       "GetCounter",
+      "CounterDelete",
+      "CounterList",
     ]);
   } finally {
     raw.close();
@@ -528,20 +575,9 @@ function fields(bytes: Uint8Array): Map<number, Uint8Array[]> {
 function failing(error: Error): Operations {
   const fail = () => Promise.reject(error);
   return {
-    cacheGet: fail,
-    cacheSet: fail,
-    counterIncrement: fail,
-    counterGet: fail,
-    flagGet: fail,
-    flagSet: fail,
-    kvGet: fail,
-    kvPut: fail,
-    kvDelete: fail,
-    setGet: fail,
-    setAdd: fail,
-    setRemove: fail,
+    ...Object.fromEntries(OPERATION_NAMES.map((name) => [name, fail])),
     close: () => Promise.resolve(),
-  };
+  } as unknown as Operations;
 }
 
 test("an unexpected error is INTERNAL with a generic message; the details are logged", async () => {

@@ -283,7 +283,10 @@ Deno.test("an empty key is 400 on every route", async () => {
         ["GET", "/sets/"],
         ["PUT", "/sets/?item=x"],
         ["DELETE", "/sets/?item=x"],
-        ["GET", "/kv"],
+        ["DELETE", "/sets/"],
+        ["DELETE", "/cache/"],
+        ["DELETE", "/counters/"],
+        ["DELETE", "/flags/"],
       ]
     ) {
       assertError(await call(method, path), 400, /key/);
@@ -299,7 +302,7 @@ Deno.test("unknown routes are 404 and wrong methods 405, both with an error body
     const wrong = await call("POST", "/kv/k");
     assertError(wrong, 405, /method not allowed/);
     assert.equal(wrong.headers.get("allow"), "GET, PUT, DELETE, HEAD");
-    assertError(await call("DELETE", "/cache/k"), 405);
+    assertError(await call("PATCH", "/cache/k"), 405);
     assertError(await call("PUT", "/ping"), 405);
   });
 });

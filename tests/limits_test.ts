@@ -310,7 +310,7 @@ class Stalled {
   started = 0;
 
   /**
-   * `ops` where kvGet and cacheGet wait for `release()` (or forever). Unlike the memory
+   * `ops` where kvGet, kvGetEntry (what GET /kv/:key and KVGet call) and cacheGet wait for `release()` (or forever). Unlike the memory
    * backend it wraps, it does not settle at once (`settlesAtOnce` false), so the servers time it.
    */
   wrap(ops: Operations): Operations {
@@ -321,7 +321,7 @@ class Stalled {
     return new Proxy(ops, {
       get: (target, name: keyof Operations | "settlesAtOnce") => {
         if (name === "settlesAtOnce") return false;
-        if (name === "kvGet" || name === "cacheGet") {
+        if (name === "kvGet" || name === "kvGetEntry" || name === "cacheGet") {
           const call = target[name].bind(target) as (key: string) => Promise<unknown>;
           return (key: string) => wait(() => call(key));
         }

@@ -5,7 +5,7 @@ import { conformance } from "./conformance.ts";
 
 conformance("memory", async () => {
   const ops = await openBackend({ kind: "memory" });
-  return { ops, close: () => ops.close() };
+  return { ops, listing: "sorted", close: () => ops.close() };
 });
 
 Deno.test("MemoryBackend drops an entry after the default TTL of 5 s", async () => {

@@ -67,7 +67,8 @@ Deno.test("GET /metrics counts both protocols of the purple command, by operatio
     assert.equal(found.get(requests("http", "setAdd", "invalid_argument")), 1);
     assert.equal(found.get(requests("http", "none", "not_found")), 1);
     assert.equal(found.get(requests("grpc", "flagSet", "ok")), 1);
-    assert.equal(found.get(requests("grpc", "kvGet", "not_found")), 1);
+    // KVGet serves kvGetEntry (the value and its version): its label.
+    assert.equal(found.get(requests("grpc", "kvGetEntry", "not_found")), 1);
     // The latency histogram of an operation: cumulative buckets, a count, a sum.
     const bucket = (le: string) =>
       found.get(
@@ -164,12 +165,12 @@ Deno.test("GET /metrics counts refusals by limit: requests at once, body time an
 
 Deno.test("GET /metrics counts backend timeouts and errors, on both protocols", async () => {
   const backend = await openBackend({ kind: "memory" });
-  // A backend whose kvGet never answers and whose flagGet fails as a Redis that is down would.
+  // A backend whose KV gets never answer and whose flagGet fails as a Redis that is down would.
   const { UnavailableError } = await import("@purple/protocol/errors");
   const ops = new Proxy(backend, {
     get(target, name, receiver) {
       if (name === "settlesAtOnce") return false; // It does not: the time limit applies.
-      if (name === "kvGet") return () => new Promise(() => {});
+      if (name === "kvGet" || name === "kvGetEntry") return () => new Promise(() => {});
       if (name === "flagGet") return () => Promise.reject(new UnavailableError("Redis is down"));
       return Reflect.get(target, name, receiver);
     },
@@ -189,10 +190,12 @@ Deno.test("GET /metrics counts backend timeouts and errors, on both protocols", 
     const found = samples(await metrics.text());
     for (const protocol of ["http", "grpc"]) {
       assert.equal(
-        found.get(`purple_backend_timeouts_total{protocol="${protocol}",operation="kvGet"}`),
+        found.get(
+          `purple_backend_timeouts_total{protocol="${protocol}",operation="kvGetEntry"}`,
+        ),
         1,
       );
-      for (const operation of ["kvGet", "flagGet"]) {
+      for (const operation of ["kvGetEntry", "flagGet"]) {
         assert.equal(
           found.get(`purple_backend_errors_total{protocol="${protocol}",operation="${operation}"}`),
           1,
@@ -238,5 +241,45 @@ Deno.test("GET /metrics is behind the token when tokens are set; a read-only tok
   } finally {
     await grpc.close();
     await purple.stop();
+  }
+});
+
+Deno.test("GET /metrics names the operations of fixed paths and of query-picked routes", async () => {
+  const ops = await openBackend({ kind: "memory" });
+  const metrics = new Metrics({ process: false });
+  const server = await startHttpServer(ops, {
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: DEFAULT_LIMITS,
+    metrics,
+    log: () => {},
+  });
+  const base = `http://127.0.0.1:${server.port}`;
+  const call = async (method: string, path: string, body?: string) => {
+    const answer = await fetch(`${base}${path}`, { method, body, headers: { accept: "*/*" } });
+    await answer.body?.cancel();
+    return answer.status;
+  };
+  try {
+    assert.equal(await call("PUT", "/sets/s?item=a"), 200);
+    assert.equal(await call("DELETE", "/sets/s?item=a"), 200);
+    assert.equal(await call("DELETE", "/sets/s"), 404);
+    assert.equal(await call("GET", "/kv?prefix=a"), 200);
+    assert.equal(await call("POST", "/batch", '{"operations":[]}'), 200);
+    // A malformed query parameter name: 400 from the route, never a 500 from the counting.
+    assert.equal(await call("DELETE", "/sets/s?%zz=1"), 400);
+    const found = samples(await metrics.text());
+    const requests = (operation: string, outcome: string) =>
+      found.get(
+        `purple_requests_total{protocol="http",operation="${operation}",outcome="${outcome}"}`,
+      );
+    assert.equal(requests("setRemove", "ok"), 1);
+    assert.equal(requests("setDelete", "not_found"), 1);
+    assert.equal(requests("kvList", "ok"), 1);
+    assert.equal(requests("batch", "ok"), 1);
+    assert.equal(requests("setDelete", "invalid_argument"), 1);
+  } finally {
+    await server.shutdown();
+    await ops.close();
   }
 });

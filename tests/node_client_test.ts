@@ -4,8 +4,8 @@
  * dependencies), packed, installed with npm into a temporary project; tsc type-checks a
  * TypeScript user of it, and `node --test` runs every operation through HttpClient and
  * GrpcClient against a `purple` process started here, with the typed errors checked by
- * `instanceof`; then the README's Node examples (examples/node/) run on Node, and the HttpClient
- * one on Bun (npm's `bun` package, installed here into a temporary directory).
+ * `instanceof`; then the Node examples (examples/node/, and the README's) run on Node, and the
+ * HttpClient one on Bun (npm's `bun` package, installed here into a temporary directory).
  */
 
 import assert from "node:assert/strict";
@@ -106,14 +106,13 @@ Deno.test({
           await Deno.mkdir(app);
           await Deno.writeTextFile(
             `${app}/package.json`,
-            JSON.stringify({
-              name: "purple-node-user",
-              private: true,
-              type: "module",
-              dependencies: { "@purple/client": `file:${tarball}` },
-            }),
+            JSON.stringify({ name: "purple-node-user", private: true, type: "module" }),
           );
-          await npm(["install"], app);
+          // As the README says: npm install /path/to/purple/dist/purple-client-<version>.tgz.
+          const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+          const name = tarball.slice(tarball.lastIndexOf("/") + 1);
+          assert.match(readme, new RegExp(`^npm install /path/to/purple/dist/${name} `, "m"));
+          await npm(["install", tarball], app);
           const installed = JSON.parse(
             await Deno.readTextFile(`${app}/node_modules/@purple/client/package.json`),
           );
@@ -231,7 +230,7 @@ Deno.test({
       }
 
       await t.step(
-        "examples/node: the README's Node examples, both clients, print what they say",
+        "examples/node: the Node examples, both clients, print what they say",
         async () => {
           const env = await fresh();
           const http = await run("node", ["http_client.mjs"], { cwd: app, env });
@@ -248,6 +247,26 @@ Deno.test({
           assert.equal(await purple!.stop(), 0);
         },
       );
+
+      await t.step("the README's Node example, on Node, prints what it says", async () => {
+        const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+        const [example] = readme.split("\n```js\n").slice(1).map((block) =>
+          block.split("\n```")[0]
+        );
+        assert.ok(example?.startsWith("// node example.mjs\n"), "the README has its Node example");
+        const env = await fresh();
+        await Deno.writeTextFile(
+          `${app}/example.mjs`,
+          example.replace('"http://localhost:8080"', JSON.stringify(env.PURPLE_URL)),
+        );
+        const node = await run("node", ["example.mjs"], { cwd: app, env });
+        assert.equal(node.code, 0, node.stderr);
+        assert.deepEqual(node.stdout.trim().split("\n"), [
+          "2n",
+          "a miss: Cannot find cache key 'never-set': not found",
+        ]);
+        assert.equal(await purple!.stop(), 0);
+      });
 
       await t.step("bun: examples/node/http_client.mjs under Bun (npm's bun package)", async () => {
         await npm(["install", "--prefix", `${dir}/bun`, BUN], dir);

@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import type { Operations } from "@purple/client";
-import { UnavailableError, ValueTooLargeError } from "@purple/client/errors";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+  ValueTooLargeError,
+} from "@purple/client/errors";
 import { type BackendOptions, openBackend } from "../backends/mod.ts";
 import { redisLayout, slotOf } from "../backends/_redis_layout.ts";
 import { conformanceThreeWays } from "./_through.ts";
@@ -32,7 +37,7 @@ if (ignore) console.error(`!!! SKIPPING redis cluster: ${CLUSTER_MISSING} !!!`);
 conformanceThreeWays("redis cluster", async () => {
   const { url } = await cluster();
   return { open: () => clusterOps(url), cleanup: async () => {} };
-}, { ignore });
+}, { ignore, listing: "scanned" });
 
 test("the cluster spreads Purple keys over its masters, one slot for a key's services", async () => {
   const nodes = await cluster();
@@ -109,6 +114,46 @@ test("the set-size limit (a Lua script) and WAIT work on the cluster", async () 
     await replica.readonly();
     assert.equal(await replica.get(redisKey), "5");
     await replica.quit();
+  } finally {
+    await ops.close();
+  }
+});
+
+test("an atomic batch spans one slot: keys sharing a hash tag, else InvalidArgumentError", async () => {
+  const nodes = await cluster();
+  const ops = await clusterOps(nodes.url, { redisPrefix: "atomic:" });
+  try {
+    // Keys that share the text before a '}' share a slot, on every service.
+    const outcomes = await ops.batch([
+      { op: "kvPut", args: ["order-7}total", "42"] },
+      { op: "counterIncrement", args: ["order-7}items", 3] },
+      { op: "setAdd", args: ["order-7}tags", "paid"] },
+    ], { atomic: true });
+    assert.ok(outcomes.every((outcome) => outcome.ok));
+    assert.equal(await ops.counterGet("order-7}items"), 3n);
+    // Keys in different slots: refused whole, before anything is written, with the rule.
+    assert.notEqual(slotOf("atomic:kv:{a}"), slotOf("atomic:counters:{b}"));
+    await assert.rejects(
+      ops.batch([
+        { op: "kvPut", args: ["a", "x"] },
+        { op: "counterIncrement", args: ["b", 1] },
+      ], { atomic: true }),
+      (error: unknown) => {
+        assert.ok(error instanceof InvalidArgumentError, String(error));
+        assert.match(
+          error.message,
+          /different Redis Cluster slots .* share the text before a '\}'/,
+        );
+        return true;
+      },
+    );
+    await assert.rejects(ops.kvGet("a"), NotFoundError);
+    // The same keys in order (not atomic) are fine: each is one step on its own slot.
+    const inOrder = await ops.batch([
+      { op: "kvPut", args: ["a", "x"] },
+      { op: "counterIncrement", args: ["b", 1] },
+    ]);
+    assert.ok(inOrder.every((outcome) => outcome.ok));
   } finally {
     await ops.close();
   }

@@ -173,7 +173,7 @@ conformanceThreeWays("redis prefixed", async () => {
     open: () => redisOps(`${server.url}/5`, { redisLayout: "prefixed", redisPrefix: "t1:" }),
     cleanup: () => server.stop(),
   };
-}, { ignore });
+}, { ignore, listing: "scanned" });
 
 // ---------------------------------------------------------------------------------------------
 // What each layout writes.

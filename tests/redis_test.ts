@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
 import type { Operations } from "@purple/client";
-import { InvalidArgumentError, type PurpleError, UnavailableError } from "@purple/client/errors";
+import {
+  InvalidArgumentError,
+  PreconditionFailedError,
+  type PurpleError,
+  UnavailableError,
+} from "@purple/client/errors";
+import { createHash } from "node:crypto";
 import { checked } from "../backends/checked.ts";
 import { DEFAULT_LIMITS } from "../backends/limits.ts";
 import { openRedisBackend, type RedisBackendOptions } from "../backends/redis.ts";
@@ -109,11 +115,16 @@ async function waitUntilServing(ops: Operations, withinMs: number): Promise<numb
   }
 }
 
+async function kvVersion(ops: Operations, key: string): Promise<string> {
+  return (await ops.kvGetEntry(key)).version;
+}
+
 conformance("redis", async () => {
   const server = await startRedis();
   let ops = await open(server.url);
   return {
     ops,
+    listing: "scanned",
     reopen: async () => {
       await ops.close();
       ops = await open(server.url);
@@ -160,6 +171,38 @@ Deno.test({
         // Each key lives in its own service's database only.
         await ops.kvDelete("blob");
         assert.equal(await cache.exists("blob", "hits", "on", "todos"), 0);
+
+        // The data API v2 on the original's data, which has no version field: a KV value's
+        // version is the SHA-1 of its bytes, computed by Redis from the value itself.
+        await kv.set("doc", "written by Go");
+        const entry = await ops.kvGetEntry("doc");
+        assert.equal(entry.version, createHash("sha1").update("written by Go").digest("hex"));
+        await ops.kvPut("doc", "updated", { ifMatch: entry.version });
+        await kv.set("doc", "changed behind Purple's back");
+        await assert.rejects(
+          ops.kvPut("doc", "lost update", { ifMatch: entry.version }),
+          PreconditionFailedError,
+        );
+        assert.equal(await kv.get("doc"), "changed behind Purple's back");
+        assert.deepEqual((await ops.counterList({})).keys.sort(), ["big", "hits", "plus"]);
+        assert.deepEqual((await ops.setList({ prefix: "to" })).keys, ["todos"]);
+        assert.deepEqual((await ops.flagList({ prefix: "o" })).keys.sort(), ["off", "on", "one"]);
+        await ops.flagDelete("on");
+        await ops.counterDelete("plus");
+        await ops.setDelete("todos");
+        await ops.cacheDelete("page");
+        assert.equal(await flags.exists("on") + await counters.exists("plus"), 0);
+        assert.equal(await sets.exists("todos") + await cache.exists("page"), 0);
+        const [increment, put] = await ops.batch([
+          { op: "counterIncrement", args: ["hits", 1] },
+          { op: "kvPut", args: ["doc", "atomic", { ifMatch: await kvVersion(ops, "doc") }] },
+        ], { atomic: true });
+        assert.deepEqual([increment, put], [{ ok: true, value: 43n }, {
+          ok: true,
+          value: undefined,
+        }]);
+        assert.equal(await counters.get("hits"), "43");
+        assert.equal(await kv.get("doc"), "atomic");
       } finally {
         await ops.close();
       }

@@ -174,6 +174,37 @@ Deno.test({
         assert.ok(!again.lines.some((line) => /again: exiting without waiting/.test(line)));
       });
 
+      await t.step(
+        "export and import restart themselves too; the import still reads stdin",
+        async () => {
+          const command = (args: string[]) =>
+            [Deno.execPath(), "run", "-A", "--no-config", entry, ...args]
+              .map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(" ");
+          const copy = `${dir}/copy`;
+          const piped = await new Deno.Command("sh", {
+            args: [
+              "-c",
+              `${command(["export", "--data-dir", dataDir])} | ${
+                command(["import", "--data-dir", copy])
+              }`,
+            ],
+            cwd: `${dir}/cwd`,
+            env: { NO_COLOR: "1" },
+          }).output();
+          const stderr = new TextDecoder().decode(piped.stderr);
+          assert.equal(piped.code, 0, stderr);
+          assert.equal(
+            stderr.split("\n").filter((line) => line === RELAUNCH_LINE).length,
+            2,
+            stderr,
+          );
+          assert.match(stderr, /^Imported 1 entry \(/m);
+          const kv = await Deno.openKv(`${copy}/purple.sqlite3`);
+          assert.equal((await kv.get(["counter", "remote"])).value, 5n);
+          kv.close();
+        },
+      );
+
       await t.step("the memory backend starts at once, without restarting", async () => {
         const memory = purple(["-A"], [
           "--backend",

@@ -153,6 +153,7 @@ conformance("https + token → memory", async () => {
   const client = new HttpClient(`https://127.0.0.1:${server.port}`, { ca: PKI.ca, token: TOKEN });
   return {
     ops: client,
+    listing: "sorted",
     close: async () => {
       await client.close();
       await server.shutdown();
@@ -167,6 +168,7 @@ conformance("grpc over TLS + token → memory", async () => {
   const client = new GrpcClient(`localhost:${server.port}`, { tls: { ca: PKI.ca }, token: TOKEN });
   return {
     ops: client,
+    listing: "sorted",
     close: async () => {
       await client.close();
       await server.shutdown();

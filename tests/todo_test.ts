@@ -12,14 +12,18 @@ import { ROOT, run, start } from "./_process.ts";
 const TODO_MAIN = `${ROOT}/examples/todo/main.ts`;
 
 /**
- * The curl session of the README's example section: method, query and the answer given after
- * `#`. The original printed {"todos":["shopping","running"]}; Purple returns sets sorted.
+ * The curl session of the example's section in docs/examples.md: method, query and the answer
+ * given after `#`. The original printed {"todos":["shopping","running"]}; Purple returns sets
+ * sorted.
  */
-async function readmeSession(): Promise<Array<[method: string, query: string, answer: string]>> {
-  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
-  const start = readme.indexOf("\n## Example: a TODO API on Purple's sets\n");
-  assert.ok(start >= 0, "the README has the example's section");
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+async function documentedSession(): Promise<
+  Array<[method: string, query: string, answer: string]>
+> {
+  const examples = await Deno.readTextFile(`${ROOT}/docs/examples.md`);
+  const start = examples.indexOf("\n## A TODO API on Purple's sets\n");
+  assert.ok(start >= 0, "docs/examples.md has the example's section");
+  const end = examples.indexOf("\n## ", start + 1);
+  const section = examples.slice(start, end < 0 ? undefined : end);
   return [...section.matchAll(/^curl (?:-X(\w+) )?"?\$TODOS([^"\s]*)"?\s+# (\{.*\})$/gm)]
     .map(([, method, query, answer]) => [method ?? "GET", query, answer]);
 }
@@ -45,9 +49,9 @@ Deno.test("the TODO example answers the original README's curl session, over a p
     });
     const [, todos] = await todo.line(/^TODO app listening on (http:\/\/127\.0\.0\.1:\d+\/todos),/);
 
-    // export TODOS=http://localhost:3000/todos, then each curl of the original README, as our
-    // README's example section gives them with their answers.
-    const session = await readmeSession();
+    // export TODOS=http://localhost:3000/todos, then each curl of the original README, as
+    // docs/examples.md gives them with their answers.
+    const session = await documentedSession();
     assert.deepEqual(session.map(([method, query]) => `${method} ${query}`), [
       "POST ?todo=shopping",
       "POST ?todo=running",

@@ -65,7 +65,8 @@ Deno.test("OTEL_DENO=true: each operation's HTTP span is named after the operati
   assert.equal(increment.attributes["http.route"], "/counters/:key");
   assert.equal(increment.attributes["purple.operation"], "counterIncrement");
   assert.equal(increment.attributes["url.path"], "/counters/hits");
-  assert.equal(named("kvGet")?.attributes["http.response.status_code"], "404");
+  // GET /kv/:key serves kvGetEntry (the value and its ETag).
+  assert.equal(named("kvGetEntry")?.attributes["http.response.status_code"], "404");
   const ping = spans.find((span) => span.attributes["url.path"] === "/ping");
   assert.equal(ping?.name, "GET");
 });

@@ -119,6 +119,7 @@ for (const transport of ["http", "grpc"] as const) {
     };
     return {
       ops: served.client,
+      listing: "scanned",
       reopen: async () => {
         await stop();
         served = await open();

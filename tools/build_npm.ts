@@ -109,9 +109,12 @@ export async function buildNpm(
       });
       const problems = [...js.diagnostics, ...dts.diagnostics];
       if (problems.length > 0) {
-        const messages = problems.map((d: { messageText: unknown }) =>
-          ts.flattenDiagnosticMessageText(d.messageText, "\n")
-        );
+        const messages = problems.map((d: { messageText: unknown; start?: number }) => {
+          const line = d.start === undefined
+            ? ""
+            : `line ${text.slice(0, d.start).split("\n").length}: `;
+          return line + ts.flattenDiagnosticMessageText(d.messageText, "\n");
+        });
         throw new Error(`Cannot build ${dir}/${file}:\n${messages.join("\n")}`);
       }
       const base = `${out}/${inProtocol ? "protocol/" : ""}${file.replace(/\.ts$/, "")}`;

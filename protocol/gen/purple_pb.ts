@@ -4,10 +4,12 @@
 // services, messages and field numbers, so clients generated from either file work with either
 // server. Additions to the original are marked "ext", fixes "fix".
 //
-// Errors are gRPC status codes: NOT_FOUND (a missing or expired cache key, a missing KV key),
-// INVALID_ARGUMENT (an empty key or value, a negative TTL, a counter result outside int64, ...),
-// RESOURCE_EXHAUSTED (a value over the size limit, 1 MiB by default), UNAVAILABLE (the backend
-// cannot be reached) and INTERNAL (anything else; the details stay in the server's log).
+// Errors are gRPC status codes: NOT_FOUND (a missing or expired cache key, a missing KV key, a
+// delete of anything absent), INVALID_ARGUMENT (an empty key or value, a negative TTL, a counter
+// result outside int64, a bad cursor, ...), RESOURCE_EXHAUSTED (a value over the size limit,
+// 1 MiB by default; a batch of more than 1000 operations), FAILED_PRECONDITION (a KV version
+// condition that does not hold), UNAVAILABLE (the backend cannot be reached) and INTERNAL
+// (anything else; the details stay in the server's log).
 //
 // To generate a client in another language (protoc, buf), see the README's gRPC section.
 
@@ -23,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file purple.proto.
  */
 export const file_purple: GenFile = /*@__PURE__*/
-  fileDesc("CgxwdXJwbGUucHJvdG8SBXByb3RvIgcKBUVtcHR5IicKCUNhY2hlSXRlbRINCgV2YWx1ZRgBIAEoCRILCgN0dGwYAiABKAUiHgoPQ2FjaGVHZXRSZXF1ZXN0EgsKA2tleRgBIAEoCSIhChBDYWNoZUdldFJlc3BvbnNlEg0KBXZhbHVlGAEgASgJIj4KD0NhY2hlU2V0UmVxdWVzdBILCgNrZXkYASABKAkSHgoEaXRlbRgCIAEoCzIQLnByb3RvLkNhY2hlSXRlbSI2ChdJbmNyZW1lbnRDb3VudGVyUmVxdWVzdBILCgNrZXkYASABKAkSDgoGYW1vdW50GAIgASgDIiAKEUdldENvdW50ZXJSZXF1ZXN0EgsKA2tleRgBIAEoCSIjChJHZXRDb3VudGVyUmVzcG9uc2USDQoFdmFsdWUYASABKAMiHQoORmxhZ0dldFJlcXVlc3QSCwoDa2V5GAEgASgJIiwKDkZsYWdTZXRSZXF1ZXN0EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCCIdCgxGbGFnUmVzcG9uc2USDQoFdmFsdWUYASABKAgiFwoITG9jYXRpb24SCwoDa2V5GAEgASgJIhgKBVZhbHVlEg8KB2NvbnRlbnQYASABKAwiKgoLR2V0UmVzcG9uc2USGwoFdmFsdWUYASABKAsyDC5wcm90by5WYWx1ZSJMCgpQdXRSZXF1ZXN0EiEKCGxvY2F0aW9uGAEgASgLMg8ucHJvdG8uTG9jYXRpb24SGwoFdmFsdWUYAiABKAsyDC5wcm90by5WYWx1ZSIcCg1HZXRTZXRSZXF1ZXN0EgsKA3NldBgBIAEoCSItChBNb2RpZnlTZXRSZXF1ZXN0EgsKA3NldBgBIAEoCRIMCgRpdGVtGAIgASgJIhwKC1NldFJlc3BvbnNlEg0KBWl0ZW1zGAEgAygJMnYKBUNhY2hlEjsKCENhY2hlR2V0EhYucHJvdG8uQ2FjaGVHZXRSZXF1ZXN0GhcucHJvdG8uQ2FjaGVHZXRSZXNwb25zZRIwCghDYWNoZVNldBIWLnByb3RvLkNhY2hlU2V0UmVxdWVzdBoMLnByb3RvLkVtcHR5MqACCgdDb3VudGVyEkEKCkNvdW50ZXJHZXQSGC5wcm90by5HZXRDb3VudGVyUmVxdWVzdBoZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZRJNChBDb3VudGVySW5jcmVtZW50Eh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3QaGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2USQAoQSW5jcmVtZW50Q291bnRlchIeLnByb3RvLkluY3JlbWVudENvdW50ZXJSZXF1ZXN0GgwucHJvdG8uRW1wdHkSQQoKR2V0Q291bnRlchIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0GhkucHJvdG8uR2V0Q291bnRlclJlc3BvbnNlMm0KBEZsYWcSNQoHRmxhZ0dldBIVLnByb3RvLkZsYWdHZXRSZXF1ZXN0GhMucHJvdG8uRmxhZ1Jlc3BvbnNlEi4KB0ZsYWdTZXQSFS5wcm90by5GbGFnU2V0UmVxdWVzdBoMLnByb3RvLkVtcHR5MocBCgJLVhIsCgVLVkdldBIPLnByb3RvLkxvY2F0aW9uGhIucHJvdG8uR2V0UmVzcG9uc2USKAoFS1ZQdXQSES5wcm90by5QdXRSZXF1ZXN0GgwucHJvdG8uRW1wdHkSKQoIS1ZEZWxldGUSDy5wcm90by5Mb2NhdGlvbhoMLnByb3RvLkVtcHR5MqoBCgNTZXQSMgoGU2V0R2V0EhQucHJvdG8uR2V0U2V0UmVxdWVzdBoSLnByb3RvLlNldFJlc3BvbnNlEjUKBlNldEFkZBIXLnByb3RvLk1vZGlmeVNldFJlcXVlc3QaEi5wcm90by5TZXRSZXNwb25zZRI4CglTZXRSZW1vdmUSFy5wcm90by5Nb2RpZnlTZXRSZXF1ZXN0GhIucHJvdG8uU2V0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CgxwdXJwbGUucHJvdG8SBXByb3RvIgcKBUVtcHR5IjwKC0xpc3RSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoBRIOCgZjdXJzb3IYAyABKAkiLAoMTGlzdFJlc3BvbnNlEgwKBGtleXMYASADKAkSDgoGY3Vyc29yGAIgASgJIicKCUNhY2hlSXRlbRINCgV2YWx1ZRgBIAEoCRILCgN0dGwYAiABKAUiHgoPQ2FjaGVHZXRSZXF1ZXN0EgsKA2tleRgBIAEoCSIhChBDYWNoZUdldFJlc3BvbnNlEg0KBXZhbHVlGAEgASgJIj4KD0NhY2hlU2V0UmVxdWVzdBILCgNrZXkYASABKAkSHgoEaXRlbRgCIAEoCzIQLnByb3RvLkNhY2hlSXRlbSIhChJDYWNoZURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJIjYKF0luY3JlbWVudENvdW50ZXJSZXF1ZXN0EgsKA2tleRgBIAEoCRIOCgZhbW91bnQYAiABKAMiIAoRR2V0Q291bnRlclJlcXVlc3QSCwoDa2V5GAEgASgJIiMKEkdldENvdW50ZXJSZXNwb25zZRINCgV2YWx1ZRgBIAEoAyIjChRDb3VudGVyRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkiHQoORmxhZ0dldFJlcXVlc3QSCwoDa2V5GAEgASgJIiwKDkZsYWdTZXRSZXF1ZXN0EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCCIdCgxGbGFnUmVzcG9uc2USDQoFdmFsdWUYASABKAgiIAoRRmxhZ0RlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJIlIKCExvY2F0aW9uEgsKA2tleRgBIAEoCRIVCghpZl9tYXRjaBgCIAEoCUgAiAEBEhUKDWlmX25vbmVfbWF0Y2gYAyABKAhCCwoJX2lmX21hdGNoIhgKBVZhbHVlEg8KB2NvbnRlbnQYASABKAwiOwoLR2V0UmVzcG9uc2USGwoFdmFsdWUYASABKAsyDC5wcm90by5WYWx1ZRIPCgd2ZXJzaW9uGAIgASgJIocBCgpQdXRSZXF1ZXN0EiEKCGxvY2F0aW9uGAEgASgLMg8ucHJvdG8uTG9jYXRpb24SGwoFdmFsdWUYAiABKAsyDC5wcm90by5WYWx1ZRIVCghpZl9tYXRjaBgDIAEoCUgAiAEBEhUKDWlmX25vbmVfbWF0Y2gYBCABKAhCCwoJX2lmX21hdGNoIhwKDUdldFNldFJlcXVlc3QSCwoDc2V0GAEgASgJIi0KEE1vZGlmeVNldFJlcXVlc3QSCwoDc2V0GAEgASgJEgwKBGl0ZW0YAiABKAkiHAoLU2V0UmVzcG9uc2USDQoFaXRlbXMYASADKAkiHwoQU2V0RGVsZXRlUmVxdWVzdBILCgNzZXQYASABKAkiSQoMQmF0Y2hSZXF1ZXN0EikKCm9wZXJhdGlvbnMYASADKAsyFS5wcm90by5CYXRjaE9wZXJhdGlvbhIOCgZhdG9taWMYAiABKAgi/QUKDkJhdGNoT3BlcmF0aW9uEisKCWNhY2hlX2dldBgBIAEoCzIWLnByb3RvLkNhY2hlR2V0UmVxdWVzdEgAEisKCWNhY2hlX3NldBgCIAEoCzIWLnByb3RvLkNhY2hlU2V0UmVxdWVzdEgAEjEKDGNhY2hlX2RlbGV0ZRgDIAEoCzIZLnByb3RvLkNhY2hlRGVsZXRlUmVxdWVzdEgAEjsKEWNvdW50ZXJfaW5jcmVtZW50GAQgASgLMh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3RIABIvCgtjb3VudGVyX2dldBgFIAEoCzIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0SAASNQoOY291bnRlcl9kZWxldGUYBiABKAsyGy5wcm90by5Db3VudGVyRGVsZXRlUmVxdWVzdEgAEikKCGZsYWdfZ2V0GAcgASgLMhUucHJvdG8uRmxhZ0dldFJlcXVlc3RIABIpCghmbGFnX3NldBgIIAEoCzIVLnByb3RvLkZsYWdTZXRSZXF1ZXN0SAASLwoLZmxhZ19kZWxldGUYCSABKAsyGC5wcm90by5GbGFnRGVsZXRlUmVxdWVzdEgAEicKDGt2X2dldF9lbnRyeRgKIAEoCzIPLnByb3RvLkxvY2F0aW9uSAASIwoGa3ZfcHV0GAsgASgLMhEucHJvdG8uUHV0UmVxdWVzdEgAEiQKCWt2X2RlbGV0ZRgMIAEoCzIPLnByb3RvLkxvY2F0aW9uSAASJwoHc2V0X2dldBgNIAEoCzIULnByb3RvLkdldFNldFJlcXVlc3RIABIqCgdzZXRfYWRkGA4gASgLMhcucHJvdG8uTW9kaWZ5U2V0UmVxdWVzdEgAEi0KCnNldF9yZW1vdmUYDyABKAsyFy5wcm90by5Nb2RpZnlTZXRSZXF1ZXN0SAASLQoKc2V0X2RlbGV0ZRgQIAEoCzIXLnByb3RvLlNldERlbGV0ZVJlcXVlc3RIAEILCglvcGVyYXRpb24iNAoNQmF0Y2hSZXNwb25zZRIjCgdyZXN1bHRzGAEgAygLMhIucHJvdG8uQmF0Y2hSZXN1bHQivwUKC0JhdGNoUmVzdWx0EiwKCWNhY2hlX2dldBgBIAEoCzIXLnByb3RvLkNhY2hlR2V0UmVzcG9uc2VIABIhCgljYWNoZV9zZXQYAiABKAsyDC5wcm90by5FbXB0eUgAEiQKDGNhY2hlX2RlbGV0ZRgDIAEoCzIMLnByb3RvLkVtcHR5SAASNgoRY291bnRlcl9pbmNyZW1lbnQYBCABKAsyGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2VIABIwCgtjb3VudGVyX2dldBgFIAEoCzIZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZUgAEiYKDmNvdW50ZXJfZGVsZXRlGAYgASgLMgwucHJvdG8uRW1wdHlIABInCghmbGFnX2dldBgHIAEoCzITLnByb3RvLkZsYWdSZXNwb25zZUgAEiAKCGZsYWdfc2V0GAggASgLMgwucHJvdG8uRW1wdHlIABIjCgtmbGFnX2RlbGV0ZRgJIAEoCzIMLnByb3RvLkVtcHR5SAASKgoMa3ZfZ2V0X2VudHJ5GAogASgLMhIucHJvdG8uR2V0UmVzcG9uc2VIABIeCgZrdl9wdXQYCyABKAsyDC5wcm90by5FbXB0eUgAEiEKCWt2X2RlbGV0ZRgMIAEoCzIMLnByb3RvLkVtcHR5SAASJQoHc2V0X2dldBgNIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASJQoHc2V0X2FkZBgOIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASKAoKc2V0X3JlbW92ZRgPIAEoCzISLnByb3RvLlNldFJlc3BvbnNlSAASIgoKc2V0X2RlbGV0ZRgQIAEoCzIMLnByb3RvLkVtcHR5SAASIgoFZXJyb3IYZCABKAsyES5wcm90by5CYXRjaEVycm9ySABCCAoGcmVzdWx0IisKCkJhdGNoRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIlgKDFdhdGNoUmVxdWVzdBINCgVjYWNoZRgBIAMoCRIQCghjb3VudGVycxgCIAMoCRINCgVmbGFncxgDIAMoCRIKCgJrdhgEIAMoCRIMCgRzZXRzGAUgAygJIi8KCkNhY2hlU3RhdGUSDQoFdmFsdWUYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyLyAQoLV2F0Y2hDaGFuZ2USCwoDa2V5GAEgASgJEg4KBmV4aXN0cxgCIAEoCBIiCgVjYWNoZRgDIAEoCzIRLnByb3RvLkNhY2hlU3RhdGVIABItCghjb3VudGVycxgEIAEoCzIZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZUgAEiQKBWZsYWdzGAUgASgLMhMucHJvdG8uRmxhZ1Jlc3BvbnNlSAASIAoCa3YYBiABKAsyEi5wcm90by5HZXRSZXNwb25zZUgAEiIKBHNldHMYByABKAsyEi5wcm90by5TZXRSZXNwb25zZUgAQgcKBXN0YXRlMuQBCgVDYWNoZRI7CghDYWNoZUdldBIWLnByb3RvLkNhY2hlR2V0UmVxdWVzdBoXLnByb3RvLkNhY2hlR2V0UmVzcG9uc2USMAoIQ2FjaGVTZXQSFi5wcm90by5DYWNoZVNldFJlcXVlc3QaDC5wcm90by5FbXB0eRI2CgtDYWNoZURlbGV0ZRIZLnByb3RvLkNhY2hlRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjQKCUNhY2hlTGlzdBISLnByb3RvLkxpc3RSZXF1ZXN0GhMucHJvdG8uTGlzdFJlc3BvbnNlMpQDCgdDb3VudGVyEkEKCkNvdW50ZXJHZXQSGC5wcm90by5HZXRDb3VudGVyUmVxdWVzdBoZLnByb3RvLkdldENvdW50ZXJSZXNwb25zZRJNChBDb3VudGVySW5jcmVtZW50Eh4ucHJvdG8uSW5jcmVtZW50Q291bnRlclJlcXVlc3QaGS5wcm90by5HZXRDb3VudGVyUmVzcG9uc2USQAoQSW5jcmVtZW50Q291bnRlchIeLnByb3RvLkluY3JlbWVudENvdW50ZXJSZXF1ZXN0GgwucHJvdG8uRW1wdHkSQQoKR2V0Q291bnRlchIYLnByb3RvLkdldENvdW50ZXJSZXF1ZXN0GhkucHJvdG8uR2V0Q291bnRlclJlc3BvbnNlEjoKDUNvdW50ZXJEZWxldGUSGy5wcm90by5Db3VudGVyRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjYKC0NvdW50ZXJMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2Uy2AEKBEZsYWcSNQoHRmxhZ0dldBIVLnByb3RvLkZsYWdHZXRSZXF1ZXN0GhMucHJvdG8uRmxhZ1Jlc3BvbnNlEi4KB0ZsYWdTZXQSFS5wcm90by5GbGFnU2V0UmVxdWVzdBoMLnByb3RvLkVtcHR5EjQKCkZsYWdEZWxldGUSGC5wcm90by5GbGFnRGVsZXRlUmVxdWVzdBoMLnByb3RvLkVtcHR5EjMKCEZsYWdMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2UyugEKAktWEiwKBUtWR2V0Eg8ucHJvdG8uTG9jYXRpb24aEi5wcm90by5HZXRSZXNwb25zZRIoCgVLVlB1dBIRLnByb3RvLlB1dFJlcXVlc3QaDC5wcm90by5FbXB0eRIpCghLVkRlbGV0ZRIPLnByb3RvLkxvY2F0aW9uGgwucHJvdG8uRW1wdHkSMQoGS1ZMaXN0EhIucHJvdG8uTGlzdFJlcXVlc3QaEy5wcm90by5MaXN0UmVzcG9uc2UykgIKA1NldBIyCgZTZXRHZXQSFC5wcm90by5HZXRTZXRSZXF1ZXN0GhIucHJvdG8uU2V0UmVzcG9uc2USNQoGU2V0QWRkEhcucHJvdG8uTW9kaWZ5U2V0UmVxdWVzdBoSLnByb3RvLlNldFJlc3BvbnNlEjgKCVNldFJlbW92ZRIXLnByb3RvLk1vZGlmeVNldFJlcXVlc3QaEi5wcm90by5TZXRSZXNwb25zZRIyCglTZXREZWxldGUSFy5wcm90by5TZXREZWxldGVSZXF1ZXN0GgwucHJvdG8uRW1wdHkSMgoHU2V0TGlzdBISLnByb3RvLkxpc3RSZXF1ZXN0GhMucHJvdG8uTGlzdFJlc3BvbnNlMjsKBUJhdGNoEjIKBUJhdGNoEhMucHJvdG8uQmF0Y2hSZXF1ZXN0GhQucHJvdG8uQmF0Y2hSZXNwb25zZTI7CgVXYXRjaBIyCgVXYXRjaBITLnByb3RvLldhdGNoUmVxdWVzdBoSLnByb3RvLldhdGNoQ2hhbmdlMAFiBnByb3RvMw");
 
 /**
  * The empty reply of calls that only write.
@@ -39,6 +41,66 @@ export type Empty = Message<"proto.Empty"> & {
  */
 export const EmptySchema: GenMessage<Empty> = /*@__PURE__*/
   messageDesc(file_purple, 0);
+
+/**
+ * ext: a page of keys (or set names) that start with a prefix, for every service's List method.
+ *
+ * @generated from message proto.ListRequest
+ */
+export type ListRequest = Message<"proto.ListRequest"> & {
+  /**
+   * Only keys that start with this; empty: every key.
+   *
+   * @generated from field: string prefix = 1;
+   */
+  prefix: string;
+
+  /**
+   * The most keys in the page, 1 to 1000; 0 means the default, 100.
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * The cursor of the previous page; empty for the first page. Opaque; a bad one is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message proto.ListRequest.
+ * Use `create(ListRequestSchema)` to create a new message.
+ */
+export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 1);
+
+/**
+ * @generated from message proto.ListResponse
+ */
+export type ListResponse = Message<"proto.ListResponse"> & {
+  /**
+   * @generated from field: repeated string keys = 1;
+   */
+  keys: string[];
+
+  /**
+   * The cursor of the next page; empty on the last page.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message proto.ListResponse.
+ * Use `create(ListResponseSchema)` to create a new message.
+ */
+export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
+  messageDesc(file_purple, 2);
 
 /**
  * A cache entry: the value and its time to live.
@@ -66,7 +128,7 @@ export type CacheItem = Message<"proto.CacheItem"> & {
  * Use `create(CacheItemSchema)` to create a new message.
  */
 export const CacheItemSchema: GenMessage<CacheItem> = /*@__PURE__*/
-  messageDesc(file_purple, 1);
+  messageDesc(file_purple, 3);
 
 /**
  * @generated from message proto.CacheGetRequest
@@ -83,7 +145,7 @@ export type CacheGetRequest = Message<"proto.CacheGetRequest"> & {
  * Use `create(CacheGetRequestSchema)` to create a new message.
  */
 export const CacheGetRequestSchema: GenMessage<CacheGetRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 2);
+  messageDesc(file_purple, 4);
 
 /**
  * @generated from message proto.CacheGetResponse
@@ -100,7 +162,7 @@ export type CacheGetResponse = Message<"proto.CacheGetResponse"> & {
  * Use `create(CacheGetResponseSchema)` to create a new message.
  */
 export const CacheGetResponseSchema: GenMessage<CacheGetResponse> = /*@__PURE__*/
-  messageDesc(file_purple, 3);
+  messageDesc(file_purple, 5);
 
 /**
  * @generated from message proto.CacheSetRequest
@@ -122,7 +184,26 @@ export type CacheSetRequest = Message<"proto.CacheSetRequest"> & {
  * Use `create(CacheSetRequestSchema)` to create a new message.
  */
 export const CacheSetRequestSchema: GenMessage<CacheSetRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 4);
+  messageDesc(file_purple, 6);
+
+/**
+ * ext
+ *
+ * @generated from message proto.CacheDeleteRequest
+ */
+export type CacheDeleteRequest = Message<"proto.CacheDeleteRequest"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message proto.CacheDeleteRequest.
+ * Use `create(CacheDeleteRequestSchema)` to create a new message.
+ */
+export const CacheDeleteRequestSchema: GenMessage<CacheDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 7);
 
 /**
  * @generated from message proto.IncrementCounterRequest
@@ -146,7 +227,7 @@ export type IncrementCounterRequest = Message<"proto.IncrementCounterRequest"> &
  * Use `create(IncrementCounterRequestSchema)` to create a new message.
  */
 export const IncrementCounterRequestSchema: GenMessage<IncrementCounterRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 5);
+  messageDesc(file_purple, 8);
 
 /**
  * @generated from message proto.GetCounterRequest
@@ -163,7 +244,7 @@ export type GetCounterRequest = Message<"proto.GetCounterRequest"> & {
  * Use `create(GetCounterRequestSchema)` to create a new message.
  */
 export const GetCounterRequestSchema: GenMessage<GetCounterRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 6);
+  messageDesc(file_purple, 9);
 
 /**
  * @generated from message proto.GetCounterResponse
@@ -180,7 +261,26 @@ export type GetCounterResponse = Message<"proto.GetCounterResponse"> & {
  * Use `create(GetCounterResponseSchema)` to create a new message.
  */
 export const GetCounterResponseSchema: GenMessage<GetCounterResponse> = /*@__PURE__*/
-  messageDesc(file_purple, 7);
+  messageDesc(file_purple, 10);
+
+/**
+ * ext
+ *
+ * @generated from message proto.CounterDeleteRequest
+ */
+export type CounterDeleteRequest = Message<"proto.CounterDeleteRequest"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message proto.CounterDeleteRequest.
+ * Use `create(CounterDeleteRequestSchema)` to create a new message.
+ */
+export const CounterDeleteRequestSchema: GenMessage<CounterDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 11);
 
 /**
  * @generated from message proto.FlagGetRequest
@@ -197,7 +297,7 @@ export type FlagGetRequest = Message<"proto.FlagGetRequest"> & {
  * Use `create(FlagGetRequestSchema)` to create a new message.
  */
 export const FlagGetRequestSchema: GenMessage<FlagGetRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 8);
+  messageDesc(file_purple, 12);
 
 /**
  * @generated from message proto.FlagSetRequest
@@ -219,7 +319,7 @@ export type FlagSetRequest = Message<"proto.FlagSetRequest"> & {
  * Use `create(FlagSetRequestSchema)` to create a new message.
  */
 export const FlagSetRequestSchema: GenMessage<FlagSetRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 9);
+  messageDesc(file_purple, 13);
 
 /**
  * @generated from message proto.FlagResponse
@@ -236,7 +336,26 @@ export type FlagResponse = Message<"proto.FlagResponse"> & {
  * Use `create(FlagResponseSchema)` to create a new message.
  */
 export const FlagResponseSchema: GenMessage<FlagResponse> = /*@__PURE__*/
-  messageDesc(file_purple, 10);
+  messageDesc(file_purple, 14);
+
+/**
+ * ext
+ *
+ * @generated from message proto.FlagDeleteRequest
+ */
+export type FlagDeleteRequest = Message<"proto.FlagDeleteRequest"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message proto.FlagDeleteRequest.
+ * Use `create(FlagDeleteRequestSchema)` to create a new message.
+ */
+export const FlagDeleteRequestSchema: GenMessage<FlagDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 15);
 
 /**
  * @generated from message proto.Location
@@ -246,6 +365,21 @@ export type Location = Message<"proto.Location"> & {
    * @generated from field: string key = 1;
    */
   key: string;
+
+  /**
+   * ext, KVDelete only: delete only if the value's version is this ("*": any version).
+   *
+   * @generated from field: optional string if_match = 2;
+   */
+  ifMatch?: string | undefined;
+
+  /**
+   * ext, KVDelete only: delete only if the key does not exist (so never: FAILED_PRECONDITION
+   * when it exists, NOT_FOUND when it does not), as HTTP's If-None-Match: * on DELETE.
+   *
+   * @generated from field: bool if_none_match = 3;
+   */
+  ifNoneMatch: boolean;
 };
 
 /**
@@ -253,7 +387,7 @@ export type Location = Message<"proto.Location"> & {
  * Use `create(LocationSchema)` to create a new message.
  */
 export const LocationSchema: GenMessage<Location> = /*@__PURE__*/
-  messageDesc(file_purple, 11);
+  messageDesc(file_purple, 16);
 
 /**
  * @generated from message proto.Value
@@ -272,7 +406,7 @@ export type Value = Message<"proto.Value"> & {
  * Use `create(ValueSchema)` to create a new message.
  */
 export const ValueSchema: GenMessage<Value> = /*@__PURE__*/
-  messageDesc(file_purple, 12);
+  messageDesc(file_purple, 17);
 
 /**
  * @generated from message proto.GetResponse
@@ -282,6 +416,13 @@ export type GetResponse = Message<"proto.GetResponse"> & {
    * @generated from field: proto.Value value = 1;
    */
   value?: Value | undefined;
+
+  /**
+   * ext: the value's version, which changes whenever the value changes (for if_match).
+   *
+   * @generated from field: string version = 2;
+   */
+  version: string;
 };
 
 /**
@@ -289,7 +430,7 @@ export type GetResponse = Message<"proto.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_purple, 13);
+  messageDesc(file_purple, 18);
 
 /**
  * @generated from message proto.PutRequest
@@ -304,6 +445,20 @@ export type PutRequest = Message<"proto.PutRequest"> & {
    * @generated from field: proto.Value value = 2;
    */
   value?: Value | undefined;
+
+  /**
+   * ext: put only if the value's version is this ("*": any version, the key must exist).
+   *
+   * @generated from field: optional string if_match = 3;
+   */
+  ifMatch?: string | undefined;
+
+  /**
+   * ext: put only if the key does not exist.
+   *
+   * @generated from field: bool if_none_match = 4;
+   */
+  ifNoneMatch: boolean;
 };
 
 /**
@@ -311,7 +466,7 @@ export type PutRequest = Message<"proto.PutRequest"> & {
  * Use `create(PutRequestSchema)` to create a new message.
  */
 export const PutRequestSchema: GenMessage<PutRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 14);
+  messageDesc(file_purple, 19);
 
 /**
  * @generated from message proto.GetSetRequest
@@ -328,7 +483,7 @@ export type GetSetRequest = Message<"proto.GetSetRequest"> & {
  * Use `create(GetSetRequestSchema)` to create a new message.
  */
 export const GetSetRequestSchema: GenMessage<GetSetRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 15);
+  messageDesc(file_purple, 20);
 
 /**
  * @generated from message proto.ModifySetRequest
@@ -350,7 +505,7 @@ export type ModifySetRequest = Message<"proto.ModifySetRequest"> & {
  * Use `create(ModifySetRequestSchema)` to create a new message.
  */
 export const ModifySetRequestSchema: GenMessage<ModifySetRequest> = /*@__PURE__*/
-  messageDesc(file_purple, 16);
+  messageDesc(file_purple, 21);
 
 /**
  * @generated from message proto.SetResponse
@@ -367,7 +522,459 @@ export type SetResponse = Message<"proto.SetResponse"> & {
  * Use `create(SetResponseSchema)` to create a new message.
  */
 export const SetResponseSchema: GenMessage<SetResponse> = /*@__PURE__*/
-  messageDesc(file_purple, 17);
+  messageDesc(file_purple, 22);
+
+/**
+ * ext
+ *
+ * @generated from message proto.SetDeleteRequest
+ */
+export type SetDeleteRequest = Message<"proto.SetDeleteRequest"> & {
+  /**
+   * @generated from field: string set = 1;
+   */
+  set: string;
+};
+
+/**
+ * Describes the message proto.SetDeleteRequest.
+ * Use `create(SetDeleteRequestSchema)` to create a new message.
+ */
+export const SetDeleteRequestSchema: GenMessage<SetDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 23);
+
+/**
+ * @generated from message proto.BatchRequest
+ */
+export type BatchRequest = Message<"proto.BatchRequest"> & {
+  /**
+   * @generated from field: repeated proto.BatchOperation operations = 1;
+   */
+  operations: BatchOperation[];
+
+  /**
+   * All or nothing: if any operation would fail, nothing changes and the call fails with its
+   * status (the message names the operation).
+   *
+   * @generated from field: bool atomic = 2;
+   */
+  atomic: boolean;
+};
+
+/**
+ * Describes the message proto.BatchRequest.
+ * Use `create(BatchRequestSchema)` to create a new message.
+ */
+export const BatchRequestSchema: GenMessage<BatchRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 24);
+
+/**
+ * One operation: the field named after the operation, holding its method's request.
+ *
+ * @generated from message proto.BatchOperation
+ */
+export type BatchOperation = Message<"proto.BatchOperation"> & {
+  /**
+   * @generated from oneof proto.BatchOperation.operation
+   */
+  operation: {
+    /**
+     * @generated from field: proto.CacheGetRequest cache_get = 1;
+     */
+    value: CacheGetRequest;
+    case: "cacheGet";
+  } | {
+    /**
+     * @generated from field: proto.CacheSetRequest cache_set = 2;
+     */
+    value: CacheSetRequest;
+    case: "cacheSet";
+  } | {
+    /**
+     * @generated from field: proto.CacheDeleteRequest cache_delete = 3;
+     */
+    value: CacheDeleteRequest;
+    case: "cacheDelete";
+  } | {
+    /**
+     * @generated from field: proto.IncrementCounterRequest counter_increment = 4;
+     */
+    value: IncrementCounterRequest;
+    case: "counterIncrement";
+  } | {
+    /**
+     * @generated from field: proto.GetCounterRequest counter_get = 5;
+     */
+    value: GetCounterRequest;
+    case: "counterGet";
+  } | {
+    /**
+     * @generated from field: proto.CounterDeleteRequest counter_delete = 6;
+     */
+    value: CounterDeleteRequest;
+    case: "counterDelete";
+  } | {
+    /**
+     * @generated from field: proto.FlagGetRequest flag_get = 7;
+     */
+    value: FlagGetRequest;
+    case: "flagGet";
+  } | {
+    /**
+     * @generated from field: proto.FlagSetRequest flag_set = 8;
+     */
+    value: FlagSetRequest;
+    case: "flagSet";
+  } | {
+    /**
+     * @generated from field: proto.FlagDeleteRequest flag_delete = 9;
+     */
+    value: FlagDeleteRequest;
+    case: "flagDelete";
+  } | {
+    /**
+     * @generated from field: proto.Location kv_get_entry = 10;
+     */
+    value: Location;
+    case: "kvGetEntry";
+  } | {
+    /**
+     * @generated from field: proto.PutRequest kv_put = 11;
+     */
+    value: PutRequest;
+    case: "kvPut";
+  } | {
+    /**
+     * @generated from field: proto.Location kv_delete = 12;
+     */
+    value: Location;
+    case: "kvDelete";
+  } | {
+    /**
+     * @generated from field: proto.GetSetRequest set_get = 13;
+     */
+    value: GetSetRequest;
+    case: "setGet";
+  } | {
+    /**
+     * @generated from field: proto.ModifySetRequest set_add = 14;
+     */
+    value: ModifySetRequest;
+    case: "setAdd";
+  } | {
+    /**
+     * @generated from field: proto.ModifySetRequest set_remove = 15;
+     */
+    value: ModifySetRequest;
+    case: "setRemove";
+  } | {
+    /**
+     * @generated from field: proto.SetDeleteRequest set_delete = 16;
+     */
+    value: SetDeleteRequest;
+    case: "setDelete";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message proto.BatchOperation.
+ * Use `create(BatchOperationSchema)` to create a new message.
+ */
+export const BatchOperationSchema: GenMessage<BatchOperation> = /*@__PURE__*/
+  messageDesc(file_purple, 25);
+
+/**
+ * @generated from message proto.BatchResponse
+ */
+export type BatchResponse = Message<"proto.BatchResponse"> & {
+  /**
+   * @generated from field: repeated proto.BatchResult results = 1;
+   */
+  results: BatchResult[];
+};
+
+/**
+ * Describes the message proto.BatchResponse.
+ * Use `create(BatchResponseSchema)` to create a new message.
+ */
+export const BatchResponseSchema: GenMessage<BatchResponse> = /*@__PURE__*/
+  messageDesc(file_purple, 26);
+
+/**
+ * What one operation gave: the field named after the operation, holding its method's response,
+ * or an error.
+ *
+ * @generated from message proto.BatchResult
+ */
+export type BatchResult = Message<"proto.BatchResult"> & {
+  /**
+   * @generated from oneof proto.BatchResult.result
+   */
+  result: {
+    /**
+     * @generated from field: proto.CacheGetResponse cache_get = 1;
+     */
+    value: CacheGetResponse;
+    case: "cacheGet";
+  } | {
+    /**
+     * @generated from field: proto.Empty cache_set = 2;
+     */
+    value: Empty;
+    case: "cacheSet";
+  } | {
+    /**
+     * @generated from field: proto.Empty cache_delete = 3;
+     */
+    value: Empty;
+    case: "cacheDelete";
+  } | {
+    /**
+     * @generated from field: proto.GetCounterResponse counter_increment = 4;
+     */
+    value: GetCounterResponse;
+    case: "counterIncrement";
+  } | {
+    /**
+     * @generated from field: proto.GetCounterResponse counter_get = 5;
+     */
+    value: GetCounterResponse;
+    case: "counterGet";
+  } | {
+    /**
+     * @generated from field: proto.Empty counter_delete = 6;
+     */
+    value: Empty;
+    case: "counterDelete";
+  } | {
+    /**
+     * @generated from field: proto.FlagResponse flag_get = 7;
+     */
+    value: FlagResponse;
+    case: "flagGet";
+  } | {
+    /**
+     * @generated from field: proto.Empty flag_set = 8;
+     */
+    value: Empty;
+    case: "flagSet";
+  } | {
+    /**
+     * @generated from field: proto.Empty flag_delete = 9;
+     */
+    value: Empty;
+    case: "flagDelete";
+  } | {
+    /**
+     * @generated from field: proto.GetResponse kv_get_entry = 10;
+     */
+    value: GetResponse;
+    case: "kvGetEntry";
+  } | {
+    /**
+     * @generated from field: proto.Empty kv_put = 11;
+     */
+    value: Empty;
+    case: "kvPut";
+  } | {
+    /**
+     * @generated from field: proto.Empty kv_delete = 12;
+     */
+    value: Empty;
+    case: "kvDelete";
+  } | {
+    /**
+     * @generated from field: proto.SetResponse set_get = 13;
+     */
+    value: SetResponse;
+    case: "setGet";
+  } | {
+    /**
+     * @generated from field: proto.SetResponse set_add = 14;
+     */
+    value: SetResponse;
+    case: "setAdd";
+  } | {
+    /**
+     * @generated from field: proto.SetResponse set_remove = 15;
+     */
+    value: SetResponse;
+    case: "setRemove";
+  } | {
+    /**
+     * @generated from field: proto.Empty set_delete = 16;
+     */
+    value: Empty;
+    case: "setDelete";
+  } | {
+    /**
+     * @generated from field: proto.BatchError error = 100;
+     */
+    value: BatchError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message proto.BatchResult.
+ * Use `create(BatchResultSchema)` to create a new message.
+ */
+export const BatchResultSchema: GenMessage<BatchResult> = /*@__PURE__*/
+  messageDesc(file_purple, 27);
+
+/**
+ * The error of one operation of a batch: its code (NOT_FOUND, INVALID_ARGUMENT,
+ * VALUE_TOO_LARGE, PRECONDITION_FAILED, UNAVAILABLE, ...) and message.
+ *
+ * @generated from message proto.BatchError
+ */
+export type BatchError = Message<"proto.BatchError"> & {
+  /**
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message proto.BatchError.
+ * Use `create(BatchErrorSchema)` to create a new message.
+ */
+export const BatchErrorSchema: GenMessage<BatchError> = /*@__PURE__*/
+  messageDesc(file_purple, 28);
+
+/**
+ * The keys to watch, by service (a key named twice is watched once).
+ *
+ * @generated from message proto.WatchRequest
+ */
+export type WatchRequest = Message<"proto.WatchRequest"> & {
+  /**
+   * @generated from field: repeated string cache = 1;
+   */
+  cache: string[];
+
+  /**
+   * @generated from field: repeated string counters = 2;
+   */
+  counters: string[];
+
+  /**
+   * @generated from field: repeated string flags = 3;
+   */
+  flags: string[];
+
+  /**
+   * @generated from field: repeated string kv = 4;
+   */
+  kv: string[];
+
+  /**
+   * Set names.
+   *
+   * @generated from field: repeated string sets = 5;
+   */
+  sets: string[];
+};
+
+/**
+ * Describes the message proto.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_purple, 29);
+
+/**
+ * A cache entry's state: its value, and when it expires (milliseconds since the Unix epoch).
+ *
+ * @generated from message proto.CacheState
+ */
+export type CacheState = Message<"proto.CacheState"> & {
+  /**
+   * @generated from field: string value = 1;
+   */
+  value: string;
+
+  /**
+   * @generated from field: int64 expires_at = 2;
+   */
+  expiresAt: bigint;
+};
+
+/**
+ * Describes the message proto.CacheState.
+ * Use `create(CacheStateSchema)` to create a new message.
+ */
+export const CacheStateSchema: GenMessage<CacheState> = /*@__PURE__*/
+  messageDesc(file_purple, 30);
+
+/**
+ * One state of a watched key: the field named after its service holds the state in it (empty
+ * when the key does not exist: a counter 0, a flag false, a set without items).
+ *
+ * @generated from message proto.WatchChange
+ */
+export type WatchChange = Message<"proto.WatchChange"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Whether the key exists now (false: never written, deleted, or, for the cache, expired).
+   *
+   * @generated from field: bool exists = 2;
+   */
+  exists: boolean;
+
+  /**
+   * @generated from oneof proto.WatchChange.state
+   */
+  state: {
+    /**
+     * @generated from field: proto.CacheState cache = 3;
+     */
+    value: CacheState;
+    case: "cache";
+  } | {
+    /**
+     * @generated from field: proto.GetCounterResponse counters = 4;
+     */
+    value: GetCounterResponse;
+    case: "counters";
+  } | {
+    /**
+     * @generated from field: proto.FlagResponse flags = 5;
+     */
+    value: FlagResponse;
+    case: "flags";
+  } | {
+    /**
+     * The bytes and their version, as KVGet answers them.
+     *
+     * @generated from field: proto.GetResponse kv = 6;
+     */
+    value: GetResponse;
+    case: "kv";
+  } | {
+    /**
+     * @generated from field: proto.SetResponse sets = 7;
+     */
+    value: SetResponse;
+    case: "sets";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message proto.WatchChange.
+ * Use `create(WatchChangeSchema)` to create a new message.
+ */
+export const WatchChangeSchema: GenMessage<WatchChange> = /*@__PURE__*/
+  messageDesc(file_purple, 31);
 
 /**
  * @generated from service proto.Cache
@@ -393,6 +1000,26 @@ export const Cache: GenService<{
     methodKind: "unary";
     input: typeof CacheSetRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * ext: deletes the entry, or NOT_FOUND if there is none (or it expired).
+   *
+   * @generated from rpc proto.Cache.CacheDelete
+   */
+  cacheDelete: {
+    methodKind: "unary";
+    input: typeof CacheDeleteRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * ext: the keys of entries that have not expired, a page at a time.
+   *
+   * @generated from rpc proto.Cache.CacheList
+   */
+  cacheList: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purple, 0);
@@ -441,6 +1068,26 @@ export const Counter: GenService<{
     input: typeof GetCounterRequestSchema;
     output: typeof GetCounterResponseSchema;
   },
+  /**
+   * ext: deletes the counter (a get then returns 0), or NOT_FOUND if there is none.
+   *
+   * @generated from rpc proto.Counter.CounterDelete
+   */
+  counterDelete: {
+    methodKind: "unary";
+    input: typeof CounterDeleteRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * ext: the keys of counters, a page at a time.
+   *
+   * @generated from rpc proto.Counter.CounterList
+   */
+  counterList: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_purple, 1);
 
@@ -466,6 +1113,26 @@ export const Flag: GenService<{
     input: typeof FlagSetRequestSchema;
     output: typeof EmptySchema;
   },
+  /**
+   * ext: deletes the flag (a get then returns false), or NOT_FOUND if it was never set.
+   *
+   * @generated from rpc proto.Flag.FlagDelete
+   */
+  flagDelete: {
+    methodKind: "unary";
+    input: typeof FlagDeleteRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * ext: the keys of flags that are set, a page at a time.
+   *
+   * @generated from rpc proto.Flag.FlagList
+   */
+  flagList: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_purple, 2);
 
@@ -474,7 +1141,7 @@ export const Flag: GenService<{
  */
 export const KV: GenService<{
   /**
-   * The bytes, or NOT_FOUND.
+   * The bytes (and their version), or NOT_FOUND.
    *
    * @generated from rpc proto.KV.KVGet
    */
@@ -484,7 +1151,8 @@ export const KV: GenService<{
     output: typeof GetResponseSchema;
   },
   /**
-   * Stores the bytes, overwriting any previous value.
+   * Stores the bytes, overwriting any previous value; FAILED_PRECONDITION when a condition
+   * (if_match, if_none_match) does not hold.
    *
    * @generated from rpc proto.KV.KVPut
    */
@@ -494,7 +1162,8 @@ export const KV: GenService<{
     output: typeof EmptySchema;
   },
   /**
-   * Deletes the value, or NOT_FOUND if there is none.
+   * Deletes the value, or NOT_FOUND if there is none; FAILED_PRECONDITION when if_match does not
+   * hold.
    *
    * @generated from rpc proto.KV.KVDelete
    */
@@ -502,6 +1171,16 @@ export const KV: GenService<{
     methodKind: "unary";
     input: typeof LocationSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * ext: the keys of values, a page at a time.
+   *
+   * @generated from rpc proto.KV.KVList
+   */
+  kVList: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purple, 3);
@@ -540,6 +1219,56 @@ export const Set: GenService<{
     input: typeof ModifySetRequestSchema;
     output: typeof SetResponseSchema;
   },
+  /**
+   * ext: deletes the whole set, or NOT_FOUND if it does not exist.
+   *
+   * @generated from rpc proto.Set.SetDelete
+   */
+  setDelete: {
+    methodKind: "unary";
+    input: typeof SetDeleteRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * ext: the names of sets that hold items, a page at a time.
+   *
+   * @generated from rpc proto.Set.SetList
+   */
+  setList: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_purple, 4);
+
+/**
+ * @generated from service proto.Batch
+ */
+export const Batch: GenService<{
+  /**
+   * @generated from rpc proto.Batch.Batch
+   */
+  batch: {
+    methodKind: "unary";
+    input: typeof BatchRequestSchema;
+    output: typeof BatchResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_purple, 5);
+
+/**
+ * @generated from service proto.Watch
+ */
+export const Watch: GenService<{
+  /**
+   * @generated from rpc proto.Watch.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof WatchChangeSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_purple, 6);
 

@@ -57,8 +57,39 @@ const CHECKS = {
       return { name: error.name };
     }
   },
-  // Watch streams: once Purple has a watch operation, its check goes here (a stream opened by
-  // the client, a write from another client, the event seen in the browser).
+  "a watch through HttpClient (fetch streaming) sees another client's write": async () => {
+    const watcher = new HttpClient(open);
+    const writer = new HttpClient(open);
+    const seen = [];
+    for await (const change of watcher.watch({ flags: ["browser-watch"] })) {
+      const { service, key, exists, value } = change;
+      seen.push({ service, key, exists, value });
+      if (seen.length === 1) await writer.flagSet("browser-watch", true);
+      else break;
+    }
+    await writer.close();
+    return seen;
+  },
+  "a watch through the browser's EventSource": () =>
+    new Promise((resolve, reject) => {
+      const source = new EventSource(`${open}/watch?counters=browser-events`);
+      const seen = [];
+      const timer = setTimeout(() => {
+        source.close();
+        reject(new Error(`no second event in 10 s: ${JSON.stringify(seen)}`));
+      }, 10_000);
+      source.onmessage = (event) => {
+        const { service, key, exists, value } = JSON.parse(event.data);
+        seen.push({ service, key, exists, value });
+        if (seen.length === 1) {
+          new HttpClient(open).counterIncrement("browser-events", 3).catch(reject);
+        } else {
+          clearTimeout(timer);
+          source.close();
+          resolve(seen);
+        }
+      };
+    }),
 };
 
 const results = {};

@@ -11,6 +11,7 @@ import { after, describe, test } from "node:test";
 import {
   InvalidArgumentError,
   NotFoundError,
+  PreconditionFailedError,
   PurpleError,
   UnavailableError,
   ValueTooLargeError,
@@ -110,6 +111,101 @@ export function everyOperation(name, connect) {
       assert.deepEqual(await purple.setAdd(key("todos"), "running"), ["running", "shopping"]);
       assert.deepEqual(await purple.setGet(key("todos")), ["running", "shopping"]);
       assert.deepEqual(await purple.setRemove(key("todos"), "running"), ["shopping"]);
+    });
+
+    test("every service deletes; deleting what is absent is a NotFoundError", async () => {
+      await purple.cacheSet(key("gone"), "v", 60);
+      await purple.counterIncrement(key("gone"), 1);
+      await purple.flagSet(key("gone"), false);
+      await purple.setAdd(key("gone"), "i");
+      await purple.cacheDelete(key("gone"));
+      await purple.counterDelete(key("gone"));
+      await purple.flagDelete(key("gone"));
+      await purple.setDelete(key("gone"));
+      assert.equal(await purple.counterGet(key("gone")), 0n);
+      for (
+        const call of [
+          () => purple.cacheDelete(key("gone")),
+          () => purple.counterDelete(key("gone")),
+          () => purple.flagDelete(key("gone")),
+          () => purple.setDelete(key("gone")),
+        ]
+      ) {
+        const error = await call().catch((e) => e);
+        assert.ok(error instanceof NotFoundError, String(error));
+      }
+    });
+
+    test("every service lists its keys in pages; keys() iterates them all", async () => {
+      const prefix = key("list:");
+      for (const i of [1, 2, 3]) {
+        await purple.cacheSet(`${prefix}${i}`, "v", 60);
+        await purple.counterIncrement(`${prefix}${i}`, 1);
+        await purple.flagSet(`${prefix}${i}`, true);
+        await purple.kvPut(`${prefix}${i}`, "v");
+        await purple.setAdd(`${prefix}${i}`, "i");
+      }
+      const expected = [1, 2, 3].map((i) => `${prefix}${i}`);
+      for (const list of ["cacheList", "counterList", "flagList", "kvList", "setList"]) {
+        const first = await purple[list]({ prefix, limit: 2 });
+        assert.deepEqual(first.keys, expected.slice(0, 2), list);
+        const second = await purple[list]({ prefix, limit: 2, cursor: first.cursor });
+        assert.deepEqual(second, { keys: expected.slice(2) }, list);
+      }
+      const all = [];
+      for await (const found of purple.keys("kv", { prefix, limit: 1 })) all.push(found);
+      assert.deepEqual(all, expected);
+      const error = await purple.kvList({ cursor: "nonsense" }).catch((e) => e);
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+    });
+
+    test("kvGetEntry gives a version; a stale one is a PreconditionFailedError", async () => {
+      await purple.kvPut(key("cas"), "one");
+      const { value, version } = await purple.kvGetEntry(key("cas"));
+      assert.equal(new TextDecoder().decode(value), "one");
+      await purple.kvPut(key("cas"), "two", { ifMatch: version });
+      const error = await purple.kvPut(key("cas"), "three", { ifMatch: version }).catch((e) => e);
+      assert.ok(error instanceof PreconditionFailedError, String(error));
+      assert.equal(error.code, "PRECONDITION_FAILED");
+      await purple.kvDelete(key("cas"), { ifMatch: "*" });
+      await purple.kvPut(key("cas"), "new", { ifNoneMatch: "*" });
+    });
+
+    test("batch runs in order; atomic batches are all or nothing", async () => {
+      const outcomes = await purple.batch([
+        { op: "counterIncrement", args: [key("batch"), 2] },
+        { op: "kvGet", args: [key("nothing")] },
+        { op: "setAdd", args: [key("batch"), "x"] },
+      ]);
+      assert.deepEqual(outcomes[0], { ok: true, value: 2n });
+      assert.ok(!outcomes[1].ok && outcomes[1].error instanceof NotFoundError);
+      assert.deepEqual(outcomes[2], { ok: true, value: ["x"] });
+      const error = await purple.batch([
+        { op: "counterIncrement", args: [key("batch"), 1] },
+        { op: "kvPut", args: [key("batch"), "v", { ifMatch: "stale" }] },
+      ], { atomic: true }).catch((e) => e);
+      assert.ok(error instanceof PreconditionFailedError, String(error));
+      assert.equal(await purple.counterGet(key("batch")), 2n);
+    });
+
+    test("watch gives the first state, then each change; break ends it", async () => {
+      const seen = [];
+      for await (const change of purple.watch({ counters: [key("watched")] })) {
+        seen.push(change);
+        if (seen.length === 1) await purple.counterIncrement(key("watched"), 7);
+        else break;
+      }
+      assert.deepEqual(seen, [
+        { service: "counters", key: key("watched"), exists: false, value: 0n },
+        { service: "counters", key: key("watched"), exists: true, value: 7n },
+      ]);
+      const controller = new AbortController();
+      const watch = purple.watch({ flags: [key("watched")] }, { signal: controller.signal });
+      await watch.next();
+      const pending = watch.next();
+      controller.abort(new Error("enough"));
+      const error = await pending.catch((e) => e);
+      assert.equal(error.message, "enough");
     });
 
     test("an empty key is an InvalidArgumentError", async () => {
