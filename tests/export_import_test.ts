@@ -30,6 +30,7 @@ import {
   parseLine,
 } from "../server/_export_format.ts";
 import { HELP, parseCli, UsageError } from "../server/config.ts";
+import { type Setting, type SettingName, SETTINGS } from "../server/_settings.ts";
 import { REDIS_MISSING, type RedisServer, startRedis } from "./_redis.ts";
 import { CLUSTER_MISSING, startRedisCluster } from "./_redis_cluster.ts";
 import { purpleArgs, runPurple } from "./_purple.ts";
@@ -535,6 +536,42 @@ Deno.test("parseCli() reads export and import: the backend's flags, --output, --
       assert.match(error.message, message);
       return true;
     }, args.join(" "));
+  }
+});
+
+// A flag export and import do not use is refused, never silently ignored: each setting of the
+// table is either one they use (listed here) or refused by both.
+Deno.test("export and import refuse every flag they do not use, from the settings table", () => {
+  const used = new Set<SettingName>([
+    "backend",
+    "dataDir",
+    "redisUrl",
+    "redisLayout",
+    "redisPrefix",
+    "redisCluster",
+    "redisWaitReplicas",
+    "redisWaitTimeoutMs",
+    "redisInsecureTls",
+    "maxKeyBytes",
+    "maxValueBytes",
+    "maxItemBytes",
+    "maxSetItems",
+    "backendTimeoutMs",
+    "output",
+    "skipBad",
+  ]);
+  for (
+    const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, Setting<unknown>]>
+  ) {
+    if (used.has(name)) continue;
+    const flag = [`--${setting.flag}`, ...(setting.kind === "switch" ? [] : ["1"])];
+    for (const mode of ["export", "import"]) {
+      assert.throws(() => parseCli([mode, ...flag], {}), (error: Error) => {
+        assert.ok(error instanceof UsageError, `${mode} ${flag.join(" ")}: ${error}`);
+        assert.match(error.message, new RegExp(`^Bad --${setting.flag}: it is a flag of `));
+        return true;
+      }, `${mode} ${flag.join(" ")}`);
+    }
   }
 });
 
