@@ -8,7 +8,8 @@
 //   flock /tmp/purple-bench.lock deno run -A --unstable-kv bench/watch.ts [options]
 //
 // Options: --backends memory,disk,redis  --watchers 1000  --writes 50  --seconds 5  --rounds 3
-// Results: bench/results/watch-latest.md (and on stdout).
+//          --out DIR (default bench/results)
+// Results: DIR/watch-latest.md (and on stdout).
 
 import { parseArgs } from "node:util";
 import { available, type Server, sleep, spawnServer } from "./_process.ts";
@@ -29,6 +30,7 @@ const { values: options } = parseArgs({
     writes: { type: "string", default: "50" },
     seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
+    out: { type: "string", default: `${ROOT}bench/results` },
   },
 });
 const backends = options.backends!.split(",");
@@ -213,8 +215,8 @@ async function main(): Promise<void> {
   }
   const report = [...lines, ...throughputLines, ""].join("\n");
   console.log(report);
-  await Deno.mkdir(`${ROOT}bench/results`, { recursive: true });
-  await Deno.writeTextFile(`${ROOT}bench/results/watch-latest.md`, report);
+  await Deno.mkdir(options.out!, { recursive: true });
+  await Deno.writeTextFile(`${options.out}/watch-latest.md`, report);
 }
 
 await main();

@@ -1,7 +1,7 @@
 /**
- * The bench (bench/run.ts) in its smoke form: it works, its write checks hold, and it loses
- * no writes. Speed is never asserted here: these machines are noisy, and the figures belong to
- * `deno task bench`, not to a test.
+ * The benches in their smoke form: bench/run.ts works, its write checks hold and it loses no
+ * writes; bench/watch.ts reports every row. Speed is never asserted here: these machines are
+ * noisy, and the figures belong to `deno task bench`, not to a test.
  */
 
 import assert from "node:assert/strict";
@@ -124,6 +124,51 @@ Deno.test({
         await Deno.readTextFile(`${out}/latest.md`),
         /\| purple \(disk\) \| counter-increment \|/,
       );
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "bench: the watch bench in small (memory, 20 watchers) reports latency and throughput rows",
+  ignore: TOOLS_MISSING !== undefined,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "purple-watch-bench-smoke-" });
+    try {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--unstable-kv",
+          "bench/watch.ts",
+          "--backends",
+          "memory",
+          "--watchers",
+          "20",
+          "--writes",
+          "3",
+          "--seconds",
+          "1",
+          "--rounds",
+          "1",
+          "--out",
+          out,
+        ],
+        cwd: new URL("..", import.meta.url),
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const log = new TextDecoder().decode(stderr);
+      assert.equal(code, 0, log);
+      const report = await Deno.readTextFile(`${out}/watch-latest.md`);
+      for (const protocol of ["http", "grpc"]) {
+        assert.match(report, new RegExp(`^\\| memory \\| ${protocol} \\| [\\d.]+ \\|`, "m"));
+      }
+      for (const variant of ["none", "idle http", "idle grpc", "hot http", "hot grpc"]) {
+        const row = new RegExp(`^\\| memory \\| ${variant} \\| (\\d+) \\|`, "m").exec(report);
+        assert.ok(row && Number(row[1]) > 0, `${variant}: ${report}`);
+      }
     } finally {
       await Deno.remove(out, { recursive: true });
     }
