@@ -32,7 +32,12 @@ def shell():
         signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         os.execvp(sys.argv[1], sys.argv[1:])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.setpgid(job, job)
+    # Both sides set the job's group, as shells do, so that neither runs ahead of it. The child
+    # may have done so and exec'd already: then the kernel refuses (EACCES), and that is fine.
+    try:
+        os.setpgid(job, job)
+    except PermissionError:
+        pass
     _, status = os.waitpid(job, 0)
     code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     os.write(1, f"exit {code}\n".encode())
