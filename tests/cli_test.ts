@@ -6,8 +6,8 @@ import { type CliConfig, HELP, parseCli, UsageError, VERSION } from "../server/c
 import { freePort, REDIS_MISSING, startRedis } from "./_redis.ts";
 import { purpleArgs, runPurple, startPurple } from "./_purple.ts";
 import { ROOT, start } from "./_process.ts";
+import { finishUpload, startUpload } from "./_upload_in_flight.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -382,18 +382,6 @@ Deno.test("purple serves HTTP and gRPC from one shared backend", async () => {
   }
 });
 
-/** Reads one HTTP/1.1 response head from a connection (bodies here are empty or tiny). */
-async function readHead(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buffer = new Uint8Array(4096);
-  while (!text.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    text += decoder.decode(buffer.subarray(0, n));
-  }
-  return text;
-}
-
 Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, disk data kept", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "purple_cli_disk_" });
   const args = ["http", "--backend", "disk", "--data-dir", dataDir, "--port", "0"];
@@ -407,19 +395,7 @@ Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, d
 
     // 200 connections, each proven accepted by a full round trip, then each in the middle of
     // a PUT: headers and half the body sent, the server's handler waiting for the rest.
-    for (let i = 0; i < 200; i++) {
-      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: purple.httpPort! }));
-    }
-    await Promise.all(conns.map(async (conn) => {
-      await conn.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: purple\r\n\r\n"));
-      assert.match(await readHead(conn), /^HTTP\/1\.1 200 /);
-    }));
-    await Promise.all(conns.map((conn, i) =>
-      conn.write(encoder.encode(
-        `PUT /kv/in-flight-${i} HTTP/1.1\r\nHost: purple\r\n` +
-          "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
-      ))
-    ));
+    for (let i = 0; i < 200; i++) conns.push(await startUpload(purple.httpPort!, `in-flight-${i}`));
     // Every PUT is in its handler (a busy machine may take a while): /metrics counts them, and
     // the scrape itself.
     const deadline = Date.now() + 15_000;
@@ -433,10 +409,7 @@ Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, d
     purple.child.kill("SIGTERM");
     await purple.waitFor(/^Received SIGTERM/);
     await sleep(100);
-    const heads = await Promise.all(conns.map(async (conn) => {
-      await conn.write(encoder.encode("world"));
-      return await readHead(conn);
-    }));
+    const heads = await Promise.all(conns.map(finishUpload));
     const answered = heads.filter((head) => /^HTTP\/1\.1 204 /.test(head)).length;
     assert.equal(answered, 200, `only ${answered} of 200 answered 204`);
     const { code, stderr } = await purple.exited();
@@ -462,12 +435,8 @@ Deno.test("SIGTERM with 200 requests in flight: every one is answered, exit 0, d
 
 Deno.test("a second signal during the drain exits at once with 1", async () => {
   const purple = await startPurple(["http", "--backend", "memory", "--port", "0"]);
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: purple.httpPort! });
+  const conn = await startUpload(purple.httpPort!, "stuck");
   try {
-    await conn.write(encoder.encode(
-      "PUT /kv/stuck HTTP/1.1\r\nHost: purple\r\n" +
-        "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
-    ));
     await sleep(100);
     purple.child.kill("SIGTERM");
     await purple.waitFor(/^Received SIGTERM:/);

@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { type Program, ROOT, start } from "./_process.ts";
+import { finishUpload, startUpload } from "./_upload_in_flight.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const ARGS = ["http", "--backend", "memory", "--port", "0"];
@@ -90,27 +90,9 @@ function openTerminal(argv: string[]): Terminal {
   };
 }
 
-/** Reads one HTTP/1.1 response head from a connection. */
-async function readHead(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buffer = new Uint8Array(4096);
-  while (!text.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    text += decoder.decode(buffer.subarray(0, n));
-  }
-  return text;
-}
-
-/** A PUT whose headers and first half of the body are sent: the server is waiting for the rest. */
+/** A PUT whose headers and first half of the body are sent, and a moment for it to reach its handler. */
 async function uploadInFlight(port: number): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: purple\r\n\r\n"));
-  assert.match(await readHead(conn), /^HTTP\/1\.1 200 /);
-  await conn.write(encoder.encode(
-    "PUT /kv/typed HTTP/1.1\r\nHost: purple\r\n" +
-      "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
-  ));
+  const conn = await startUpload(port, "typed");
   await sleep(200);
   return conn;
 }
@@ -131,8 +113,7 @@ for (const { name, argv, exits } of COMMANDS) {
         await terminal.type("ctrl-c");
         await program.line(/Received SIGINT: finishing requests in flight/);
         await sleep(300); // Past every copy of the SIGINT.
-        await conn.write(encoder.encode("world"));
-        assert.match(await readHead(conn), /^HTTP\/1\.1 204 /, program.output());
+        assert.match(await finishUpload(conn), /^HTTP\/1\.1 204 /, program.output());
         const [, code] = await program.line(/^exit (\d+)$/);
         await program.line(/^Stopped$/);
         assert.ok(exits.includes(Number(code)), `exit ${code}:\n${program.output()}`);

@@ -13,8 +13,8 @@ import { type CliConfig, parseCli, UsageError } from "../server/config.ts";
 import { conformance } from "./conformance.ts";
 import { freePort, REDIS_MISSING, startRedis } from "./_redis.ts";
 import { type Purple, runPurple, startPurple } from "./_purple.ts";
+import { finishUpload, startUpload } from "./_upload_in_flight.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -212,18 +212,6 @@ Deno.test("a worker killed with SIGKILL is started again, and the ports keep ans
   });
 });
 
-/** Reads one HTTP/1.1 response head from a connection (bodies here are empty or tiny). */
-async function readHead(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buffer = new Uint8Array(4096);
-  while (!text.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    text += decoder.decode(buffer.subarray(0, n));
-  }
-  return text;
-}
-
 Deno.test("PURPLE_WORKERS=auto: one worker per core; SIGTERM drains every worker, exit 0", async () => {
   const cores = navigator.hardwareConcurrency;
   await withDisk(async (dataDir) => {
@@ -235,26 +223,13 @@ Deno.test("PURPLE_WORKERS=auto: one worker per core; SIGTERM drains every worker
       // 100 connections spread by the kernel over the workers, each proven accepted by a round
       // trip, then each in the middle of a PUT: half the body sent.
       for (let i = 0; i < 100; i++) {
-        conns.push(await Deno.connect({ hostname: "127.0.0.1", port: purple.httpPort! }));
+        conns.push(await startUpload(purple.httpPort!, `in-flight-${i}`));
       }
-      await Promise.all(conns.map(async (conn) => {
-        await conn.write(encoder.encode("GET /ping HTTP/1.1\r\nHost: purple\r\n\r\n"));
-        assert.match(await readHead(conn), /^HTTP\/1\.1 200 /);
-      }));
-      await Promise.all(conns.map((conn, i) =>
-        conn.write(encoder.encode(
-          `PUT /kv/in-flight-${i} HTTP/1.1\r\nHost: purple\r\n` +
-            "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello",
-        ))
-      ));
       await sleep(200);
       purple.child.kill("SIGTERM");
       await purple.waitFor(/^Received SIGTERM/);
       await sleep(100);
-      const heads = await Promise.all(conns.map(async (conn) => {
-        await conn.write(encoder.encode("world"));
-        return await readHead(conn);
-      }));
+      const heads = await Promise.all(conns.map(finishUpload));
       const answered = heads.filter((head) => /^HTTP\/1\.1 204 /.test(head)).length;
       assert.equal(answered, 100, `only ${answered} of 100 answered 204`);
       const { code, stderr } = await purple.exited();
