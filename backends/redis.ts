@@ -441,7 +441,7 @@ export class RedisBackend implements Backend {
       redisOptions: {
         username: first.username,
         password: first.password,
-        tls: first.tls ? {} : undefined,
+        tls: first.tls ? tls : undefined,
         connectTimeout: connectTimeoutMs,
       },
     });

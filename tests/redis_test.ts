@@ -504,7 +504,16 @@ Deno.test({
           url: Deno.args[0],
           insecureTls: Deno.args[1] === "insecure",
         });
-        console.log(String(await backend.counterIncrement("tls", 7n)));
+        const changes = backend.watch([{ service: "counters", key: "tls" }]);
+        const next = () => Promise.race([
+          changes.next().then(({ value }) => String(value.value)),
+          new Promise((resolve) => setTimeout(resolve, 10_000, "no change within 10 s")),
+        ]);
+        const before = await next();
+        const after = await backend.counterIncrement("tls", 7n);
+        // The change comes through the watch's own connection, TLS too.
+        console.log(\`\${before} -> \${after}, watched: \${await next()}\`);
+        await changes.return?.();
         await backend.close();`,
       );
       const run = async (url: string, trust: boolean, insecure = false) => {
@@ -519,7 +528,7 @@ Deno.test({
       };
       const trusted = await run(`rediss://localhost:${tlsPort}`, true);
       assert.ok(trusted.success, trusted.err);
-      assert.equal(trusted.out, "7");
+      assert.equal(trusted.out, "0 -> 7, watched: 7");
       const untrusted = await run(`rediss://localhost:${tlsPort}`, false);
       assert.ok(!untrusted.success);
       assert.match(
@@ -529,7 +538,7 @@ Deno.test({
       // Heroku Redis's certificate is self-signed: --redis-insecure-tls connects all the same.
       const insecure = await run(`rediss://localhost:${tlsPort}`, false, true);
       assert.ok(insecure.success, insecure.err);
-      assert.equal(insecure.out, "14");
+      assert.equal(insecure.out, "7 -> 14, watched: 14");
       const counters = await raw(server, 1);
       assert.equal(await counters.get("tls"), "14");
       await counters.quit();
