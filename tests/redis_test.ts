@@ -13,6 +13,7 @@ import { checked } from "../backends/checked.ts";
 import { DEFAULT_LIMITS } from "../backends/limits.ts";
 import { openRedisBackend, type RedisBackendOptions } from "../backends/redis.ts";
 import { conformance } from "./conformance.ts";
+import { Watching } from "./_conformance_watch.ts";
 import { freePort, REDIS_MISSING, type RedisServer, startRedis } from "./_redis.ts";
 
 const ignore = REDIS_MISSING !== undefined;
@@ -331,6 +332,81 @@ Deno.test({
         } ms after Redis restarted`,
       );
     } finally {
+      await ops.close();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a Redis watch whose subscriber connection drops subscribes again and reads every watched key again",
+  ignore,
+  async fn() {
+    await withRedis(async (server, dbs) => {
+      const ops = await open(server.url);
+      const controller = new AbortController();
+      try {
+        const watching = new Watching(ops, { counters: ["k"] }, controller.signal);
+        assert.equal((await watching.next()).exists, false);
+        await ops.counterIncrement("k", 1);
+        assert.deepEqual(await watching.next(), {
+          service: "counters",
+          key: "k",
+          exists: true,
+          value: 1n,
+        });
+        // A write made beside Purple publishes nothing: not seen...
+        await dbs[1].set("k", "41");
+        await watching.quiet(300);
+        // ...until the subscriber connection is lost: once back, every watched key is read again.
+        assert.equal(await dbs[1].client("KILL", "TYPE", "pubsub"), 1);
+        assert.deepEqual(await watching.next(), {
+          service: "counters",
+          key: "k",
+          exists: true,
+          value: 41n,
+        });
+      } finally {
+        controller.abort();
+        await ops.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a Redis watch stays open while Redis is down and gets the new states when it is back; a watch opened meanwhile fails with 503",
+  ignore,
+  async fn() {
+    const server = await startRedis();
+    const ops = await open(server.url, { connectTimeoutMs: 500 });
+    const controller = new AbortController();
+    try {
+      await ops.counterIncrement("k", 5);
+      const watching = new Watching(ops, { counters: ["k"] }, controller.signal);
+      assert.deepEqual(await watching.next(), {
+        service: "counters",
+        key: "k",
+        exists: true,
+        value: 5n,
+      });
+      await server.stop();
+      await rejectsWith(
+        new Watching(ops, { counters: ["other"] }, controller.signal).next(),
+        UnavailableError,
+      );
+      await watching.quiet(500);
+      await server.start(); // Empty: the counter is gone.
+      assert.deepEqual(await watching.next(10_000), {
+        service: "counters",
+        key: "k",
+        exists: false,
+        value: 0n,
+      });
+    } finally {
+      controller.abort();
       await ops.close();
       await server.stop();
     }
