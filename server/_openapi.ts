@@ -99,7 +99,7 @@ function operationObject(name: WireOperationName): Json {
     operationId: name,
     summary: doc.summary,
     ...(doc.description === undefined ? {} : { description: doc.description }),
-    tags: [routePrefix(OPERATIONS[name].http.path).slice(1, -1)],
+    tags: [OPERATIONS[name].http.path.split("/")[1]], // `/kv` and `/kv/:key`: `kv`
     parameters,
   };
   if (doc.body !== undefined) {

@@ -154,6 +154,8 @@ Deno.test("GET /openapi.json: an OpenAPI 3.1 document of every operation of the 
           const route = OPERATIONS[name].http;
           assert.equal(method.toUpperCase(), route.method, name);
           assert.equal(path.replace(/\{\w+\}$/, ":key"), route.path, name);
+          // Grouped by the first segment of the route: `/kv` and `/kv/{key}` are both `kv`.
+          assert.deepEqual(operation.tags, [route.path.split("/")[1]], name);
           for (const status of ["401", "500", "503"]) assert.ok(operation.responses[status], name);
           if (OPERATIONS[name].access !== "read") {
             assert.ok(operation.responses["403"], `${name}: 403 for what may write`);
