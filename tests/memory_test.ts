@@ -62,3 +62,36 @@ Deno.test("MemoryBackend hands out copies of KV values", async () => {
     await ops.close();
   }
 });
+
+Deno.test("a batch on a backend that keeps no call order still applies one key's operations in order", async () => {
+  // A backend whose later calls finish first (keepsCallOrder absent): the checked layer must
+  // wait for each operation of a key before the next one on it.
+  const memory = new MemoryBackend();
+  let calls = 0;
+  const unordered = new Proxy(memory, {
+    get(target, property, receiver) {
+      if (property === "keepsCallOrder") return undefined;
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== "function") return value;
+      if (!String(property).startsWith("counter")) return value.bind(target);
+      return async (...args: unknown[]) => {
+        const delay = Math.max(0, 40 - 10 * calls++);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        return await value.apply(target, args);
+      };
+    },
+  });
+  const ops = checked(unordered, DEFAULT_LIMITS);
+  try {
+    const outcomes = await ops.batch([
+      { op: "counterIncrement", args: ["k", 1] },
+      { op: "counterGet", args: ["k"] },
+      { op: "counterIncrement", args: ["k", 2] },
+      { op: "counterGet", args: ["k"] },
+      { op: "counterGet", args: ["other"] },
+    ]);
+    assert.deepEqual(outcomes.map((outcome) => outcome.ok && outcome.value), [1n, 1n, 3n, 3n, 0n]);
+  } finally {
+    await ops.close();
+  }
+});
