@@ -54,14 +54,12 @@ export class ClusterLink {
   /**
    * @param seeds The seed nodes (same credentials and TLS for all).
    * @param connectTimeoutMs How long connecting to one node may take.
-   * @param stringNumbers Integer replies as strings (exact counters past 2^53).
    * @param tls The TLS options of `rediss://` seeds (`rejectUnauthorized: false` to skip the
    * certificate check).
    */
   constructor(
     seeds: RedisEndpoint[],
     connectTimeoutMs: number,
-    stringNumbers: boolean,
     tls: { rejectUnauthorized?: boolean } = {},
   ) {
     const [first] = seeds;
@@ -88,7 +86,8 @@ export class ClusterLink {
         autoResendUnfulfilledCommands: false,
         // A node dropped by the watchdog is destroyed at once, without waiting for a goodbye.
         disconnectTimeout: 0,
-        stringNumbers,
+        // Integer replies as strings, so counters stay exact past 2^53.
+        stringNumbers: true,
       },
     };
     this.client = new Cluster(seeds.map(({ host, port }) => ({ host, port })), options);

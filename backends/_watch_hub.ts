@@ -7,7 +7,7 @@
 // - **One read a key at a time**: a key changed while its read is in flight is read once more
 //   after it, so the last state is always read; the keys changed in one turn are read in one
 //   batch (the reader's getMany, a pipeline).
-// - **At most one new state a key every `intervalMs`** (50 ms): the first change of a burst is
+// - **At most one new state a key every `INTERVAL_MS`** (50 ms): the first change of a burst is
 //   read at once, the changes that follow within the interval are read together at its end. So
 //   a key written thousands of times a second costs its watchers 20 states a second, not one a
 //   write, and an isolated change is not delayed.
@@ -37,16 +37,14 @@ export interface WatchHubOptions {
    * for a backend that follows the watched keys only (a poller, channel subscriptions).
    */
   onTargets?: (added: readonly WatchTarget[], removed: readonly WatchTarget[]) => void;
-  /** How long after a failed read it is tried again, in ms. Default 1000. */
-  retryMs?: number;
-  /** The least time between two new states of a key, in ms. Default 50. */
-  intervalMs?: number;
   /** The clock (ms since the epoch), for cache expiry. Default `Date.now`. */
   now?: () => number;
 }
 
-/** The least time between two new states of a key by default, in ms. */
-export const DEFAULT_INTERVAL_MS = 50;
+/** The least time between two new states of a key, in ms. */
+const INTERVAL_MS = 50;
+/** How long after a failed read it is tried again, in ms. */
+const RETRY_MS = 1000;
 
 /** The longest a timer may wait (setTimeout's limit); a later expiry is looked at again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -92,8 +90,6 @@ class Entry {
 export class WatchHub {
   #read: StateReader;
   #onTargets: WatchHubOptions["onTargets"];
-  #retryMs: number;
-  #intervalMs: number;
   #now: () => number;
   #entries = new Map<string, Entry>();
   /** Keys to read (again). */
@@ -108,8 +104,6 @@ export class WatchHub {
   constructor(options: WatchHubOptions) {
     this.#read = options.read;
     this.#onTargets = options.onTargets;
-    this.#retryMs = options.retryMs ?? 1000;
-    this.#intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.#now = options.now ?? Date.now;
   }
 
@@ -121,11 +115,6 @@ export class WatchHub {
   /** Every watched key. */
   *targets(): IterableIterator<WatchTarget> {
     for (const entry of this.#entries.values()) yield entry.target;
-  }
-
-  /** Whether a key is watched. */
-  watches(service: string, key: string): boolean {
-    return this.#entries.has(targetId(service, key));
   }
 
   /**
@@ -170,15 +159,10 @@ export class WatchHub {
 
   /** Tells the hub that a key may have changed: its watchers get its state, if it is new. */
   changed(service: string, key: string): void {
+    if (this.#entries.size === 0) return; // Nobody watches: no key to build, no lookup.
     const entry = this.#entries.get(targetId(service, key));
     if (entry === undefined) return;
     this.#dirty.add(entry);
-    this.#queueFlush();
-  }
-
-  /** Tells the hub that any key may have changed (notifications may have been lost). */
-  changedAll(): void {
-    for (const entry of this.#entries.values()) this.#dirty.add(entry);
     this.#queueFlush();
   }
 
@@ -267,7 +251,7 @@ export class WatchHub {
       const changed = print !== entry.fingerprint;
       const to = changed ? entry.watchers : entry.fresh;
       entry.fingerprint = print;
-      if (changed) entry.nextAt = performance.now() + this.#intervalMs;
+      if (changed) entry.nextAt = performance.now() + INTERVAL_MS;
       for (const stream of to) stream.push(entry.id, state);
       entry.fresh.clear();
       this.#expireLater(entry, state);
@@ -282,7 +266,7 @@ export class WatchHub {
       for (const failed of this.#failed) this.#dirty.add(failed);
       this.#failed.clear();
       this.#queueFlush();
-    }, this.#retryMs);
+    }, RETRY_MS);
   }
 
   /** A cache entry is read again when it expires, so that its watchers see it go. */

@@ -189,19 +189,13 @@ export class RedisWatch {
       read: (targets) => Promise.all(targets.map((target) => this.#state(target))),
       onTargets: (added, removed) => this.#follow(added, removed),
     });
-    this.#subscriber = new ChangeSubscriber(
-      subscriber,
-      (channel) => {
-        const target = this.#targets.get(channel);
-        if (target !== undefined) this.#hub.changed(target.service, target.key);
-      },
-      (channels) => {
-        for (const channel of channels) {
-          const target = this.#targets.get(channel);
-          if (target !== undefined) this.#hub.changed(target.service, target.key);
-        }
-      },
-    );
+    const changed = (channel: string) => {
+      const target = this.#targets.get(channel);
+      if (target !== undefined) this.#hub.changed(target.service, target.key);
+    };
+    this.#subscriber = new ChangeSubscriber(subscriber, changed, (channels) => {
+      for (const channel of channels) changed(channel);
+    });
   }
 
   /** Opens a watcher (see `WatchHub.open`). */
@@ -221,18 +215,18 @@ export class RedisWatch {
   }
 
   #follow(added: readonly WatchTarget[], removed: readonly WatchTarget[]): void {
-    const channels = (targets: readonly WatchTarget[]) =>
-      targets.map((target) => {
-        const channel = this.channel(target.service, target.key);
-        this.#targets.set(channel, target);
-        return channel;
-      });
     if (removed.length > 0) {
-      const gone = channels(removed);
+      const gone = removed.map(({ service, key }) => this.channel(service, key));
       for (const channel of gone) this.#targets.delete(channel);
       this.#subscriber.remove(gone);
     }
-    if (added.length > 0) this.#subscriber.add(channels(added));
+    if (added.length > 0) {
+      this.#subscriber.add(added.map((target) => {
+        const channel = this.channel(target.service, target.key);
+        this.#targets.set(channel, target);
+        return channel;
+      }));
+    }
   }
 
   /** The state of a watched key now. */

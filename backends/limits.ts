@@ -5,6 +5,8 @@
  * @module
  */
 
+import { DEFAULT_MAX_WATCH_KEYS } from "@purple/protocol/watch";
+
 /**
  * Limits. Every size is counted in bytes of UTF-8 (strings) or raw bytes (KV values); every
  * duration in milliseconds.
@@ -79,5 +81,5 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   backendTimeoutMs: 5_000,
   bodyTimeoutMs: 10_000,
   maxWatchers: 10_000,
-  maxWatchKeys: 100,
+  maxWatchKeys: DEFAULT_MAX_WATCH_KEYS,
 });

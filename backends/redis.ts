@@ -400,7 +400,7 @@ export class RedisBackend implements Backend {
     const links = {} as Record<Service, Link>;
     const tls = flag("insecureTls", options.insecureTls) ? { rejectUnauthorized: false } : {};
     if (cluster) {
-      const link = new ClusterLink(endpoints, connectTimeoutMs, true, tls);
+      const link = new ClusterLink(endpoints, connectTimeoutMs, tls);
       for (const service of SERVICES) links[service] = link;
     } else {
       const byDatabase = new Map<number, RedisLink>();
