@@ -28,7 +28,7 @@
  */
 
 import type { CliConfig } from "./config.ts";
-import { fail, isListenError, serve, signals, startupLines } from "./serve.ts";
+import { describeBinding, fail, isListenError, serve, signals, startupLines } from "./serve.ts";
 
 /** Set in a worker's environment (its number); its configuration comes on standard input. */
 export const WORKER_VARIABLE = "PURPLE_INTERNAL_WORKER";
@@ -120,7 +120,9 @@ function probePorts(config: CliConfig): string | undefined {
       Deno.listen({ hostname: config.hostname, port }).close();
     } catch (error) {
       if (!isListenError(error)) throw error;
-      return `Cannot listen on ${config.hostname}: ${error.message} (${protocol})`;
+      return `Cannot listen on ${
+        describeBinding(config.hostname, port, protocol)
+      }: ${error.message}`;
     }
   }
   return undefined;

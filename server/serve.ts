@@ -26,6 +26,17 @@ function isSystemError(error: unknown): error is Error {
   return Object.values(Deno.errors).some((kind) => error instanceof kind);
 }
 
+/**
+ * What a server binds, as a failure to bind names it: `127.0.0.1:8080 (HTTP)`, `[::1]:0 (gRPC)`.
+ * @param hostname The address.
+ * @param port The port.
+ * @param protocol The protocol served there.
+ * @returns The description.
+ */
+export function describeBinding(hostname: string, port: number, protocol: string): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port} (${protocol})`;
+}
+
 /** Whether an error from binding a port is the environment's (port taken, bad address). */
 export function isListenError(error: unknown): error is Error {
   return isSystemError(error) || error instanceof Error && /lookup address/.test(error.message);
@@ -265,16 +276,15 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
     metrics,
     corsOrigins: config.corsOrigins,
   });
-  // What is being bound, for the one line of a failure: `127.0.0.1:8080 (HTTP)`.
-  const host = config.hostname.includes(":") ? `[${config.hostname}]` : config.hostname;
+  // What is being bound, for the one line of a failure.
   let binding = "";
   try {
     if (config.http !== undefined) {
-      binding = `${host}:${config.http} (HTTP)`;
+      binding = describeBinding(config.hostname, config.http, "HTTP");
       servers.push(await startHttpServer(ops, options(config.http)));
     }
     if (config.grpc !== undefined) {
-      binding = `${host}:${config.grpc} (gRPC)`;
+      binding = describeBinding(config.hostname, config.grpc, "gRPC");
       const { startGrpcServer } = await import("./grpc.ts");
       servers.push(await startGrpcServer(ops, options(config.grpc)));
     }

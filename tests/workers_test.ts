@@ -74,7 +74,10 @@ Deno.test("purple --workers 2 exits with 2 and one line when its fixed port is t
       ["http", "--workers", "2", "--data-dir", dataDir, "--port", `${port}`],
     );
     assert.equal(code, 2);
-    assert.match(stderr, /^purple: Cannot listen on 127\.0\.0\.1: .*in use.* \(HTTP\)\n$/);
+    assert.match(
+      stderr,
+      new RegExp(`^purple: Cannot listen on 127\\.0\\.0\\.1:${port} \\(HTTP\\): .*in use.*\n$`),
+    );
   } finally {
     taken.close();
     await Deno.remove(dataDir, { recursive: true });
