@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { dirname, join, normalize } from "node:path";
+import { OPERATION_NAMES } from "@purple/protocol";
 import { ROOT } from "./_process.ts";
 
 /** README.md and every Markdown page of docs/, relative to the root. */
@@ -109,4 +110,11 @@ Deno.test("docs: the anchors are GitHub's", () => {
     "examples",
     "examples-1",
   ]);
+});
+
+Deno.test("docs: operations.md names every operation of the table", async () => {
+  const page = await Deno.readTextFile(join(ROOT, "docs/operations.md"));
+  for (const name of OPERATION_NAMES) {
+    assert.match(page, new RegExp(`\`${name}[(\`]`), `docs/operations.md: ${name}`);
+  }
 });

@@ -13,6 +13,7 @@ import type { Operations } from "@purple/protocol";
 import { OPERATION_NAMES } from "@purple/protocol";
 import { DEFAULT_LIMITS, openBackend } from "../backends/mod.ts";
 import { Metrics, startGrpcServer, startHttpServer } from "../mod.ts";
+import { LIMITS, OUTCOMES } from "../server/_metrics.ts";
 import { startPurple } from "./_purple.ts";
 
 const encoder = new TextEncoder();
@@ -281,5 +282,12 @@ Deno.test("GET /metrics names the operations of fixed paths and of query-picked 
   } finally {
     await server.shutdown();
     await ops.close();
+  }
+});
+
+Deno.test("docs/metrics.md names every outcome and every limit a metric may carry", async () => {
+  const page = await Deno.readTextFile(new URL("../docs/metrics.md", import.meta.url));
+  for (const label of [...OUTCOMES.map((outcome) => outcome.toLowerCase()), ...LIMITS]) {
+    assert.ok(page.includes(`\`${label}\``), `docs/metrics.md: ${label}`);
   }
 });

@@ -8,6 +8,7 @@
 // flag of `purple --help` with the same variable.
 
 import assert from "node:assert/strict";
+import { OPERATIONS, WIRE_OPERATION_NAMES } from "@purple/protocol";
 import { settingsTableRows } from "../server/config.ts";
 import { startPurple } from "./_purple.ts";
 import { ROOT } from "./_process.ts";
@@ -75,28 +76,12 @@ Deno.test("the README and docs/http.md, data-api.md, watch.md have a curl exampl
     const path = /localhost:8080(\/[a-z]*)/.exec(command)![1];
     return `${method} ${path}`;
   }));
-  for (
-    const route of [
-      "GET /ping",
-      "GET /cache",
-      "PUT /cache",
-      "GET /counters",
-      "PUT /counters",
-      "GET /flags",
-      "PUT /flags",
-      "GET /kv",
-      "PUT /kv",
-      "DELETE /kv",
-      "GET /sets",
-      "PUT /sets",
-      "DELETE /sets",
-      "DELETE /cache",
-      "DELETE /counters",
-      "DELETE /flags",
-      "POST /batch",
-      "GET /watch",
-    ]
-  ) {
+  // Every route of the operation table, by method and first segment, and /ping.
+  const table = WIRE_OPERATION_NAMES.map((name) => {
+    const { method, path } = OPERATIONS[name].http;
+    return `${method} /${path.split("/")[1]}`;
+  });
+  for (const route of new Set(["GET /ping", ...table])) {
     assert.ok(routes.has(route), `an example of ${route}`);
   }
 });
