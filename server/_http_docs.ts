@@ -6,7 +6,14 @@
 // answers against the document. Private to the HTTP server.
 
 import type { WireOperationName } from "@purple/protocol";
-import { MAX_TTL_SECONDS } from "@purple/protocol/validate";
+import { GO_BOOLEANS } from "@purple/protocol/text";
+import {
+  DEFAULT_LIST_LIMIT,
+  MAX_BATCH_OPERATIONS,
+  MAX_LIST_LIMIT,
+  MAX_TTL_SECONDS,
+} from "@purple/protocol/validate";
+import { DEFAULT_MAX_WATCH_KEYS } from "@purple/protocol/watch";
 
 /** The part of JSON Schema (2020-12, as OpenAPI 3.1 uses it) that Purple's answers need. */
 export type JsonSchema = {
@@ -144,8 +151,9 @@ const LIST_QUERY = {
   },
   limit: {
     required: false,
-    description: "the most keys in the page, 1 to 1000 (default 100)",
-    schema: { type: "integer", minimum: 1, maximum: 1000 },
+    description:
+      `the most keys in the page, 1 to ${MAX_LIST_LIMIT} (default ${DEFAULT_LIST_LIMIT})`,
+    schema: { type: "integer", minimum: 1, maximum: MAX_LIST_LIMIT },
   },
   cursor: {
     required: false,
@@ -291,11 +299,8 @@ export const HTTP_DOCS: { readonly [Op in WireOperationName]: HttpOperationDoc }
     query: {
       value: {
         required: true,
-        description: "a boolean as Go reads one: 1 t T TRUE true True 0 f F FALSE false False",
-        schema: {
-          type: "string",
-          enum: ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"],
-        },
+        description: `a boolean as Go reads one: ${GO_BOOLEANS.join(" ")}`,
+        schema: { type: "string", enum: [...GO_BOOLEANS] },
       },
     },
     ok: { status: 204, description: "Set" },
@@ -514,7 +519,7 @@ export const HTTP_DOCS: { readonly [Op in WireOperationName]: HttpOperationDoc }
         example: { query: { colors: "red" } },
       },
       413: {
-        description: "More keys than --max-watch-keys (100 by default)",
+        description: `More keys than --max-watch-keys (${DEFAULT_MAX_WATCH_KEYS} by default)`,
         example: {
           query: { cache: "a", counters: "b", flags: "c", kv: "d", sets: "e" },
         },
@@ -526,8 +531,8 @@ export const HTTP_DOCS: { readonly [Op in WireOperationName]: HttpOperationDoc }
     summary: "Run many operations in one request: in order, or atomic (all or nothing)",
     description: "Each operation is `{op, ...its arguments by name}` (int64 as strings, bytes " +
       'as `{"base64": ...}`); each result `{value}` or `{error: {code, message}}`. An atomic ' +
-      "batch that fails answers its error's status and changes nothing. At most 1000 " +
-      "operations. See docs/data-api.md.",
+      "batch that fails answers its error's status and changes nothing. " +
+      `At most ${MAX_BATCH_OPERATIONS} operations. See docs/data-api.md.`,
     body: {
       required: true,
       description: "the operations",
@@ -571,7 +576,7 @@ export const HTTP_DOCS: { readonly [Op in WireOperationName]: HttpOperationDoc }
         },
       },
       413: {
-        description: "More than 1000 operations, or a body over the limit",
+        description: `More than ${MAX_BATCH_OPERATIONS} operations, or a body over the limit`,
         example: {
           body: {
             contentType: "application/json",
