@@ -34,6 +34,7 @@ import {
   InternalError,
   InvalidArgumentError,
 } from "./errors.ts";
+import { fromBase64, toBase64 } from "./text.ts";
 import { describe } from "./validate.ts";
 
 /**
@@ -70,18 +71,10 @@ export interface OutcomesJson {
   results: Array<{ value: unknown } | { error: { code: string; message: string } }>;
 }
 
-function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text: string, what: string): Uint8Array {
+/** The bytes of a batch's base64 text, or `InvalidArgumentError` naming what it is. */
+function bytesOf(text: string, what: string): Uint8Array {
   try {
-    const binary = atob(text);
-    return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+    return fromBase64(text);
   } catch {
     throw new InvalidArgumentError(`Bad batch: ${what} is not base64`);
   }
@@ -89,7 +82,7 @@ function fromBase64(text: string, what: string): Uint8Array {
 
 /** An argument as JSON (the client's side). */
 function argumentToJson(value: unknown): unknown {
-  if (value instanceof Uint8Array) return { base64: base64(value) };
+  if (value instanceof Uint8Array) return { base64: toBase64(value) };
   if (typeof value === "bigint") return String(value);
   return value;
 }
@@ -102,7 +95,7 @@ function argumentFromJson(value: unknown, type: string, what: string): unknown {
   if (type === "bytes" && typeof value === "object" && value !== null && "base64" in value) {
     const text = (value as { base64: unknown }).base64;
     if (typeof text !== "string") throw new InvalidArgumentError(`Bad batch: ${what}.base64`);
-    return fromBase64(text, what);
+    return bytesOf(text, what);
   }
   return value;
 }
@@ -214,10 +207,10 @@ function resultToJson(value: unknown, type: ResultType): unknown {
     case "int64":
       return String(value);
     case "bytes":
-      return { base64: base64(value as Uint8Array) };
+      return { base64: toBase64(value as Uint8Array) };
     case "entry": {
       const entry = value as KvEntry;
-      return { value: { base64: base64(entry.value) }, version: entry.version };
+      return { value: { base64: toBase64(entry.value) }, version: entry.version };
     }
     case "page": {
       const page = value as KeyPage;
@@ -233,7 +226,7 @@ function resultFromJson(value: unknown, type: ResultType, what: string): unknown
   const bytes = (json: unknown) => {
     const text = (json as { base64?: unknown } | null)?.base64;
     if (typeof text !== "string") throw new InternalError(`Cannot read ${what}: expected base64`);
-    return fromBase64(text, what);
+    return bytesOf(text, what);
   };
   switch (type) {
     case "void":

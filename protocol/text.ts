@@ -1,7 +1,7 @@
 /**
  * Small text helpers that the clients, the servers and the backends all need, kept once: the
- * UTF-8 length of a string, quoting untrusted text for a message, and the booleans Go's
- * `strconv.ParseBool` accepts (the original Purple's flags).
+ * UTF-8 length of a string, quoting untrusted text for a message, the booleans Go's
+ * `strconv.ParseBool` accepts (the original Purple's flags), and base64 in every runtime.
  *
  * @example
  * ```ts
@@ -115,4 +115,41 @@ export function parseGoBool(text: string): boolean | undefined {
   if (GO_TRUE.has(text)) return true;
   if (GO_FALSE.has(text)) return false;
   return undefined;
+}
+
+/**
+ * Bytes as standard base64 (with padding), as the JSON of batches and watch changes carries KV
+ * values. Works in every runtime (no `Buffer`), on values of any size.
+ *
+ * @example
+ * ```ts
+ * import { toBase64 } from "@purple/protocol/text";
+ *
+ * console.log(toBase64(new Uint8Array([1, 2, 255]))); // "AQL/"
+ * ```
+ */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/**
+ * The bytes of standard base64 text (the inverse of {@linkcode toBase64}).
+ * @throws {DOMException} When the text is not base64.
+ *
+ * @example
+ * ```ts
+ * import { fromBase64 } from "@purple/protocol/text";
+ *
+ * console.log(fromBase64("AQL/")); // Uint8Array(3) [ 1, 2, 255 ]
+ * ```
+ */
+export function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }

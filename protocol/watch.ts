@@ -20,6 +20,7 @@
 import { InternalError, InvalidArgumentError } from "./errors.ts";
 import type { KeyService } from "./listing.ts";
 import type { WatchChange, WatchKeys } from "./operations.ts";
+import { fromBase64, toBase64 } from "./text.ts";
 import { assertName, describe } from "./validate.ts";
 
 /**
@@ -164,21 +165,6 @@ export type ChangeJson =
   & { service: KeyService; key: string; exists: boolean }
   & Record<string, unknown>;
 
-function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
 /**
  * A change as JSON (see {@linkcode ChangeJson}).
  *
@@ -206,7 +192,13 @@ export function changeToJson(change: WatchChange): ChangeJson {
       return { service, key, exists, value: change.value };
     case "kv":
       return change.exists
-        ? { service, key, exists, value: { base64: base64(change.value) }, version: change.version }
+        ? {
+          service,
+          key,
+          exists,
+          value: { base64: toBase64(change.value) },
+          version: change.version,
+        }
         : { service, key, exists };
     case "sets":
       return { service, key, exists, items: change.items };
