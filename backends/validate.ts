@@ -10,7 +10,7 @@
 import type { KvValue } from "@purple/protocol";
 import { InvalidArgumentError, ValueTooLargeError } from "@purple/protocol/errors";
 import { utf8Length } from "@purple/protocol/text";
-import { assertName, describe } from "@purple/protocol/validate";
+import { assertName, kvValueBytes } from "@purple/protocol/validate";
 import type { Limits } from "./limits.ts";
 
 export {
@@ -20,8 +20,6 @@ export {
   normalizeAmount,
   normalizeTtl,
 } from "@purple/protocol/validate";
-
-const encoder = new TextEncoder();
 
 function assertText(
   name: string,
@@ -71,18 +69,7 @@ export function assertCacheValue(value: unknown, limits: Limits): asserts value 
  * @returns The bytes (not copied).
  */
 export function normalizeKvValue(value: KvValue | unknown, limits: Limits): Uint8Array {
-  let bytes: Uint8Array;
-  if (value instanceof Uint8Array) bytes = value;
-  else if (typeof value === "string") {
-    if (!value.isWellFormed()) {
-      throw new InvalidArgumentError("Bad KV value: not well-formed Unicode (a lone surrogate)");
-    }
-    bytes = encoder.encode(value);
-  } else {
-    throw new InvalidArgumentError(
-      `Bad KV value: expected bytes or a string, found ${describe(value)}`,
-    );
-  }
+  const bytes = kvValueBytes(value);
   if (bytes.byteLength === 0) throw new InvalidArgumentError("Bad KV value: it is empty");
   if (bytes.byteLength > limits.maxValueBytes) {
     throw new ValueTooLargeError(

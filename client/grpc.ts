@@ -63,6 +63,7 @@ import {
   assertFlag,
   assertName,
   describe,
+  kvValueBytes,
   normalizeAmount,
   normalizeBatch,
   normalizeListOptions,
@@ -144,8 +145,6 @@ export interface GrpcCallOptions {
   /** Cancels the call; it then rejects with the signal's reason. */
   signal?: AbortSignal;
 }
-
-const utf8 = new TextEncoder();
 
 /**
  * Purple's operations over gRPC. Counters come back as `bigint`, exactly; KV values as
@@ -310,7 +309,7 @@ export class GrpcClient implements Operations {
   ): Promise<void> {
     assertName("key", key);
     const conditions = writeOptions(options);
-    const args: [string, Uint8Array, KvWriteOptions?] = [key, kvBytes(value)];
+    const args: [string, Uint8Array, KvWriteOptions?] = [key, kvValueBytes(value)];
     if (conditions !== undefined) args.push(conditions);
     await this.#call("kvPut", args, options);
   }
@@ -672,17 +671,6 @@ function cutOff(error: grpc.ServiceError): boolean {
   if (error.code === grpc.status.CANCELLED) return true;
   return error.code === grpc.status.INTERNAL && /RST_STREAM|stream (was )?(closed|reset)/i.test(
     error.details ?? "",
-  );
-}
-
-function kvBytes(value: KvValue): Uint8Array {
-  if (value instanceof Uint8Array) return value;
-  if (typeof value === "string" && value.isWellFormed()) return utf8.encode(value);
-  if (typeof value === "string") {
-    throw new InvalidArgumentError("Bad KV value: not well-formed Unicode (a lone surrogate)");
-  }
-  throw new InvalidArgumentError(
-    `Bad KV value: expected bytes or a string, found ${describe(value)}`,
   );
 }
 

@@ -50,6 +50,7 @@ import {
   assertFlag,
   assertName,
   describe,
+  kvValueBytes,
   normalizeAmount,
   normalizeBatch,
   normalizeListOptions,
@@ -188,19 +189,6 @@ function assertKey(key: unknown): asserts key is string {
     // A URL parser removes such path segments (even as %2E), so they cannot reach the server.
     throw new InvalidArgumentError(`Bad key: '${key}' cannot travel in an HTTP path`);
   }
-}
-
-function kvBytes(value: unknown): Uint8Array {
-  if (value instanceof Uint8Array) return value;
-  if (typeof value === "string") {
-    if (!value.isWellFormed()) {
-      throw new InvalidArgumentError("Bad KV value: not well-formed Unicode (a lone surrogate)");
-    }
-    return encoder.encode(value);
-  }
-  throw new InvalidArgumentError(
-    `Bad KV value: expected bytes or a string, found ${describe(value)}`,
-  );
 }
 
 /**
@@ -458,7 +446,7 @@ export class HttpClient implements Operations {
     options?: KvWriteOptions & CallOptions,
   ): Promise<void> {
     assertKey(key);
-    const body = kvBytes(value);
+    const body = kvValueBytes(value);
     if (body.byteLength === 0) throw new InvalidArgumentError("Bad KV value: it is empty");
     const headers = conditionHeaders(options);
     await this.#call(

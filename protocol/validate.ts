@@ -16,7 +16,9 @@
  */
 
 import { InvalidArgumentError, ValueTooLargeError } from "./errors.ts";
-import type { CounterAmount } from "./operations.ts";
+import type { CounterAmount, KvValue } from "./operations.ts";
+
+const encoder = new TextEncoder();
 
 /**
  * The TTL used when none (or 0) is given, in seconds.
@@ -150,6 +152,34 @@ export function normalizeTtl(ttl: unknown): number {
     );
   }
   return ttl;
+}
+
+/**
+ * Turns a KV value into the bytes it travels and is stored as: bytes as they are, a string as
+ * its UTF-8. Size limits are the server's to check.
+ *
+ * @param value The value as given.
+ * @returns The bytes (not copied).
+ * @throws {InvalidArgumentError} For a string with a lone surrogate, or anything else.
+ *
+ * @example
+ * ```ts
+ * import { kvValueBytes } from "@purple/protocol/validate";
+ *
+ * console.log(kvValueBytes("hé").length); // 3
+ * ```
+ */
+export function kvValueBytes(value: KvValue | unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string") {
+    if (!value.isWellFormed()) {
+      throw new InvalidArgumentError("Bad KV value: not well-formed Unicode (a lone surrogate)");
+    }
+    return encoder.encode(value);
+  }
+  throw new InvalidArgumentError(
+    `Bad KV value: expected bytes or a string, found ${describe(value)}`,
+  );
 }
 
 /**
