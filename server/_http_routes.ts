@@ -6,7 +6,7 @@
 
 import type { Context } from "hono";
 import type { KeyPage, Operations, WireOperationName } from "@purple/protocol";
-import { InternalError, InvalidArgumentError } from "@purple/protocol/errors";
+import { InvalidArgumentError } from "@purple/protocol/errors";
 import { batchFromJson, outcomesToJson } from "@purple/protocol/batch-json";
 import { clip } from "@purple/protocol/text";
 import type { Limits } from "../backends/limits.ts";
@@ -22,7 +22,8 @@ import {
   queryParam,
   writeConditions,
 } from "./_http_input.ts";
-import { type Access, assertBatchAccess } from "./_auth.ts";
+import type { Access } from "./_auth.ts";
+import { runBatch } from "./_batch.ts";
 import { readBody } from "./_http_body.ts";
 import type { Deadlines } from "./_deadlines.ts";
 import { watchHandler } from "./_http_watch.ts";
@@ -235,13 +236,8 @@ export const HTTP_HANDLERS: { readonly [Op in WireOperationName]: HttpHandler } 
       throw new InvalidArgumentError(`Bad batch: the body is not JSON: ${clip(reason, 200)}`);
     }
     const { operations, options } = batchFromJson(parsed);
-    assertBatchAccess(operations, (c.get as (name: string) => Access | undefined)("access"));
-    const outcomes = await route.ops.batch(operations, options);
-    for (const outcome of outcomes) {
-      if (!outcome.ok && outcome.error instanceof InternalError && outcome.error.cause) {
-        route.log(`Internal error in a batch: ${(outcome.error.cause as Error)?.stack}`);
-      }
-    }
+    const access = (c.get as (name: string) => Access | undefined)("access");
+    const outcomes = await runBatch(route.ops, operations, options, access, route.log);
     return json(JSON.stringify(outcomesToJson(operations, outcomes)));
   },
   watch: (c, _key, route) => watchHandler(c, route),

@@ -33,17 +33,10 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Server as TcpServer } from "node:net";
-import type {
-  BatchableName,
-  BatchOperation,
-  BatchOutcome,
-  OperationName,
-  Operations,
-} from "@purple/protocol";
+import type { BatchOperation, BatchOptions, OperationName, Operations } from "@purple/protocol";
 import {
   codeFromGrpcStatus,
   GRPC_STATUS,
-  InternalError,
   PurpleError,
   ValueTooLargeError,
 } from "@purple/protocol/errors";
@@ -62,7 +55,8 @@ import { withBackendTimeout } from "./_limits.ts";
 import { serverDeadlines } from "./_deadlines.ts";
 import { grpcLimitsInterceptor } from "./_grpc_limits.ts";
 import { fixGrpcClientFaults } from "./_grpc_client_faults.ts";
-import { type Access, AccessControl, assertBatchAccess } from "./_auth.ts";
+import { type Access, AccessControl } from "./_auth.ts";
+import { runBatch } from "./_batch.ts";
 import { ACCESS_METADATA, grpcAccessInterceptor } from "./_grpc_auth.ts";
 import { createGrpcListener } from "./_tls.ts";
 import { jsonBodyLimit } from "./_http_routes.ts";
@@ -314,23 +308,17 @@ function handler(method: ServedMethod, ops: Operations, context: Context): Handl
   const batch = method.operation === "batch";
   return async (request, metadata) => {
     const args = binding.args(request);
-    if (batch) {
-      const access = metadata.get(ACCESS_METADATA)[0] as Access | undefined;
-      assertBatchAccess(args[0] as BatchOperation[], access);
-    }
-    const result = await operation.apply(ops, args);
-    if (batch) logInternalErrors(result as BatchOutcome<BatchableName>[], context);
+    const result = batch
+      ? await runBatch(
+        ops,
+        args[0] as BatchOperation[],
+        args[1] as BatchOptions,
+        metadata.get(ACCESS_METADATA)[0] as Access | undefined,
+        context.log,
+      )
+      : await operation.apply(ops, args);
     return method.dropsResult ? {} : binding.response(result, request);
   };
-}
-
-/** Logs the internal errors of a batch's outcomes (their answer says nothing more). */
-function logInternalErrors(outcomes: BatchOutcome<BatchableName>[], context: Context): void {
-  for (const outcome of outcomes) {
-    if (!outcome.ok && outcome.error instanceof InternalError && outcome.error.cause) {
-      context.log(`Internal error in a batch: ${(outcome.error.cause as Error)?.stack}`);
-    }
-  }
 }
 
 /**
