@@ -3,6 +3,7 @@ import { HttpClient } from "@purple/client";
 import { GrpcClient } from "@purple/client/grpc";
 import { DEFAULT_LIMITS } from "../backends/mod.ts";
 import { type CliConfig, HELP, parseCli, UsageError, VERSION } from "../server/config.ts";
+import { SETTINGS } from "../server/_settings.ts";
 import { freePort, REDIS_MISSING, startRedis } from "./_redis.ts";
 import { purpleArgs, runPurple, startPurple } from "./_purple.ts";
 import { ROOT, start } from "./_process.ts";
@@ -535,5 +536,71 @@ Deno.test("parseCli() reads --cors-origin: origins, or *, repeated or comma-sepa
         error.message.endsWith(`found '${bad}'`),
       bad,
     );
+  }
+});
+
+Deno.test("every setting: its flag changes what purple does, and each of its variables does the same", () => {
+  // A value for each setting, and what else it needs (a command, another flag). A new setting
+  // without a sample here fails this test: its flag and its variables must be shown to work.
+  const samples: Record<string, { value?: string; with?: string[] }> = {
+    "backend": { value: "memory" },
+    "data-dir": { value: "/srv/purple" },
+    "redis-url": { value: "redis://cache.internal:6380", with: ["--backend", "redis"] },
+    "redis-layout": { value: "prefixed", with: ["--backend", "redis"] },
+    "redis-prefix": { value: "app1:", with: ["--backend", "redis"] },
+    "redis-cluster": { with: ["--backend", "redis", "--redis-layout", "prefixed"] },
+    "redis-wait-replicas": { value: "1", with: ["--backend", "redis"] },
+    "redis-wait-timeout-ms": {
+      value: "250",
+      with: ["--backend", "redis", "--redis-wait-replicas", "1"],
+    },
+    "workers": { value: "2" },
+    "redis-insecure-tls": { with: ["--backend", "redis"] },
+    "redis-start-wait-ms": { value: "0" },
+    "host": { value: "::" },
+    "port": { value: "7001", with: ["grpc"] },
+    "http-port": { value: "7000" },
+    "grpc-port": { value: "7002" },
+    "max-key-bytes": { value: "100" },
+    "max-value-bytes": { value: "200" },
+    "max-item-bytes": { value: "300" },
+    "max-set-items": { value: "400" },
+    "max-concurrent-requests": { value: "500" },
+    "backend-timeout-ms": { value: "600" },
+    "body-timeout-ms": { value: "700" },
+    "max-watchers": { value: "800" },
+    "max-watch-keys": { value: "900" },
+    "auth-token": { value: "a-full-access-token-0123456789" },
+    "read-token": { value: "a-read-only-token-0123456789ab" },
+    "cors-origin": { value: "https://app.example" },
+    "tls-cert": { value: "/etc/purple/cert.pem", with: ["--tls-key", "/etc/purple/key.pem"] },
+    "tls-key": { value: "/etc/purple/key.pem", with: ["--tls-cert", "/etc/purple/cert.pem"] },
+    "debug": {},
+    "output": { value: "/tmp/purple.jsonl", with: ["export"] },
+    "skip-bad": { with: ["import"] },
+  };
+  const settings = Object.values(SETTINGS);
+  assert.deepEqual(
+    Object.keys(samples).sort(),
+    settings.map((setting) => setting.flag).sort(),
+    "a sample for every setting, and none for a setting that is gone",
+  );
+  for (const setting of settings) {
+    const { value, with: context = [] } = samples[setting.flag];
+    const flagged = [...context, `--${setting.flag}`, ...(value === undefined ? [] : [value])];
+    const byFlag = parseCli(flagged, {});
+    // Without it: another command, or a refusal (a TLS key alone).
+    const without = (() => {
+      try {
+        return parseCli(context, {});
+      } catch (error) {
+        return error;
+      }
+    })();
+    assert.notDeepEqual(byFlag, without, `--${setting.flag} changes nothing`);
+    for (const variable of setting.env) {
+      const byVariable = parseCli(context, { [variable]: value ?? "true" });
+      assert.deepEqual(byVariable, byFlag, `${variable} is not --${setting.flag}`);
+    }
   }
 });
