@@ -14,6 +14,7 @@ import { conformance } from "./conformance.ts";
 import { freePort, REDIS_MISSING, startRedis } from "./_redis.ts";
 import { type Purple, runPurple, startPurple } from "./_purple.ts";
 import { finishUpload, startUpload } from "./_upload_in_flight.ts";
+import { ROOT, run } from "./_process.ts";
 
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -291,5 +292,74 @@ Deno.test("workers stop by themselves when their supervisor is killed with SIGKI
     const deadline = Date.now() + 15_000;
     while (pids.some(alive) && Date.now() < deadline) await sleep(100);
     assert.deepEqual(pids.filter(alive), [], "workers outlived their supervisor");
+  });
+});
+
+Deno.test("a worker that cannot start stops them all: its one line, exit 2", async () => {
+  // Nobody listens there; the supervisor opens no backend, so the line is a worker's.
+  const url = `redis://127.0.0.1:${freePort()}`;
+  const { code, stderr } = await runPurple(
+    ["http", "--workers", "2", "--backend", "redis", "--redis-url", url, "--port", "0"],
+    { PURPLE_REDIS_START_WAIT_MS: "0" },
+  );
+  assert.equal(code, 2, stderr);
+  const lines = stderr.split("\n").filter((line) => line !== "");
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0], /^purple: Cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+: /);
+});
+
+Deno.test("--workers 2 without the permission to run Deno: refused in one line saying what to add", async () => {
+  await withDisk(async (dataDir) => {
+    const { code, stderr } = await run(Deno.execPath(), [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      "--unstable-kv",
+      `${ROOT}/mod.ts`,
+      ...["http", "--workers", "2", "--data-dir", dataDir, "--port", "0"],
+    ], { env: { NO_COLOR: "1" } });
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      /^purple: Cannot start 2 workers: this process may not run \S+ \(add --allow-run=\S+, as bin\/purple does with --workers\)\n$/,
+    );
+  });
+});
+
+Deno.test("a second signal during the workers' drain kills them at once, exit 1", async () => {
+  await withDisk(async (dataDir) => {
+    const purple = await startPurple([
+      "http",
+      "--workers",
+      "2",
+      "--data-dir",
+      dataDir,
+      "--port",
+      "0",
+    ]);
+    const pids = await workerPids(purple, 2);
+    // An upload in flight on each worker keeps the drain waiting (up to its 10 s grace).
+    const conns = [];
+    for (let i = 0; i < 20; i++) conns.push(await startUpload(purple.httpPort!, `stuck-${i}`));
+    try {
+      purple.child.kill("SIGTERM");
+      await purple.waitFor(/Received SIGTERM/);
+      const start = Date.now();
+      const { code } = await purple.stop("SIGTERM");
+      assert.equal(code, 1);
+      assert.ok(Date.now() - start < 3_000, `took ${Date.now() - start} ms`);
+      const deadline = Date.now() + 5_000;
+      while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+      assert.deepEqual(pids.filter(alive), [], "workers outlived the second signal");
+    } finally {
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed by the server */ }
+      }
+    }
   });
 });
