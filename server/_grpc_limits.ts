@@ -51,11 +51,16 @@ export function grpcLimitsInterceptor(
 ): { interceptor: grpc.ServerInterceptor; running: () => number } {
   let running = 0;
   const GRPC = protocolIndex("grpc");
-  /** Counts a call this interceptor refused: the limit, and the call with its outcome. */
-  const refuse = (limit: RefusingLimit, path: string, outcome: Outcome) => {
+  /**
+   * Counts a refused call: the limit, and the call with its outcome when this interceptor
+   * answered it (a call its method answered is counted by the method).
+   */
+  const refuse = (limit: RefusingLimit, path: string, outcome?: Outcome) => {
     if (counting === undefined) return;
     counting.recorder.refused(GRPC, limit);
-    counting.recorder.request(GRPC, counting.operationOf(path), outcome, 0);
+    if (outcome !== undefined) {
+      counting.recorder.request(GRPC, counting.operationOf(path), outcome, 0);
+    }
   };
   const interceptor: grpc.ServerInterceptor = (method, call) => {
     if (method.path.startsWith(HEALTH_PREFIX)) return new grpc.ServerInterceptingCall(call);
@@ -108,12 +113,13 @@ export function grpcLimitsInterceptor(
       .withStart((next) => next(listener))
       .withSendStatus((status, next) => {
         finish();
-        // grpc-js refuses a message over its size limit before any handler runs.
+        // A message over its method's cap, refused by the method (`tolerate` in grpc.ts, in
+        // grpc-js's words). grpc-js's own refusal of a larger one passes no interceptor.
         if (
           status.code === GRPC_STATUS.VALUE_TOO_LARGE && !over &&
           /larger than max/i.test(status.details ?? "")
         ) {
-          refuse("body_size", method.path, "VALUE_TOO_LARGE");
+          refuse("body_size", method.path);
         }
         next(status);
       })

@@ -142,8 +142,13 @@ export async function startGrpcServer(
   const counting = recorder && { recorder, operationOf: operationIndexByPath() };
   const limits = grpcLimitsInterceptor(options.limits, deadlines, counting);
   const server = new grpc.Server({
-    // The largest message is a batch's; every other method refuses more than its own cap.
-    "grpc.max_receive_message_length": jsonBodyLimit(options.limits.maxValueBytes),
+    // Each method refuses a message over its own cap in `tolerate` (answered and counted as
+    // Purple's refusals are). grpc-js refuses one over this cap as it reads its length, through
+    // no interceptor (so not counted): it stays above every method's cap, by CAP_HEADROOM_BYTES.
+    "grpc.max_receive_message_length": Math.max(
+      jsonBodyLimit(options.limits.maxValueBytes),
+      maxRequestBytes(options.limits),
+    ) + CAP_HEADROOM_BYTES,
     interceptors: [
       ...(options.auth === undefined ? [] : [
         grpcAccessInterceptor(
@@ -166,7 +171,7 @@ export async function startGrpcServer(
       recorder && ((operation) => recorder.backendTimeout(GRPC, operation)),
     ),
     context,
-    maxRequestBytes(options.limits),
+    options.limits,
     watches,
   );
   recorder?.inFlight[GRPC].push(limits.running);
@@ -186,6 +191,13 @@ export async function startGrpcServer(
       }),
   };
 }
+
+/**
+ * How far over the largest method's cap grpc-js's own cap is: a message up to that much too
+ * large reaches the method, whose refusal is counted in the metrics; a larger one is refused by
+ * grpc-js alone (as it reads the message's length, before buffering it).
+ */
+const CAP_HEADROOM_BYTES = 64 * 1024;
 
 /**
  * The largest request but a batch: a value at the size limit, with its key, item and framing.
@@ -279,14 +291,17 @@ function registerPurple(
   server: grpc.Server,
   ops: Operations,
   context: Context,
-  maxBytes: number,
+  limits: Limits,
   watches: GrpcWatches,
 ): void {
   for (const methods of Object.values(grpcServices())) {
     const tolerant: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(methods)) {
-      tolerant[name] = tolerate(method, method.operation === "batch" ? Infinity : maxBytes);
+      const cap = method.operation === "batch"
+        ? jsonBodyLimit(limits.maxValueBytes)
+        : maxRequestBytes(limits);
+      tolerant[name] = tolerate(method, cap);
       implementation[name] = method.responseStream
         ? streaming(method.path, ops, context, watches)
         : unary(method.path, handler(method, ops, context), context, method.operation);

@@ -281,8 +281,8 @@ grpcTest("request bodies are capped from maxValueBytes on both protocols", async
       text,
       new RegExp(`the body is ${over} bytes, the limit is ${jsonBodyLimit(1000)}`),
     );
-    // gRPC: a message over the receive cap (value + key + item limits + 1 KiB) is refused by
-    // grpc-js with RESOURCE_EXHAUSTED before it is decoded.
+    // gRPC: a message over its method's cap (value + key + item limits + 1 KiB) is refused
+    // with RESOURCE_EXHAUSTED before it is decoded.
     const cap = 1000 + DEFAULT_LIMITS.maxKeyBytes + DEFAULT_LIMITS.maxItemBytes + 1024;
     const reply = await raw.call({
       ":method": "POST",

@@ -11,6 +11,7 @@ import { HttpClient } from "@purple/client";
 import { GrpcClient } from "@purple/client/grpc";
 import type { Operations } from "@purple/protocol";
 import { OPERATION_NAMES } from "@purple/protocol";
+import { UnavailableError as Busy, ValueTooLargeError } from "@purple/protocol/errors";
 import { DEFAULT_LIMITS, openBackend } from "../backends/mod.ts";
 import { Metrics, startGrpcServer, startHttpServer } from "../mod.ts";
 import { LIMITS, OUTCOMES } from "../server/_metrics.ts";
@@ -289,5 +290,49 @@ Deno.test("docs/metrics.md names every outcome and every limit a metric may carr
   const page = await Deno.readTextFile(new URL("../docs/metrics.md", import.meta.url));
   for (const label of [...OUTCOMES.map((outcome) => outcome.toLowerCase()), ...LIMITS]) {
     assert.ok(page.includes(`\`${label}\``), `docs/metrics.md: ${label}`);
+  }
+});
+
+Deno.test("gRPC refusals are counted by limit too: calls at once and message size", async () => {
+  const backend = await openBackend({ kind: "memory" });
+  // A backend whose flagGet waits until told: the call holds the only slot meanwhile.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  const ops = new Proxy(backend, {
+    get(target, name, receiver) {
+      if (name === "settlesAtOnce") return false;
+      if (name === "flagGet") return async () => (await held, true);
+      return Reflect.get(target, name, receiver);
+    },
+  }) as Operations;
+  const metrics = new Metrics({ process: false });
+  const limits = { ...DEFAULT_LIMITS, maxConcurrentRequests: 1, maxValueBytes: 16 };
+  const server = await startGrpcServer(ops, {
+    hostname: "127.0.0.1",
+    port: 0,
+    limits,
+    metrics,
+    log: () => {},
+  });
+  const grpc = new GrpcClient(`127.0.0.1:${server.port}`);
+  try {
+    const holding = grpc.flagGet("f");
+    await sleep(100);
+    await assert.rejects(grpc.counterGet("c"), Busy);
+    release();
+    assert.equal(await holding, true);
+    // Over kvPut's own cap (the value limit with its key, item and framing: 2.5 KiB here).
+    await assert.rejects(grpc.kvPut("big", new Uint8Array(3_000)), ValueTooLargeError);
+    const found = samples(await metrics.text());
+    const refusals = (limit: string) =>
+      found.get(`purple_refusals_total{protocol="grpc",limit="${limit}"}`);
+    assert.equal(refusals("concurrent_requests"), 1);
+    assert.equal(refusals("body_size"), 1);
+    assert.equal(found.get(requests("grpc", "counterGet", "unavailable")), 1);
+    assert.equal(found.get(requests("grpc", "kvPut", "value_too_large")), 1);
+  } finally {
+    await grpc.close();
+    await server.shutdown();
+    await backend.close();
   }
 });
