@@ -51,8 +51,6 @@ export type Source = string;
 export interface Setting<Value> {
   /** The flag, without its dashes. */
   readonly flag: string;
-  /** A one-letter flag too. */
-  readonly short?: string;
   /** What the flag's value is, in the help (`N`, `DIR`); absent for a switch. */
   readonly value?: string;
   /** What one value of a list is called, in messages (`token`). */

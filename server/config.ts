@@ -228,9 +228,8 @@ const ALL_SETTINGS = Object.values(SETTINGS) as AnySetting[];
 /** The `parseArgs` options: every setting's flag, and the command switches. */
 const OPTIONS: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> =
   {};
-for (const { flag, kind, short } of ALL_SETTINGS) {
+for (const { flag, kind } of ALL_SETTINGS) {
   OPTIONS[flag] = { type: kind === "switch" ? "boolean" : "string", multiple: kind === "list" };
-  if (short !== undefined) OPTIONS[flag].short = short;
 }
 for (const [flag, { short }] of Object.entries(COMMAND_SWITCHES)) {
   OPTIONS[flag] = { type: "boolean", short };

@@ -173,6 +173,16 @@ function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
+/** The configured TLS files, loaded (`undefined`: no TLS), or the exit code of a failure. */
+async function tlsOf(config: CliConfig): Promise<LoadedTls | undefined | number> {
+  try {
+    return config.tls && await loadTls(config.tls.certFile, config.tls.keyFile);
+  } catch (error) {
+    if (error instanceof TlsConfigError) return fail(error.message);
+    throw error;
+  }
+}
+
 /**
  * Prints the lines that start serving a configuration (what it serves, TLS, access) and loads
  * its TLS files. Returns the TLS material, or an exit code after a one-line failure.
@@ -182,13 +192,8 @@ export async function startupLines(
   log: (line: string) => void,
 ): Promise<LoadedTls | undefined | number> {
   log(`Purple ${VERSION}, ${describeBackend(config)}, binding ${describeHost(config.hostname)}`);
-  let tls: LoadedTls | undefined;
-  try {
-    tls = config.tls && await loadTls(config.tls.certFile, config.tls.keyFile);
-  } catch (error) {
-    if (error instanceof TlsConfigError) return fail(error.message);
-    throw error;
-  }
+  const tls = await tlsOf(config);
+  if (typeof tls === "number") return tls;
   if (tls && config.tls) tlsLines(tls, config.tls.certFile).forEach((line) => log(line));
   accessLines(config.hostname, config.auth, tls !== undefined).forEach((line) => log(line));
   if (config.corsOrigins !== undefined && config.http !== undefined) {
@@ -223,19 +228,9 @@ export interface WorkerRole {
  */
 export async function serve(config: CliConfig, worker?: WorkerRole): Promise<number> {
   const log = (line: string) => console.log(line);
-  let tls: LoadedTls | undefined;
-  if (worker === undefined) {
-    const loaded = await startupLines(config, log);
-    if (typeof loaded === "number") return loaded;
-    tls = loaded;
-  } else {
-    try {
-      tls = config.tls && await loadTls(config.tls.certFile, config.tls.keyFile);
-    } catch (error) {
-      if (error instanceof TlsConfigError) return fail(error.message);
-      throw error;
-    }
-  }
+  // A worker's supervisor printed the start-up lines already.
+  const tls = worker === undefined ? await startupLines(config, log) : await tlsOf(config);
+  if (typeof tls === "number") return tls;
   if (config.backend === "disk" && typeof Deno.openKv !== "function") {
     return fail(
       "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
