@@ -15,7 +15,7 @@ import {
   type StoredEntry,
 } from "../backends/mod.ts";
 import { type BackendConfig, type ExportConfig, type ImportConfig, VERSION } from "./config.ts";
-import { describeBackend, fail } from "./serve.ts";
+import { describeBackend, fail, type Signals, signals } from "./serve.ts";
 import {
   endLine,
   ENTRY_SERVICES,
@@ -148,26 +148,16 @@ function zeroCounts(): Record<EntryService, number> {
   return { cache: 0, counters: 0, flags: 0, kv: 0, sets: 0 };
 }
 
-/** The first SIGINT or SIGTERM, noted for the loops to stop at; a second one exits at once. */
-function signals(): { received(): string | undefined; dispose(): void } {
-  let received: string | undefined;
-  const listeners: Array<[Deno.Signal, () => void]> = [];
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    const listener = () => {
-      if (received !== undefined) Deno.exit(1);
-      received = signal;
-    };
-    try {
-      Deno.addSignalListener(signal, listener);
-      listeners.push([signal, listener]);
-    } catch {
-      // Windows cannot listen for SIGTERM.
-    }
-  }
-  return {
-    received: () => received,
-    dispose: () => listeners.forEach(([signal, fn]) => Deno.removeSignalListener(signal, fn)),
-  };
+/**
+ * SIGINT and SIGTERM, as serving takes them (`signals()` of serve.ts): the first is noted for the
+ * loops to stop at; a second exits at once, but for the same Ctrl+C delivered again by a launcher.
+ * Its line goes to stderr (stdout may carry the export), after the progress line is erased.
+ */
+function stopSignals(progress: Progress): Signals {
+  return signals((line) => {
+    progress.clear();
+    console.error(line);
+  });
 }
 
 /** Writes all of `bytes`. */
@@ -273,7 +263,7 @@ export async function runExport(config: ExportConfig): Promise<number> {
   const skipped: string[] = [];
   let entries = 0;
   const progress = new Progress();
-  const stop = signals();
+  const stop = stopSignals(progress);
   try {
     await output.line(headerLine({
       exportedAt,
@@ -298,7 +288,7 @@ export async function runExport(config: ExportConfig): Promise<number> {
         entries++;
       }
       progress.update("Exported", entries, output.bytes);
-      const signal = stop.received();
+      const signal = stop.first();
       if (signal !== undefined) {
         throw new Stop(
           `Stopped by ${signal}: the export is not complete (${count(entries)} entries read)`,
@@ -475,7 +465,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
   let writing: Promise<void> | undefined;
   let failure: Stop | undefined;
   const progress = new Progress();
-  const stop = signals();
+  const stop = stopSignals(progress);
 
   const imports = () =>
     `${entriesText(imported)} before it ${imported === 1 ? "was" : "were"} imported`;
@@ -590,7 +580,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
       if (batch.length >= BATCH_ENTRIES || batchBytes >= BATCH_BYTES) {
         await flush();
         progress.update("Imported", imported, bytesRead);
-        const signal = stop.received();
+        const signal = stop.first();
         if (signal !== undefined) {
           await settle();
           throw new Stop(

@@ -75,15 +75,37 @@ function describeHost(hostname: string): string {
  */
 export const SAME_CTRL_C_MS = 1_000;
 
+/** What {@linkcode signals} gives: the first SIGINT or SIGTERM, as a promise and as a value. */
+export interface Signals {
+  /** Resolves with the first SIGINT or SIGTERM (`"SIGINT"`, `"SIGTERM"`). */
+  received: Promise<string>;
+  /** The first SIGINT or SIGTERM received so far, if any: for a loop that stops between steps. */
+  first(): string | undefined;
+  /** Stops listening (a signal then has its default effect). */
+  dispose(): void;
+}
+
 /**
- * Resolves with the first SIGINT or SIGTERM; a second one exits at once with 1 (after `onAgain`,
+ * Listens for SIGINT and SIGTERM, for a command that stops gracefully on the first (serving,
+ * `export`, `import`). A second one exits at once with 1 (after logging so, and after `onAgain`,
  * which the supervisor of `--workers` uses to kill its workers), except a SIGINT within
  * {@linkcode SAME_CTRL_C_MS} of a first SIGINT (the same Ctrl+C, delivered again by a launcher).
+ *
+ * @param log Where the line of a second signal goes (stderr when stdout carries data).
+ * @param onAgain Runs before a second signal exits.
+ * @returns The first signal, and how to stop listening.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = signals((line) => console.error(line));
+ * for (const step of steps) {
+ *   await step();
+ *   if (stop.first() !== undefined) break;
+ * }
+ * stop.dispose();
+ * ```
  */
-export function signals(
-  log: (line: string) => void,
-  onAgain: () => void = () => {},
-): { received: Promise<string>; dispose(): void } {
+export function signals(log: (line: string) => void, onAgain: () => void = () => {}): Signals {
   const listeners: Array<[Deno.Signal, () => void]> = [];
   let first: { signal: Deno.Signal; at: number } | undefined;
   const received = new Promise<string>((resolve) => {
@@ -111,6 +133,7 @@ export function signals(
   });
   return {
     received,
+    first: () => first?.signal,
     dispose: () => listeners.forEach(([signal, fn]) => Deno.removeSignalListener(signal, fn)),
   };
 }

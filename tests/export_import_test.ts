@@ -34,7 +34,7 @@ import { type Setting, type SettingName, SETTINGS } from "../server/_settings.ts
 import { REDIS_MISSING, type RedisServer, startRedis } from "./_redis.ts";
 import { CLUSTER_MISSING, startRedisCluster } from "./_redis_cluster.ts";
 import { purpleArgs, runPurple } from "./_purple.ts";
-import { ROOT } from "./_process.ts";
+import { ROOT, start } from "./_process.ts";
 import {
   assertSameEntries,
   dataset,
@@ -900,6 +900,142 @@ Deno.test({
       assert.match(skipped.stderr, /Redis holds another kind of value at this key/);
       assert.match(skipped.stderr, /the stored value 'abc' is not an int64 integer/);
     } finally {
+      await server.stop();
+    }
+  },
+});
+
+/** Waits until `check` holds, polling every 10 ms, for at most 30 s. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** How many keys a Redis holds, in all its databases. */
+async function redisKeys(raw: Redis): Promise<number> {
+  const info = await raw.info("keyspace");
+  return [...info.matchAll(/keys=(\d+)/g)].reduce((sum, [, keys]) => sum + Number(keys), 0);
+}
+
+// A signal reaches an export or import while it waits: for a Redis paused by `CLIENT PAUSE`
+// (the export), or for more lines on stdin (the import). A SIGINT again 50 ms later is the same
+// Ctrl+C delivered twice (`deno task` and `npx` forward the terminal's SIGINT to their child):
+// it must not exit at once.
+Deno.test({
+  name:
+    "purple export --output stopped by SIGINT (delivered twice, as a launcher does): the Stopped line, exit 1, no file; a second signal exits at once",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await startRedis();
+    const raw = new Redis({ port: server.port, host: "127.0.0.1" });
+    try {
+      const ops = await openBackend({ kind: "redis", redisUrl: server.url });
+      await restoreAll(ops, dataset({ entries: 40_000, largeValues: 0, bigSets: 0 }));
+      await ops.close();
+      const dir = await tempDir();
+      const file = `${dir}/out.jsonl`;
+      /** Starts an export, and pauses the Redis once it is under way (1 MiB written). */
+      const pausedExport = async () => {
+        const program = start(
+          Deno.execPath(),
+          purpleArgs([
+            "export",
+            "--backend",
+            "redis",
+            "--redis-url",
+            server.url,
+            "--output",
+            file,
+          ]),
+          { cwd: ROOT, env: { NO_COLOR: "1" }, name: "purple export" },
+        );
+        await until(async () => {
+          const partial = [...Deno.readDirSync(dir)].find(({ name }) => name.includes(".partial-"));
+          return partial !== undefined && (await Deno.stat(`${dir}/${partial.name}`)).size > 0;
+        }, "the export writes its first MiB");
+        // Shorter than the backend's 1000 ms timeout for a reply.
+        await raw.call("CLIENT", "PAUSE", "600", "ALL");
+        await new Promise((resolve) => setTimeout(resolve, 100)); // It waits for the Redis now.
+        return program;
+      };
+
+      const program = await pausedExport();
+      program.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      program.child.kill("SIGINT");
+      assert.equal(await program.exit(), 1, program.output());
+      assert.match(
+        program.output(),
+        /^purple: Stopped by SIGINT: the export is not complete \([\d,]+ entries read\)$/m,
+      );
+      assert.ok(!program.output().includes("again"), program.output());
+      assert.deepEqual([...Deno.readDirSync(dir)], [], "no file, partial or complete");
+
+      // Two signals that are not one Ctrl+C: the second exits at once, saying so.
+      const twice = await pausedExport();
+      twice.child.kill("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      twice.child.kill("SIGTERM");
+      assert.equal(await twice.exit(), 1, twice.output());
+      assert.match(twice.output(), /^Received SIGTERM again: exiting without waiting$/m);
+    } finally {
+      raw.disconnect();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "purple import stopped by SIGINT (delivered twice, as a launcher does) finishes its batch and says how many entries it imported, exit 1",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await startRedis();
+    const raw = new Redis({ port: server.port, host: "127.0.0.1" });
+    const program = start(
+      Deno.execPath(),
+      purpleArgs(["import", "--backend", "redis", "--redis-url", server.url]),
+      { cwd: ROOT, env: { NO_COLOR: "1" }, name: "purple import", stdin: "piped" },
+    );
+    const stdin = program.child.stdin.getWriter();
+    const lines = (from: number) =>
+      new TextEncoder().encode(
+        Array.from({ length: 1000 }, (_, i) => `${flag(`f${from + i}`)}\n`).join(""),
+      );
+    try {
+      const header = headerLine({
+        exportedAt: new Date().toISOString(),
+        backend: "memory",
+        source: "a test",
+        purple: "0.1.0",
+      });
+      // One batch: the import writes it, then waits for more lines.
+      await stdin.write(new TextEncoder().encode(`${header}\n`));
+      await stdin.write(lines(0));
+      await until(async () => await redisKeys(raw) === 1000, "the first batch is written");
+      program.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      program.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The next batch is read and written, then the import stops.
+      await stdin.write(lines(1000)).catch(() => {});
+      assert.equal(await program.exit(), 1, program.output());
+      assert.match(
+        program.output(),
+        /^purple: Stopped by SIGINT at line 2001 of stdin: the 2,000 entries before it were imported$/m,
+      );
+      assert.equal(await redisKeys(raw), 2000);
+    } finally {
+      await stdin.close().catch(() => {});
+      if (!program.ended()) await program.stop("SIGKILL");
+      raw.disconnect();
       await server.stop();
     }
   },
