@@ -7,7 +7,7 @@
  */
 
 import { PurpleError, UnavailableError } from "@purple/protocol/errors";
-import { openBackend, resolveLayoutName } from "../backends/mod.ts";
+import { type CheckedOperations, openBackend, resolveLayoutName } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
 import { Metrics } from "./metrics.ts";
@@ -15,14 +15,25 @@ import { accessLines, isLoopback } from "./_auth.ts";
 import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
 import { type BackendConfig, type CliConfig, VERSION } from "./config.ts";
 
-/** Prints the one line of a failure that is the user's or the environment's, not a bug. */
-export function fail(reason: string): number {
+/**
+ * Prints the one line of a failure that is the user's or the environment's, not a bug, on
+ * stderr: `purple: ` and the reason on one line.
+ *
+ * @param reason What failed and why.
+ * @param code The exit code: 2 (the default) for a command that did not start, 1 for an export
+ * or import that stopped.
+ * @returns `code`.
+ */
+export function fail(reason: string, code: 1 | 2 = 2): number {
   console.error(`purple: ${reason.replace(/\s*\n\s*/g, " ")}`);
-  return 2;
+  return code;
 }
 
-/** Whether an error is the operating system's (a port taken, a directory not writable). */
-function isSystemError(error: unknown): error is Error {
+/**
+ * Whether an error is the operating system's (a port taken, a directory not writable, a file
+ * not found, a broken pipe): one of `Deno.errors`.
+ */
+export function isSystemError(error: unknown): error is Error {
   return Object.values(Deno.errors).some((kind) => error instanceof kind);
 }
 
@@ -181,8 +192,50 @@ async function retryUnavailable<T>(
   }
 }
 
-function seconds(ms: number): string {
+/** A duration for people: `0.3 s`, `1.5 s`, `30 s` (tenths, no trailing `.0`). */
+export function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))} s`;
+}
+
+/**
+ * Opens the configured backend, for serving, `export` or `import`. A failure that is the user's
+ * or the environment's (Deno KV missing for the disk backend, a Redis that cannot be reached, a
+ * directory that cannot be written) prints one line and gives exit code 2; anything else is a
+ * bug and is thrown.
+ *
+ * @param config The backend and its limits.
+ * @param retry For serving: how long to retry a Redis that cannot be reached yet
+ * (`--redis-start-wait-ms`), and where to say so. Without it, the first failure counts.
+ * @returns The backend, or the exit code.
+ */
+export async function openConfiguredBackend(
+  config: BackendConfig,
+  retry?: { waitMs: number; log: (line: string) => void },
+): Promise<CheckedOperations | number> {
+  if (config.backend === "disk" && typeof Deno.openKv !== "function") {
+    return fail(
+      "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
+    );
+  }
+  try {
+    const open = () =>
+      openBackend({
+        kind: config.backend,
+        dataDir: config.dataDir,
+        redisUrl: config.redisUrl,
+        ...config.redis,
+        limits: config.limits,
+      });
+    return config.backend === "redis" && retry
+      ? await retryUnavailable(open, retry.waitMs, retry.log)
+      : await open();
+  } catch (error) {
+    if (error instanceof PurpleError) return fail(error.message);
+    if (isSystemError(error)) {
+      return fail(`Cannot open the ${config.backend} backend: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /**
@@ -248,31 +301,8 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
       throw error;
     }
   }
-  if (config.backend === "disk" && typeof Deno.openKv !== "function") {
-    return fail(
-      "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
-    );
-  }
-  let ops;
-  try {
-    const open = () =>
-      openBackend({
-        kind: config.backend,
-        dataDir: config.dataDir,
-        redisUrl: config.redisUrl,
-        ...config.redis,
-        limits: config.limits,
-      });
-    ops = config.backend === "redis"
-      ? await retryUnavailable(open, config.redisStartWaitMs, log)
-      : await open();
-  } catch (error) {
-    if (error instanceof PurpleError) return fail(error.message);
-    if (isSystemError(error)) {
-      return fail(`Cannot open the ${config.backend} backend: ${error.message}`);
-    }
-    throw error;
-  }
+  const ops = await openConfiguredBackend(config, { waitMs: config.redisStartWaitMs, log });
+  if (typeof ops === "number") return ops;
   const stop = signals(log);
   const servers: RunningServer[] = [];
   const metrics = new Metrics();
