@@ -793,6 +793,118 @@ Deno.test({
 
 Deno.test({
   name:
+    "purple import refuses an end line whose count is wrong, with or without --skip-bad: exit 1, the counts",
+  sanitizeResources: false,
+  fn: async () => {
+    const file = await exportFile([flag("a"), flag("b"), endLine(3)], { end: false });
+    for (const skipBad of [[], ["--skip-bad"]]) {
+      const result = await purple(["import", "--data-dir", await tempDir(), ...skipBad, file]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /^purple: Cannot import '\S+': its end line \(line 4\) counts 3 entries, but 2 entry lines come before it: lines are missing or added \(2 entries imported\)\n$/,
+      );
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "purple import refuses a line after the end line (blank lines excepted); --skip-bad skips it",
+  sanitizeResources: false,
+  fn: async () => {
+    const file = await exportFile([flag("a"), endLine(1), "", flag("b")], { end: false });
+    const result = await purple(["import", "--data-dir", await tempDir(), file]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^purple: Cannot import line 5 of '\S+': it comes after the end line \(line 3\); the 1 entry before it was imported\n$/,
+    );
+    const dataDir = await tempDir();
+    const skipped = await purple(["import", "--data-dir", dataDir, "--skip-bad", file]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(
+      skipped.stderr,
+      /; skipped 1 bad line: line 5 \(it comes after the end line \(line 3\)\)\n$/,
+    );
+    assert.deepEqual([...(await diskSnapshot(dataDir)).keys()], ["flags a"]);
+    // Blank lines after the end line are no lines.
+    const blank = await exportFile([flag("a"), endLine(1), "", "  "], { end: false });
+    const fine = await purple(["import", "--data-dir", await tempDir(), blank]);
+    assert.equal(fine.code, 0, fine.stderr);
+  },
+});
+
+Deno.test({
+  name:
+    "purple import refuses a line longer than any entry within the limits, without reading it whole; --skip-bad skips it",
+  sanitizeResources: false,
+  fn: async () => {
+    const limits = ["--max-key-bytes", "10", "--max-value-bytes", "100"];
+    limits.push("--max-item-bytes", "10", "--max-set-items", "10");
+    const longest = maxLineBytes({
+      ...DEFAULT_LIMITS,
+      maxKeyBytes: 10,
+      maxValueBytes: 100,
+      maxItemBytes: 10,
+      maxSetItems: 10,
+    });
+    // Longer than the limit, and than the chunks stdin or a file is read in.
+    const long = entryLine({ service: "cache", key: "k", value: "x".repeat(300_000), ttlMs: 1000 });
+    const file = await exportFile([flag("a"), long, flag("b")]);
+    const result = await purple(["import", "--data-dir", await tempDir(), ...limits, file]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^purple: Cannot import line 3 of '\\S+': it is longer than ${longest} bytes, more than any entry within the limits takes; the 1 entry before it was imported\n$`,
+      ),
+    );
+    const dataDir = await tempDir();
+    const skipped = await purple(["import", "--data-dir", dataDir, ...limits, "--skip-bad", file]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(
+      skipped.stderr,
+      new RegExp(`; skipped 1 bad line: line 3 \\(it is longer than ${longest} bytes, .*\\)\n$`),
+    );
+    assert.deepEqual([...(await diskSnapshot(dataDir)).keys()].sort(), ["flags a", "flags b"]);
+  },
+});
+
+Deno.test({
+  name:
+    "purple import refuses a line that is not UTF-8 (counted as an entry line); --skip-bad skips it",
+  sanitizeResources: false,
+  fn: async () => {
+    const file = await exportFile([flag("a"), "NOT-UTF-8", flag("b")]);
+    // The placeholder becomes a flag whose key is bytes that are not UTF-8: 0xff 0xfe.
+    const [before, after] = (await Deno.readTextFile(file)).split("NOT-UTF-8");
+    const encode = (text: string) => [...new TextEncoder().encode(text)];
+    await Deno.writeFile(
+      file,
+      new Uint8Array([
+        ...encode(`${before}{"service":"flags","key":"`),
+        0xff,
+        0xfe,
+        ...encode(`","value":true}${after}`),
+      ]),
+    );
+    const result = await purple(["import", "--data-dir", await tempDir(), file]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^purple: Cannot import line 3 of '\S+': it is not UTF-8; the 1 entry before it was imported\n$/,
+    );
+    const dataDir = await tempDir();
+    const skipped = await purple(["import", "--data-dir", dataDir, "--skip-bad", file]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stderr, /; skipped 1 bad line: line 3 \(it is not UTF-8\)\n$/);
+    assert.deepEqual([...(await diskSnapshot(dataDir)).keys()].sort(), ["flags a", "flags b"]);
+  },
+});
+
+Deno.test({
+  name:
     "purple export prints a progress line only when stderr is a terminal; import refuses a terminal stdin",
   ignore: Deno.build.os !== "linux",
   sanitizeResources: false,
@@ -990,6 +1102,42 @@ Deno.test({
   },
 });
 
+/**
+ * `purple import` into a Redis, from stdin written by the test: the header first, then
+ * `batch(n)` writes 1000 flag lines (one batch) from the nth thousand.
+ */
+function importFromStdin(redisUrl: string) {
+  const program = start(
+    Deno.execPath(),
+    purpleArgs(["import", "--backend", "redis", "--redis-url", redisUrl]),
+    { cwd: ROOT, env: { NO_COLOR: "1" }, name: "purple import", stdin: "piped" },
+  );
+  const stdin = program.child.stdin.getWriter();
+  const write = (text: string) => stdin.write(new TextEncoder().encode(text));
+  const header = headerLine({
+    exportedAt: new Date().toISOString(),
+    backend: "memory",
+    source: "a test",
+    purple: "0.1.0",
+  });
+  const started = write(`${header}\n`);
+  return {
+    program,
+    write,
+    batch: async (n: number) => {
+      await started;
+      await write(Array.from({ length: 1000 }, (_, i) => `${flag(`f${n * 1000 + i}`)}\n`).join(""));
+    },
+    /** Ends stdin. */
+    end: () => stdin.close().catch(() => {}),
+    /** Ends stdin, and the import if it still runs. */
+    close: async () => {
+      await stdin.close().catch(() => {});
+      if (!program.ended()) await program.stop("SIGKILL");
+    },
+  };
+}
+
 Deno.test({
   name:
     "purple import stopped by SIGINT (delivered twice, as a launcher does) finishes its batch and says how many entries it imported, exit 1",
@@ -999,33 +1147,18 @@ Deno.test({
   fn: async () => {
     const server = await startRedis();
     const raw = new Redis({ port: server.port, host: "127.0.0.1" });
-    const program = start(
-      Deno.execPath(),
-      purpleArgs(["import", "--backend", "redis", "--redis-url", server.url]),
-      { cwd: ROOT, env: { NO_COLOR: "1" }, name: "purple import", stdin: "piped" },
-    );
-    const stdin = program.child.stdin.getWriter();
-    const lines = (from: number) =>
-      new TextEncoder().encode(
-        Array.from({ length: 1000 }, (_, i) => `${flag(`f${from + i}`)}\n`).join(""),
-      );
+    const running = importFromStdin(server.url);
+    const { program } = running;
     try {
-      const header = headerLine({
-        exportedAt: new Date().toISOString(),
-        backend: "memory",
-        source: "a test",
-        purple: "0.1.0",
-      });
       // One batch: the import writes it, then waits for more lines.
-      await stdin.write(new TextEncoder().encode(`${header}\n`));
-      await stdin.write(lines(0));
+      await running.batch(0);
       await until(async () => await redisKeys(raw) === 1000, "the first batch is written");
       program.child.kill("SIGINT");
       await new Promise((resolve) => setTimeout(resolve, 50));
       program.child.kill("SIGINT");
       await new Promise((resolve) => setTimeout(resolve, 100));
       // The next batch is read and written, then the import stops.
-      await stdin.write(lines(1000)).catch(() => {});
+      await running.batch(1).catch(() => {});
       assert.equal(await program.exit(), 1, program.output());
       assert.match(
         program.output(),
@@ -1033,8 +1166,40 @@ Deno.test({
       );
       assert.equal(await redisKeys(raw), 2000);
     } finally {
-      await stdin.close().catch(() => {});
-      if (!program.ended()) await program.stop("SIGKILL");
+      await running.close();
+      raw.disconnect();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "purple import stops when the backend fails a write: the line of the entry, the entries written before it, exit 1",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await startRedis();
+    const raw = new Redis({ port: server.port, host: "127.0.0.1" });
+    const running = importFromStdin(server.url);
+    const { program } = running;
+    try {
+      await running.batch(0);
+      await until(async () => await redisKeys(raw) === 1000, "the first batch is written");
+      // A Redis out of memory refuses every write (OOM) from now on.
+      await raw.config("SET", "maxmemory", "1");
+      await running.batch(1);
+      await running.write(`${endLine(2000)}\n`);
+      await running.end();
+      assert.equal(await program.exit(), 1, program.output());
+      assert.match(
+        program.output(),
+        /^purple: Cannot import line 1002 of stdin: .*Redis refused: OOM .* \(the 1,000 entries before it were imported; lines after it, up to line 2001, may be too\)$/m,
+      );
+    } finally {
+      await raw.config("SET", "maxmemory", "0").catch(() => {});
+      await running.close();
       raw.disconnect();
       await server.stop();
     }
