@@ -6,16 +6,17 @@
 
 import { PurpleError } from "@purple/protocol/errors";
 import { quote } from "@purple/protocol/text";
-import {
-  type CheckedOperations,
-  checkEntry,
-  type EntryService,
-  openBackend,
-  RestoreError,
-  type StoredEntry,
-} from "../backends/mod.ts";
+import { checkEntry, type EntryService, RestoreError, type StoredEntry } from "../backends/mod.ts";
 import { type BackendConfig, type ExportConfig, type ImportConfig, VERSION } from "./config.ts";
-import { describeBackend, fail } from "./serve.ts";
+import {
+  describeBackend,
+  fail,
+  isSystemError,
+  openConfiguredBackend,
+  seconds,
+  type Signals,
+  signals,
+} from "./serve.ts";
 import {
   endLine,
   ENTRY_SERVICES,
@@ -43,9 +44,6 @@ const WRITE_CHARS = 1024 * 1024;
 
 const encoder = new TextEncoder();
 
-/** The disk backend's database file in its directory (as `backends/disk.ts` names it). */
-const DISK_FILE_NAME = "purple.sqlite3";
-
 /** An export or import that stops: its one line, and exit code 1. */
 class Stop extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -58,35 +56,6 @@ class Stop extends Error {
 interface Sink {
   write(bytes: Uint8Array): Promise<number>;
   close?(): void;
-}
-
-/** Whether an error is the operating system's (a file not found, a broken pipe). */
-function isSystemError(error: unknown): error is Error {
-  return Object.values(Deno.errors).some((kind) => error instanceof kind);
-}
-
-/** Opens the backend as `serve` does; a failure is one line and exit code 2. */
-async function openStore(config: BackendConfig): Promise<CheckedOperations | number> {
-  if (config.backend === "disk" && typeof Deno.openKv !== "function") {
-    return fail(
-      "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
-    );
-  }
-  try {
-    return await openBackend({
-      kind: config.backend,
-      dataDir: config.dataDir,
-      redisUrl: config.redisUrl,
-      ...config.redis,
-      limits: config.limits,
-    });
-  } catch (error) {
-    if (error instanceof PurpleError) return fail(error.message);
-    if (isSystemError(error)) {
-      return fail(`Cannot open the ${config.backend} backend: ${error.message}`);
-    }
-    throw error;
-  }
 }
 
 /** The progress line on stderr, when stderr is a terminal: redrawn a few times a second. */
@@ -135,10 +104,6 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
 /** Entries by service, as the summary says them. */
 function byService(counts: Record<EntryService, number>): string {
   return ENTRY_SERVICES.map((service) => `${service} ${count(counts[service])}`).join(", ");
@@ -148,26 +113,16 @@ function zeroCounts(): Record<EntryService, number> {
   return { cache: 0, counters: 0, flags: 0, kv: 0, sets: 0 };
 }
 
-/** The first SIGINT or SIGTERM, noted for the loops to stop at; a second one exits at once. */
-function signals(): { received(): string | undefined; dispose(): void } {
-  let received: string | undefined;
-  const listeners: Array<[Deno.Signal, () => void]> = [];
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    const listener = () => {
-      if (received !== undefined) Deno.exit(1);
-      received = signal;
-    };
-    try {
-      Deno.addSignalListener(signal, listener);
-      listeners.push([signal, listener]);
-    } catch {
-      // Windows cannot listen for SIGTERM.
-    }
-  }
-  return {
-    received: () => received,
-    dispose: () => listeners.forEach(([signal, fn]) => Deno.removeSignalListener(signal, fn)),
-  };
+/**
+ * SIGINT and SIGTERM, as serving takes them (`signals()` of serve.ts): the first is noted for the
+ * loops to stop at; a second exits at once, but for the same Ctrl+C delivered again by a launcher.
+ * Its line goes to stderr (stdout may carry the export), after the progress line is erased.
+ */
+function stopSignals(progress: Progress): Signals {
+  return signals((line) => {
+    progress.clear();
+    console.error(line);
+  });
 }
 
 /** Writes all of `bytes`. */
@@ -264,7 +219,7 @@ export async function runExport(config: ExportConfig): Promise<number> {
     await output.abort();
     return fail(missing);
   }
-  const ops = await openStore(config);
+  const ops = await openConfiguredBackend(config);
   if (typeof ops === "number") {
     await output.abort();
     return ops;
@@ -273,7 +228,7 @@ export async function runExport(config: ExportConfig): Promise<number> {
   const skipped: string[] = [];
   let entries = 0;
   const progress = new Progress();
-  const stop = signals();
+  const stop = stopSignals(progress);
   try {
     await output.line(headerLine({
       exportedAt,
@@ -298,7 +253,7 @@ export async function runExport(config: ExportConfig): Promise<number> {
         entries++;
       }
       progress.update("Exported", entries, output.bytes);
-      const signal = stop.received();
+      const signal = stop.first();
       if (signal !== undefined) {
         throw new Stop(
           `Stopped by ${signal}: the export is not complete (${count(entries)} entries read)`,
@@ -312,10 +267,10 @@ export async function runExport(config: ExportConfig): Promise<number> {
     await output.abort();
     await ops.close().catch(() => {});
     stop.dispose();
-    if (error instanceof Stop) return failed(error.message);
-    if (error instanceof PurpleError) return failed(`Cannot export: ${error.message}`);
+    if (error instanceof Stop) return fail(error.message, 1);
+    if (error instanceof PurpleError) return fail(`Cannot export: ${error.message}`, 1);
     if (isSystemError(error)) {
-      return failed(`Cannot write the export to ${output.name}: ${error.message}`);
+      return fail(`Cannot write the export to ${output.name}: ${error.message}`, 1);
     }
     throw error;
   }
@@ -340,6 +295,8 @@ export async function runExport(config: ExportConfig): Promise<number> {
  */
 async function missingDatabase(config: BackendConfig): Promise<string | undefined> {
   if (config.backend !== "disk") return undefined;
+  // Imported here, as backends/mod.ts does: only the disk backend needs its module.
+  const { DISK_FILE_NAME } = await import("../backends/disk.ts");
   const file = `${config.dataDir}/${DISK_FILE_NAME}`;
   try {
     await Deno.stat(file);
@@ -359,12 +316,6 @@ function leftOut(skipped: string[], verb: string, what: string): string {
   return `; ${verb} ${count(skipped.length)} ${what}${skipped.length === 1 ? "" : "s"}: ${
     skipped.slice(0, NAMED).join(", ")
   }${more}`;
-}
-
-/** Prints the one line of an export or import that stopped, and returns 1. */
-function failed(reason: string): number {
-  console.error(`purple: ${reason.replace(/\s*\n\s*/g, " ")}`);
-  return 1;
 }
 
 /** One line of the input: its bytes, or only its length when longer than the limit. */
@@ -453,7 +404,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
     if (isSystemError(error)) return fail(`Cannot read ${quote(config.input!)}: ${error.message}`);
     throw error;
   }
-  const ops = await openStore(config);
+  const ops = await openConfiguredBackend(config);
   if (typeof ops === "number") {
     await input.stream.cancel().catch(() => {});
     return ops;
@@ -475,7 +426,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
   let writing: Promise<void> | undefined;
   let failure: Stop | undefined;
   const progress = new Progress();
-  const stop = signals();
+  const stop = stopSignals(progress);
 
   const imports = () =>
     `${entriesText(imported)} before it ${imported === 1 ? "was" : "were"} imported`;
@@ -590,7 +541,7 @@ export async function runImport(config: ImportConfig): Promise<number> {
       if (batch.length >= BATCH_ENTRIES || batchBytes >= BATCH_BYTES) {
         await flush();
         progress.update("Imported", imported, bytesRead);
-        const signal = stop.received();
+        const signal = stop.first();
         if (signal !== undefined) {
           await settle();
           throw new Stop(
@@ -630,11 +581,11 @@ export async function runImport(config: ImportConfig): Promise<number> {
     await input.stream.cancel().catch(() => {});
     await ops.close().catch(() => {});
     stop.dispose();
-    if (error instanceof Stop) return failed(error.message);
+    if (error instanceof Stop) return fail(error.message, 1);
     if (error instanceof PurpleError) {
-      return failed(`Cannot import ${input.name}: ${error.message}`);
+      return fail(`Cannot import ${input.name}: ${error.message}`, 1);
     }
-    if (isSystemError(error)) return failed(`Cannot read ${input.name}: ${error.message}`);
+    if (isSystemError(error)) return fail(`Cannot read ${input.name}: ${error.message}`, 1);
     throw error;
   }
   progress.clear();

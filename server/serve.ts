@@ -7,7 +7,7 @@
  */
 
 import { PurpleError, UnavailableError } from "@purple/protocol/errors";
-import { openBackend, resolveLayoutName } from "../backends/mod.ts";
+import { type CheckedOperations, openBackend, resolveLayoutName } from "../backends/mod.ts";
 import { startHttpServer } from "./http.ts";
 import type { RunningServer, ServeOptions } from "./options.ts";
 import { Metrics } from "./metrics.ts";
@@ -15,14 +15,25 @@ import { accessLines, isLoopback } from "./_auth.ts";
 import { type LoadedTls, loadTls, TlsConfigError, tlsLines } from "./_tls.ts";
 import { type BackendConfig, type CliConfig, VERSION } from "./config.ts";
 
-/** Prints the one line of a failure that is the user's or the environment's, not a bug. */
-export function fail(reason: string): number {
+/**
+ * Prints the one line of a failure that is the user's or the environment's, not a bug, on
+ * stderr: `purple: ` and the reason on one line.
+ *
+ * @param reason What failed and why.
+ * @param code The exit code: 2 (the default) for a command that did not start, 1 for an export
+ * or import that stopped.
+ * @returns `code`.
+ */
+export function fail(reason: string, code: 1 | 2 = 2): number {
   console.error(`purple: ${reason.replace(/\s*\n\s*/g, " ")}`);
-  return 2;
+  return code;
 }
 
-/** Whether an error is the operating system's (a port taken, a directory not writable). */
-function isSystemError(error: unknown): error is Error {
+/**
+ * Whether an error is the operating system's (a port taken, a directory not writable, a file
+ * not found, a broken pipe): one of `Deno.errors`.
+ */
+export function isSystemError(error: unknown): error is Error {
   return Object.values(Deno.errors).some((kind) => error instanceof kind);
 }
 
@@ -86,15 +97,37 @@ function describeHost(hostname: string): string {
  */
 export const SAME_CTRL_C_MS = 1_000;
 
+/** What {@linkcode signals} gives: the first SIGINT or SIGTERM, as a promise and as a value. */
+export interface Signals {
+  /** Resolves with the first SIGINT or SIGTERM (`"SIGINT"`, `"SIGTERM"`). */
+  received: Promise<string>;
+  /** The first SIGINT or SIGTERM received so far, if any: for a loop that stops between steps. */
+  first(): string | undefined;
+  /** Stops listening (a signal then has its default effect). */
+  dispose(): void;
+}
+
 /**
- * Resolves with the first SIGINT or SIGTERM; a second one exits at once with 1 (after `onAgain`,
+ * Listens for SIGINT and SIGTERM, for a command that stops gracefully on the first (serving,
+ * `export`, `import`). A second one exits at once with 1 (after logging so, and after `onAgain`,
  * which the supervisor of `--workers` uses to kill its workers), except a SIGINT within
  * {@linkcode SAME_CTRL_C_MS} of a first SIGINT (the same Ctrl+C, delivered again by a launcher).
+ *
+ * @param log Where the line of a second signal goes (stderr when stdout carries data).
+ * @param onAgain Runs before a second signal exits.
+ * @returns The first signal, and how to stop listening.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = signals((line) => console.error(line));
+ * for (const step of steps) {
+ *   await step();
+ *   if (stop.first() !== undefined) break;
+ * }
+ * stop.dispose();
+ * ```
  */
-export function signals(
-  log: (line: string) => void,
-  onAgain: () => void = () => {},
-): { received: Promise<string>; dispose(): void } {
+export function signals(log: (line: string) => void, onAgain: () => void = () => {}): Signals {
   const listeners: Array<[Deno.Signal, () => void]> = [];
   let first: { signal: Deno.Signal; at: number } | undefined;
   const received = new Promise<string>((resolve) => {
@@ -122,6 +155,7 @@ export function signals(
   });
   return {
     received,
+    first: () => first?.signal,
     dispose: () => listeners.forEach(([signal, fn]) => Deno.removeSignalListener(signal, fn)),
   };
 }
@@ -169,7 +203,8 @@ async function retryUnavailable<T>(
   }
 }
 
-function seconds(ms: number): string {
+/** A duration for people: `0.3 s`, `1.5 s`, `30 s` (tenths, no trailing `.0`). */
+export function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
@@ -179,6 +214,47 @@ async function tlsOf(config: CliConfig): Promise<LoadedTls | undefined | number>
     return config.tls && await loadTls(config.tls.certFile, config.tls.keyFile);
   } catch (error) {
     if (error instanceof TlsConfigError) return fail(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Opens the configured backend, for serving, `export` or `import`. A failure that is the user's
+ * or the environment's (Deno KV missing for the disk backend, a Redis that cannot be reached, a
+ * directory that cannot be written) prints one line and gives exit code 2; anything else is a
+ * bug and is thrown.
+ *
+ * @param config The backend and its limits.
+ * @param retry For serving: how long to retry a Redis that cannot be reached yet
+ * (`--redis-start-wait-ms`), and where to say so. Without it, the first failure counts.
+ * @returns The backend, or the exit code.
+ */
+export async function openConfiguredBackend(
+  config: BackendConfig,
+  retry?: { waitMs: number; log: (line: string) => void },
+): Promise<CheckedOperations | number> {
+  if (config.backend === "disk" && typeof Deno.openKv !== "function") {
+    return fail(
+      "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
+    );
+  }
+  try {
+    const open = () =>
+      openBackend({
+        kind: config.backend,
+        dataDir: config.dataDir,
+        redisUrl: config.redisUrl,
+        ...config.redis,
+        limits: config.limits,
+      });
+    return config.backend === "redis" && retry
+      ? await retryUnavailable(open, retry.waitMs, retry.log)
+      : await open();
+  } catch (error) {
+    if (error instanceof PurpleError) return fail(error.message);
+    if (isSystemError(error)) {
+      return fail(`Cannot open the ${config.backend} backend: ${error.message}`);
+    }
     throw error;
   }
 }
@@ -231,31 +307,8 @@ export async function serve(config: CliConfig, worker?: WorkerRole): Promise<num
   // A worker's supervisor printed the start-up lines already.
   const tls = worker === undefined ? await startupLines(config, log) : await tlsOf(config);
   if (typeof tls === "number") return tls;
-  if (config.backend === "disk" && typeof Deno.openKv !== "function") {
-    return fail(
-      "Cannot open the disk backend: Deno KV is unavailable; run Deno with --unstable-kv",
-    );
-  }
-  let ops;
-  try {
-    const open = () =>
-      openBackend({
-        kind: config.backend,
-        dataDir: config.dataDir,
-        redisUrl: config.redisUrl,
-        ...config.redis,
-        limits: config.limits,
-      });
-    ops = config.backend === "redis"
-      ? await retryUnavailable(open, config.redisStartWaitMs, log)
-      : await open();
-  } catch (error) {
-    if (error instanceof PurpleError) return fail(error.message);
-    if (isSystemError(error)) {
-      return fail(`Cannot open the ${config.backend} backend: ${error.message}`);
-    }
-    throw error;
-  }
+  const ops = await openConfiguredBackend(config, { waitMs: config.redisStartWaitMs, log });
+  if (typeof ops === "number") return ops;
   const stop = signals(log);
   const servers: RunningServer[] = [];
   const metrics = new Metrics();

@@ -34,7 +34,7 @@ import { type Setting, type SettingName, SETTINGS } from "../server/_settings.ts
 import { REDIS_MISSING, type RedisServer, startRedis } from "./_redis.ts";
 import { CLUSTER_MISSING, startRedisCluster } from "./_redis_cluster.ts";
 import { purpleArgs, runPurple } from "./_purple.ts";
-import { ROOT } from "./_process.ts";
+import { ROOT, start } from "./_process.ts";
 import {
   assertSameEntries,
   dataset,
@@ -793,6 +793,118 @@ Deno.test({
 
 Deno.test({
   name:
+    "purple import refuses an end line whose count is wrong, with or without --skip-bad: exit 1, the counts",
+  sanitizeResources: false,
+  fn: async () => {
+    const file = await exportFile([flag("a"), flag("b"), endLine(3)], { end: false });
+    for (const skipBad of [[], ["--skip-bad"]]) {
+      const result = await purple(["import", "--data-dir", await tempDir(), ...skipBad, file]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /^purple: Cannot import '\S+': its end line \(line 4\) counts 3 entries, but 2 entry lines come before it: lines are missing or added \(2 entries imported\)\n$/,
+      );
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "purple import refuses a line after the end line (blank lines excepted); --skip-bad skips it",
+  sanitizeResources: false,
+  fn: async () => {
+    const file = await exportFile([flag("a"), endLine(1), "", flag("b")], { end: false });
+    const result = await purple(["import", "--data-dir", await tempDir(), file]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^purple: Cannot import line 5 of '\S+': it comes after the end line \(line 3\); the 1 entry before it was imported\n$/,
+    );
+    const dataDir = await tempDir();
+    const skipped = await purple(["import", "--data-dir", dataDir, "--skip-bad", file]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(
+      skipped.stderr,
+      /; skipped 1 bad line: line 5 \(it comes after the end line \(line 3\)\)\n$/,
+    );
+    assert.deepEqual([...(await diskSnapshot(dataDir)).keys()], ["flags a"]);
+    // Blank lines after the end line are no lines.
+    const blank = await exportFile([flag("a"), endLine(1), "", "  "], { end: false });
+    const fine = await purple(["import", "--data-dir", await tempDir(), blank]);
+    assert.equal(fine.code, 0, fine.stderr);
+  },
+});
+
+Deno.test({
+  name:
+    "purple import refuses a line longer than any entry within the limits, without reading it whole; --skip-bad skips it",
+  sanitizeResources: false,
+  fn: async () => {
+    const limits = ["--max-key-bytes", "10", "--max-value-bytes", "100"];
+    limits.push("--max-item-bytes", "10", "--max-set-items", "10");
+    const longest = maxLineBytes({
+      ...DEFAULT_LIMITS,
+      maxKeyBytes: 10,
+      maxValueBytes: 100,
+      maxItemBytes: 10,
+      maxSetItems: 10,
+    });
+    // Longer than the limit, and than the chunks stdin or a file is read in.
+    const long = entryLine({ service: "cache", key: "k", value: "x".repeat(300_000), ttlMs: 1000 });
+    const file = await exportFile([flag("a"), long, flag("b")]);
+    const result = await purple(["import", "--data-dir", await tempDir(), ...limits, file]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^purple: Cannot import line 3 of '\\S+': it is longer than ${longest} bytes, more than any entry within the limits takes; the 1 entry before it was imported\n$`,
+      ),
+    );
+    const dataDir = await tempDir();
+    const skipped = await purple(["import", "--data-dir", dataDir, ...limits, "--skip-bad", file]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(
+      skipped.stderr,
+      new RegExp(`; skipped 1 bad line: line 3 \\(it is longer than ${longest} bytes, .*\\)\n$`),
+    );
+    assert.deepEqual([...(await diskSnapshot(dataDir)).keys()].sort(), ["flags a", "flags b"]);
+  },
+});
+
+Deno.test({
+  name:
+    "purple import refuses a line that is not UTF-8 (counted as an entry line); --skip-bad skips it",
+  sanitizeResources: false,
+  fn: async () => {
+    const file = await exportFile([flag("a"), "NOT-UTF-8", flag("b")]);
+    // The placeholder becomes a flag whose key is bytes that are not UTF-8: 0xff 0xfe.
+    const [before, after] = (await Deno.readTextFile(file)).split("NOT-UTF-8");
+    const encode = (text: string) => [...new TextEncoder().encode(text)];
+    await Deno.writeFile(
+      file,
+      new Uint8Array([
+        ...encode(`${before}{"service":"flags","key":"`),
+        0xff,
+        0xfe,
+        ...encode(`","value":true}${after}`),
+      ]),
+    );
+    const result = await purple(["import", "--data-dir", await tempDir(), file]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /^purple: Cannot import line 3 of '\S+': it is not UTF-8; the 1 entry before it was imported\n$/,
+    );
+    const dataDir = await tempDir();
+    const skipped = await purple(["import", "--data-dir", dataDir, "--skip-bad", file]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stderr, /; skipped 1 bad line: line 3 \(it is not UTF-8\)\n$/);
+    assert.deepEqual([...(await diskSnapshot(dataDir)).keys()].sort(), ["flags a", "flags b"]);
+  },
+});
+
+Deno.test({
+  name:
     "purple export prints a progress line only when stderr is a terminal; import refuses a terminal stdin",
   ignore: Deno.build.os !== "linux",
   sanitizeResources: false,
@@ -900,6 +1012,195 @@ Deno.test({
       assert.match(skipped.stderr, /Redis holds another kind of value at this key/);
       assert.match(skipped.stderr, /the stored value 'abc' is not an int64 integer/);
     } finally {
+      await server.stop();
+    }
+  },
+});
+
+/** Waits until `check` holds, polling every 10 ms, for at most 30 s. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** How many keys a Redis holds, in all its databases. */
+async function redisKeys(raw: Redis): Promise<number> {
+  const info = await raw.info("keyspace");
+  return [...info.matchAll(/keys=(\d+)/g)].reduce((sum, [, keys]) => sum + Number(keys), 0);
+}
+
+// A signal reaches an export or import while it waits: for a Redis paused by `CLIENT PAUSE`
+// (the export), or for more lines on stdin (the import). A SIGINT again 50 ms later is the same
+// Ctrl+C delivered twice (`deno task` and `npx` forward the terminal's SIGINT to their child):
+// it must not exit at once.
+Deno.test({
+  name:
+    "purple export --output stopped by SIGINT (delivered twice, as a launcher does): the Stopped line, exit 1, no file; a second signal exits at once",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await startRedis();
+    const raw = new Redis({ port: server.port, host: "127.0.0.1" });
+    try {
+      const ops = await openBackend({ kind: "redis", redisUrl: server.url });
+      await restoreAll(ops, dataset({ entries: 40_000, largeValues: 0, bigSets: 0 }));
+      await ops.close();
+      const dir = await tempDir();
+      const file = `${dir}/out.jsonl`;
+      /** Starts an export, and pauses the Redis once it is under way (1 MiB written). */
+      const pausedExport = async () => {
+        const program = start(
+          Deno.execPath(),
+          purpleArgs([
+            "export",
+            "--backend",
+            "redis",
+            "--redis-url",
+            server.url,
+            "--output",
+            file,
+          ]),
+          { cwd: ROOT, env: { NO_COLOR: "1" }, name: "purple export" },
+        );
+        await until(async () => {
+          const partial = [...Deno.readDirSync(dir)].find(({ name }) => name.includes(".partial-"));
+          return partial !== undefined && (await Deno.stat(`${dir}/${partial.name}`)).size > 0;
+        }, "the export writes its first MiB");
+        // Shorter than the backend's 1000 ms timeout for a reply.
+        await raw.call("CLIENT", "PAUSE", "600", "ALL");
+        await new Promise((resolve) => setTimeout(resolve, 100)); // It waits for the Redis now.
+        return program;
+      };
+
+      const program = await pausedExport();
+      program.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      program.child.kill("SIGINT");
+      assert.equal(await program.exit(), 1, program.output());
+      assert.match(
+        program.output(),
+        /^purple: Stopped by SIGINT: the export is not complete \([\d,]+ entries read\)$/m,
+      );
+      assert.ok(!program.output().includes("again"), program.output());
+      assert.deepEqual([...Deno.readDirSync(dir)], [], "no file, partial or complete");
+
+      // Two signals that are not one Ctrl+C: the second exits at once, saying so.
+      const twice = await pausedExport();
+      twice.child.kill("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      twice.child.kill("SIGTERM");
+      assert.equal(await twice.exit(), 1, twice.output());
+      assert.match(twice.output(), /^Received SIGTERM again: exiting without waiting$/m);
+    } finally {
+      raw.disconnect();
+      await server.stop();
+    }
+  },
+});
+
+/**
+ * `purple import` into a Redis, from stdin written by the test: the header first, then
+ * `batch(n)` writes 1000 flag lines (one batch) from the nth thousand.
+ */
+function importFromStdin(redisUrl: string) {
+  const program = start(
+    Deno.execPath(),
+    purpleArgs(["import", "--backend", "redis", "--redis-url", redisUrl]),
+    { cwd: ROOT, env: { NO_COLOR: "1" }, name: "purple import", stdin: "piped" },
+  );
+  const stdin = program.child.stdin.getWriter();
+  const write = (text: string) => stdin.write(new TextEncoder().encode(text));
+  const header = headerLine({
+    exportedAt: new Date().toISOString(),
+    backend: "memory",
+    source: "a test",
+    purple: "0.1.0",
+  });
+  const started = write(`${header}\n`);
+  return {
+    program,
+    write,
+    batch: async (n: number) => {
+      await started;
+      await write(Array.from({ length: 1000 }, (_, i) => `${flag(`f${n * 1000 + i}`)}\n`).join(""));
+    },
+    /** Ends stdin. */
+    end: () => stdin.close().catch(() => {}),
+    /** Ends stdin, and the import if it still runs. */
+    close: async () => {
+      await stdin.close().catch(() => {});
+      if (!program.ended()) await program.stop("SIGKILL");
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "purple import stopped by SIGINT (delivered twice, as a launcher does) finishes its batch and says how many entries it imported, exit 1",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await startRedis();
+    const raw = new Redis({ port: server.port, host: "127.0.0.1" });
+    const running = importFromStdin(server.url);
+    const { program } = running;
+    try {
+      // One batch: the import writes it, then waits for more lines.
+      await running.batch(0);
+      await until(async () => await redisKeys(raw) === 1000, "the first batch is written");
+      program.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      program.child.kill("SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The next batch is read and written, then the import stops.
+      await running.batch(1).catch(() => {});
+      assert.equal(await program.exit(), 1, program.output());
+      assert.match(
+        program.output(),
+        /^purple: Stopped by SIGINT at line 2001 of stdin: the 2,000 entries before it were imported$/m,
+      );
+      assert.equal(await redisKeys(raw), 2000);
+    } finally {
+      await running.close();
+      raw.disconnect();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "purple import stops when the backend fails a write: the line of the entry, the entries written before it, exit 1",
+  ignore: REDIS_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const server = await startRedis();
+    const raw = new Redis({ port: server.port, host: "127.0.0.1" });
+    const running = importFromStdin(server.url);
+    const { program } = running;
+    try {
+      await running.batch(0);
+      await until(async () => await redisKeys(raw) === 1000, "the first batch is written");
+      // A Redis out of memory refuses every write (OOM) from now on.
+      await raw.config("SET", "maxmemory", "1");
+      await running.batch(1);
+      await running.write(`${endLine(2000)}\n`);
+      await running.end();
+      assert.equal(await program.exit(), 1, program.output());
+      assert.match(
+        program.output(),
+        /^purple: Cannot import line 1002 of stdin: .*Redis refused: OOM .* \(the 1,000 entries before it were imported; lines after it, up to line 2001, may be too\)$/m,
+      );
+    } finally {
+      await raw.config("SET", "maxmemory", "0").catch(() => {});
+      await running.close();
+      raw.disconnect();
       await server.stop();
     }
   },
