@@ -1,8 +1,8 @@
 // Watching keys of the disk backend. Private to this folder.
 //
 // Deno KV's own `watch()` on a local file sees only the writes of its own process (another
-// process writing to the same file is not seen: tests/watch_disk_test.ts shows it), so the disk
-// backend tells its watchers itself, two ways:
+// process writing to the same file is not seen: tests/watch_process_test.ts shows it), so the
+// disk backend tells its watchers itself, two ways:
 //
 // - **This process's writes**, at once: the group committer reports every unit it committed
 //   (`committed()`), and the watched keys among its mutations are read again.
@@ -111,7 +111,7 @@ export class DiskWatch {
 
   /** Tells the watchers of the keys a committed unit wrote. */
   committed(mutations: readonly Mutation[]): void {
-    if (this.#stamps.size === 0 && this.#hub.watchers === 0) return;
+    if (this.#hub.watchers === 0) return; // No watched key: the hub would ignore them all.
     for (const { key } of mutations) {
       const service = SERVICE_OF_PART[key[0] as string];
       if (service !== undefined) this.#hub.changed(service, key[1] as string);
