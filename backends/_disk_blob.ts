@@ -199,9 +199,6 @@ export const MAX_READ_ATTEMPTS = 100;
  */
 export type CacheHead = { value: string; expiresAt: number } | (ChunkRef & { expiresAt: number });
 
-/** A KV head: the bytes inline, or a reference to their chunks. */
-export type KvHead = Uint8Array | ChunkRef;
-
 /** What a value of a service is: the text of a cache value, the bytes of a KV value. */
 export type StoredValue<S extends ChunkedService> = S extends "cache" ? string : Uint8Array;
 
@@ -236,6 +233,7 @@ export async function headValue<S extends ChunkedService>(
   head: unknown,
 ): Promise<StoredValue<S> | null> {
   if (!isChunkRef(head)) {
+    // Inline: a KV head is the bytes, a cache head holds the text.
     return (service === "cache"
       ? (head as { value: string }).value
       : (head as Uint8Array).slice()) as StoredValue<S>;
