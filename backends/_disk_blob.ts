@@ -226,19 +226,32 @@ export function holdsValue(head: unknown, now: number): boolean {
  * its chunks; `null` when they are gone (an overwrite or a delete removed them after the head
  * was read: read the head again). An inline KV value is copied: the value is the caller's own.
  */
-export async function headValue<S extends ChunkedService>(
+export function headValue<S extends ChunkedService>(
   kv: Deno.Kv,
   service: S,
   key: string,
   head: unknown,
 ): Promise<StoredValue<S> | null> {
-  if (!isChunkRef(head)) {
-    // Inline: a KV head is the bytes, a cache head holds the text.
-    return (service === "cache"
-      ? (head as { value: string }).value
-      : (head as Uint8Array).slice()) as StoredValue<S>;
-  }
-  const bytes = await readChunks(kv, service, key, head);
+  return isChunkRef(head)
+    ? chunkedValue(kv, service, key, head)
+    : Promise.resolve(inlineValue(service, head));
+}
+
+/** The value of an inline head: a KV head is the bytes (copied), a cache head holds the text. */
+function inlineValue<S extends ChunkedService>(service: S, head: unknown): StoredValue<S> {
+  return (service === "cache"
+    ? (head as { value: string }).value
+    : (head as Uint8Array).slice()) as StoredValue<S>;
+}
+
+/** The value joined from the chunks of `ref`, `null` when any is gone. */
+async function chunkedValue<S extends ChunkedService>(
+  kv: Deno.Kv,
+  service: S,
+  key: string,
+  ref: ChunkRef,
+): Promise<StoredValue<S> | null> {
+  const bytes = await readChunks(kv, service, key, ref);
   if (bytes === null) return null;
   return (service === "cache" ? decoder.decode(bytes) : bytes) as StoredValue<S>;
 }
@@ -276,7 +289,10 @@ export async function readValue<S extends ChunkedService>(
   for (let attempt = 1;; attempt++) {
     const head = entry.value;
     if (!holdsValue(head, Date.now())) return null;
-    const value = await headValue(kv, service, key, head);
+    // An inline value without an await: most reads, which this keeps as cheap as one hop.
+    const value = isChunkRef(head)
+      ? await chunkedValue(kv, service, key, head)
+      : inlineValue(service, head);
     if (value !== null) {
       return { value, versionstamp: entry.versionstamp!, expiresAt: headExpiry(head) };
     }
