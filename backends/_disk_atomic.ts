@@ -36,10 +36,11 @@ import {
   CHUNK_BYTES,
   type ChunkRef,
   deleteChunks,
+  headValue,
+  holdsValue,
   INLINE_CACHE_UNITS,
   isChunkRef,
   type PendingMarker,
-  readChunks,
   writeChunks,
   type WrittenChunks,
 } from "./_disk_blob.ts";
@@ -378,21 +379,14 @@ function needsValidation(checked: readonly Touched[]): boolean {
 /** Reads a head's presence (a cache value until it expires), and its value when a get needs
  * it; false when its chunks were replaced meanwhile. */
 async function readHead(kv: Deno.Kv, t: Touched, now: number): Promise<boolean> {
-  const head = t.stored as { expiresAt?: number; value?: string } | null;
-  t.exists = head !== null && (head.expiresAt === undefined || head.expiresAt > now);
+  t.exists = holdsValue(t.stored, now);
   if (!t.exists || !t.needsValue) return true;
-  const service = t.service as ChunkedService;
-  if (!isChunkRef(head)) {
-    t.value = service === "cache" ? head!.value : head as unknown as Uint8Array;
-    return true;
-  }
-  const bytes = await readChunks(kv, service, t.key, head);
-  if (bytes === null) return false;
-  t.value = service === "cache" ? decoder.decode(bytes) : bytes;
+  const value = await headValue(kv, t.service as ChunkedService, t.key, t.stored);
+  if (value === null) return false;
+  t.value = value;
   return true;
 }
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 /** When a cache value set by the operation at `index` expires. */

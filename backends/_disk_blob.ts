@@ -188,6 +188,126 @@ async function readChunksOnce(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Values read from their heads
+
+/** How often a value is read again from its head when overwrites keep removing its chunks. */
+export const MAX_READ_ATTEMPTS = 100;
+
+/**
+ * A cache head: the value inline, or a reference to its UTF-8 chunks; and its expiry (ms since
+ * the epoch; Infinity: none, which only a restore writes).
+ */
+export type CacheHead = { value: string; expiresAt: number } | (ChunkRef & { expiresAt: number });
+
+/** What a value of a service is: the text of a cache value, the bytes of a KV value. */
+export type StoredValue<S extends ChunkedService> = S extends "cache" ? string : Uint8Array;
+
+/** A value read whole from its head. */
+export interface ValueRead<S extends ChunkedService> {
+  /** The value, the reader's own (a copy of an inline KV value, shared by the entry's readers). */
+  value: StoredValue<S>;
+  /** The head's versionstamp (a KV value's version). */
+  versionstamp: string;
+  /** When a cache value expires (ms since the epoch; Infinity: never); none for KV values. */
+  expiresAt?: number;
+}
+
+const decoder = new TextDecoder();
+
+/** Whether a head holds a value at `now`: it is there, and a cache value's has not expired. */
+export function holdsValue(head: unknown, now: number): boolean {
+  if (head === null || head === undefined) return false;
+  const expiresAt = headExpiry(head);
+  return expiresAt === undefined || expiresAt > now;
+}
+
+/**
+ * The value a head holding one points at (see {@linkcode holdsValue}): inline, or joined from
+ * its chunks; `null` when they are gone (an overwrite or a delete removed them after the head
+ * was read: read the head again). An inline KV value is copied: the value is the caller's own.
+ */
+export function headValue<S extends ChunkedService>(
+  kv: Deno.Kv,
+  service: S,
+  key: string,
+  head: unknown,
+): Promise<StoredValue<S> | null> {
+  return isChunkRef(head)
+    ? chunkedValue(kv, service, key, head)
+    : Promise.resolve(inlineValue(service, head));
+}
+
+/** The value of an inline head: a KV head is the bytes (copied), a cache head holds the text. */
+function inlineValue<S extends ChunkedService>(service: S, head: unknown): StoredValue<S> {
+  return (service === "cache"
+    ? (head as { value: string }).value
+    : (head as Uint8Array).slice()) as StoredValue<S>;
+}
+
+/** The value joined from the chunks of `ref`, `null` when any is gone. */
+async function chunkedValue<S extends ChunkedService>(
+  kv: Deno.Kv,
+  service: S,
+  key: string,
+  ref: ChunkRef,
+): Promise<StoredValue<S> | null> {
+  const bytes = await readChunks(kv, service, key, ref);
+  if (bytes === null) return null;
+  return (service === "cache" ? decoder.decode(bytes) : bytes) as StoredValue<S>;
+}
+
+/**
+ * Reads a cache or KV value whole: its head by `read`, then its chunks; reads the head again
+ * when an overwrite removed them meanwhile. `read` is the caller's, so its reads go in the
+ * caller's batches (the point reader's `getMany()`); `first`, a head entry the caller already
+ * has (from a listing), stands for the first read.
+ *
+ * @param kv The database the chunks are read from.
+ * @param service The value's service.
+ * @param key The value's key.
+ * @param read Reads the value's head entry.
+ * @param options `first`: the head entry already read; `action`: what the caller does, for
+ * the error ("read" unless told).
+ * @returns The value, or `null` when absent or expired.
+ * @throws {UnavailableError} When overwrites removed its chunks during
+ * {@linkcode MAX_READ_ATTEMPTS} reads in a row.
+ *
+ * @example
+ * ```ts ignore
+ * const found = await readValue(kv, "kv", "k", () => kv.get(headKey("kv", "k")));
+ * if (found !== null) console.log(found.value.length, found.versionstamp);
+ * ```
+ */
+export async function readValue<S extends ChunkedService>(
+  kv: Deno.Kv,
+  service: S,
+  key: string,
+  read: () => Promise<Deno.KvEntryMaybe<unknown>>,
+  options: { first?: Deno.KvEntryMaybe<unknown>; action?: string } = {},
+): Promise<ValueRead<S> | null> {
+  let entry = options.first ?? await read();
+  for (let attempt = 1;; attempt++) {
+    const head = entry.value;
+    if (!holdsValue(head, Date.now())) return null;
+    // An inline value without an await: most reads, which this keeps as cheap as one hop.
+    const value = isChunkRef(head)
+      ? await chunkedValue(kv, service, key, head)
+      : inlineValue(service, head);
+    if (value !== null) {
+      return { value, versionstamp: entry.versionstamp!, expiresAt: headExpiry(head) };
+    }
+    if (attempt >= MAX_READ_ATTEMPTS) {
+      throw new UnavailableError(
+        `Cannot ${options.action ?? "read"} ${service} key ${
+          quote(key)
+        }: it was overwritten during ${attempt} reads in a row`,
+      );
+    }
+    entry = await read();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Head swaps, batched per key
 
 /**

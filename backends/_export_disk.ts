@@ -16,7 +16,7 @@
 
 import { UnavailableError } from "@purple/protocol/errors";
 import { quote } from "./_util.ts";
-import { type ChunkRef, isChunkRef, readChunks } from "./_disk_blob.ts";
+import { type CacheHead, isChunkRef, readValue, type ValueRead } from "./_disk_blob.ts";
 import { COMMIT_LIMIT, type GroupCommitter, UnitBuilder } from "./_disk_commits.ts";
 import { digest, readItems } from "./_disk_set.ts";
 import { counterValue } from "./_disk_counter.ts";
@@ -33,16 +33,8 @@ import {
   setPrefix,
 } from "./_disk_keys.ts";
 
-/** How often a value is read again when overwrites keep removing its chunks. */
-const MAX_READ_ATTEMPTS = 100;
-
 /** How often a set's restore starts over when another writer keeps changing the set. */
 const MAX_SET_ATTEMPTS = 20;
-
-const decoder = new TextDecoder();
-
-/** A cache head: the value inline, or its chunks; and its expiry (Infinity: none). */
-type CacheHead = { value: string; expiresAt: number } | (ChunkRef & { expiresAt: number });
 
 /** Every entry of the database, service after service, each in key order. */
 export async function* readEntries(kv: Deno.Kv): AsyncGenerator<Found> {
@@ -56,12 +48,11 @@ export async function* readEntries(kv: Deno.Kv): AsyncGenerator<Found> {
     yield { service: "flags", key: key[1], value: value === true };
   }
   // KV heads are up to 64 KiB each: smaller list batches.
-  for await (const { key, value } of kv.list({ prefix: ["kv"] }, { batchSize: 100 })) {
-    if (key.length !== 2 || typeof key[1] !== "string") continue;
-    const read = await readWhole(kv, "kv", key[1], value);
-    if (read === null) continue;
-    const bytes = read.bytes ?? read.head;
-    if (bytes instanceof Uint8Array) yield { service: "kv", key: key[1], value: bytes };
+  for await (const entry of kv.list({ prefix: ["kv"] }, { batchSize: 100 })) {
+    const name = entry.key[1];
+    if (entry.key.length !== 2 || typeof name !== "string") continue;
+    const found = await readWhole(kv, "kv", name, entry);
+    if (found !== null) yield { service: "kv", key: name, value: found.value };
   }
   yield* readSets(kv);
 }
@@ -70,42 +61,31 @@ async function* readCache(kv: Deno.Kv): AsyncGenerator<Found> {
   for await (const entry of kv.list<CacheHead>({ prefix: ["cache"] }, { batchSize: 100 })) {
     const name = entry.key[1];
     if (entry.key.length !== 2 || typeof name !== "string") continue;
-    const read = await readWhole(kv, "cache", name, entry.value);
-    if (read === null) continue;
-    const head = read.head as CacheHead;
-    const value = read.bytes === undefined
-      ? (head as { value: string }).value
-      : decoder.decode(read.bytes);
-    const ttlMs = head.expiresAt - Date.now();
+    const found = await readWhole(kv, "cache", name, entry);
+    if (found === null) continue;
+    const ttlMs = found.expiresAt! - Date.now();
     if (!(ttlMs > 0)) continue; // Expired: Deno KV removes it in time.
-    yield { service: "cache", key: name, value, ttlMs: Number.isFinite(ttlMs) ? ttlMs : null };
+    yield {
+      service: "cache",
+      key: name,
+      value: found.value,
+      ttlMs: Number.isFinite(ttlMs) ? ttlMs : null,
+    };
   }
 }
 
 /**
- * A KV or cache head and, when it points at chunks, their bytes (read again from the head when
- * an overwrite removed them meanwhile); `null` when the value is gone.
+ * The value of a listed KV or cache head, read from its chunks when it has some (and from its
+ * head again, when an overwrite removed them meanwhile); `null` when the value is gone.
  */
-async function readWhole(
+function readWhole<S extends ChunkedService>(
   kv: Deno.Kv,
-  service: ChunkedService,
+  service: S,
   key: string,
-  head: unknown,
-): Promise<{ head: unknown; bytes?: Uint8Array } | null> {
-  for (let attempt = 1;; attempt++) {
-    if (head === null || head === undefined) return null;
-    if (!isChunkRef(head)) return { head };
-    const bytes = await readChunks(kv, service, key, head);
-    if (bytes !== null) return { head, bytes };
-    if (attempt >= MAX_READ_ATTEMPTS) {
-      throw new UnavailableError(
-        `Cannot export ${service} key ${
-          quote(key)
-        }: it was overwritten during ${attempt} reads in a row`,
-      );
-    }
-    head = (await retryBusy(() => kv.get(headKey(service, key)))).value;
-  }
+  listed: Deno.KvEntry<unknown>,
+): Promise<ValueRead<S> | null> {
+  const read = () => retryBusy(() => kv.get(headKey(service, key)));
+  return readValue(kv, service, key, read, { first: listed, action: "export" });
 }
 
 /** The sets, from their items: `["set", name, digest]`, one run of entries a set. */

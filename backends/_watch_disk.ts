@@ -1,8 +1,8 @@
 // Watching keys of the disk backend. Private to this folder.
 //
 // Deno KV's own `watch()` on a local file sees only the writes of its own process (another
-// process writing to the same file is not seen: tests/watch_disk_test.ts shows it), so the disk
-// backend tells its watchers itself, two ways:
+// process writing to the same file is not seen: tests/watch_process_test.ts shows it), so the
+// disk backend tells its watchers itself, two ways:
 //
 // - **This process's writes**, at once: the group committer reports every unit it committed
 //   (`committed()`), and the watched keys among its mutations are read again.
@@ -19,7 +19,7 @@
 import type { WatchChange } from "@purple/protocol";
 import type { WatchTarget } from "@purple/protocol/watch";
 import { retryBusy } from "./_disk_busy.ts";
-import { isChunkRef, readChunks } from "./_disk_blob.ts";
+import { readValue } from "./_disk_blob.ts";
 import type { Mutation } from "./_disk_commits.ts";
 import { counterValue } from "./_disk_counter.ts";
 import { counterKey, flagKey, headKey, KV_MAX_READ_KEYS, setGuardKey } from "./_disk_keys.ts";
@@ -30,9 +30,6 @@ import { targetId, WatchHub, type WatchStream } from "./_watch_hub.ts";
 
 /** How often the versionstamps of the watched keys are read by default, in ms. */
 export const DEFAULT_WATCH_POLL_MS = 250;
-
-/** How often a read starts over because an overwrite removed the chunks it was reading. */
-const MAX_READ_ATTEMPTS = 100;
 
 /** The service of each first key part whose entries are a watched key's state. */
 const SERVICE_OF_PART: Readonly<Record<string, WatchTarget["service"]>> = {
@@ -111,7 +108,7 @@ export class DiskWatch {
 
   /** Tells the watchers of the keys a committed unit wrote. */
   committed(mutations: readonly Mutation[]): void {
-    if (this.#stamps.size === 0 && this.#hub.watchers === 0) return;
+    if (this.#hub.watchers === 0) return; // No watched key: the hub would ignore them all.
     for (const { key } of mutations) {
       const service = SERVICE_OF_PART[key[0] as string];
       if (service !== undefined) this.#hub.changed(service, key[1] as string);
@@ -174,54 +171,42 @@ export class DiskWatch {
 
   /** The state of a watched key now, noting the versionstamp of its entry. */
   async #state(target: WatchTarget): Promise<WatchChange | Error> {
+    const read = async () => {
+      const entry = await this.#reader.get<unknown>(entryOf(target));
+      this.#stamps.set(targetId(target.service, target.key), entry.versionstamp);
+      return entry;
+    };
     try {
-      for (let attempt = 1;; attempt++) {
-        const entry = await this.#reader.get<unknown>(entryOf(target));
-        this.#stamps.set(targetId(target.service, target.key), entry.versionstamp);
-        const state = await this.#decode(target, entry);
-        if (state !== undefined) return state;
-        if (attempt >= MAX_READ_ATTEMPTS) {
-          return new Error(`the value of '${target.key}' was overwritten during every read`);
+      const { service, key } = target;
+      switch (service) {
+        case "cache": {
+          const found = await readValue(this.#kv, service, key, read, { action: "watch" });
+          if (found === null) return { service, key, exists: false };
+          return { service, key, exists: true, value: found.value, expiresAt: found.expiresAt! };
+        }
+        case "kv": {
+          const found = await readValue(this.#kv, service, key, read, { action: "watch" });
+          if (found === null) return { service, key, exists: false };
+          return { service, key, exists: true, value: found.value, version: found.versionstamp };
+        }
+        case "counters": {
+          const { value, versionstamp } = await read();
+          return { service, key, exists: versionstamp !== null, value: counterValue(value) };
+        }
+        case "flags": {
+          const { value, versionstamp } = await read();
+          return { service, key, exists: versionstamp !== null, value: value === true };
+        }
+        case "sets": {
+          const { versionstamp } = await read();
+          const items = versionstamp === null
+            ? []
+            : await retryBusy(() => readItems(this.#kv, key));
+          return { service, key, exists: items.length > 0, items };
         }
       }
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
-    }
-  }
-
-  /** A state from its entry, or `undefined` when its chunks were overwritten meanwhile. */
-  async #decode(
-    { service, key }: WatchTarget,
-    { value, versionstamp }: Deno.KvEntryMaybe<unknown>,
-  ): Promise<WatchChange | undefined> {
-    switch (service) {
-      case "cache": {
-        const head = value as { value?: string; expiresAt: number } | null;
-        if (head === null || head.expiresAt <= Date.now()) return { service, key, exists: false };
-        const expiresAt = head.expiresAt;
-        if (!isChunkRef(head)) return { service, key, exists: true, value: head.value!, expiresAt };
-        const bytes = await readChunks(this.#kv, "cache", key, head);
-        if (bytes === null) return undefined;
-        return { service, key, exists: true, value: new TextDecoder().decode(bytes), expiresAt };
-      }
-      case "counters":
-        return { service, key, exists: versionstamp !== null, value: counterValue(value) };
-      case "flags":
-        return { service, key, exists: versionstamp !== null, value: value === true };
-      case "kv": {
-        if (value === null) return { service, key, exists: false };
-        const version = versionstamp!;
-        if (!isChunkRef(value)) {
-          return { service, key, exists: true, value: (value as Uint8Array).slice(), version };
-        }
-        const bytes = await readChunks(this.#kv, "kv", key, value);
-        return bytes === null ? undefined : { service, key, exists: true, value: bytes, version };
-      }
-      case "sets": {
-        if (versionstamp === null) return { service, key, exists: false, items: [] };
-        const items = await retryBusy(() => readItems(this.#kv, key));
-        return { service, key, exists: items.length > 0, items };
-      }
     }
   }
 }

@@ -88,17 +88,16 @@ import type {
   StoredEntry,
 } from "./backend.ts";
 import type { Limits } from "./limits.ts";
-import { UnavailableError } from "@purple/protocol/errors";
-import { backgroundInterval, checkCondition, notFound, quote } from "./_util.ts";
+import { backgroundInterval, checkCondition, notFound } from "./_util.ts";
 import {
+  type CacheHead,
   CHUNK_BYTES,
   type ChunkRef,
   headModel,
   type HeadOp,
   type HeadState,
   INLINE_CACHE_UNITS,
-  isChunkRef,
-  readChunks,
+  readValue,
   writeChunks,
 } from "./_disk_blob.ts";
 import { retryBusy } from "./_disk_busy.ts";
@@ -230,14 +229,8 @@ export interface DiskBackendOptions extends DiskSweepOptions, DiskWatchOptions {
  */
 export const DISK_FILE_NAME = "purple.sqlite3";
 
-/** How often a read starts over because an overwrite removed the chunks it was reading. */
-const MAX_READ_ATTEMPTS = 100;
-
 /** How long a grace and how often a sweep by default, in ms. */
 const DEFAULT_SWEEP_MS = 60_000;
-
-/** A cache head: the value inline, or a reference to its UTF-8 chunks; and its expiry. */
-type CacheHead = { value: string; expiresAt: number } | (ChunkRef & { expiresAt: number });
 
 /** Reads of one key in flight, which the next write of the key waits for. */
 interface ReadGroup {
@@ -248,11 +241,7 @@ interface ReadGroup {
   done?: () => void;
 }
 
-/** A KV head: the bytes inline, or a reference to their chunks. */
-type KvHead = Uint8Array | ChunkRef;
-
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function isDeploy(): boolean {
   try {
@@ -434,14 +423,9 @@ export class DiskBackend implements Backend {
   /** Returns the value, or throws `NotFoundError` when absent or expired (exact to the ms). */
   cacheGet(key: string): Promise<string> {
     return this.#read("cache", key, async () => {
-      for (let attempt = 1;; attempt++) {
-        const head = (await this.#get<CacheHead>(headKey("cache", key))).value;
-        if (head === null || head.expiresAt <= Date.now()) throw notFound("cache", key);
-        if (!isChunkRef(head)) return head.value;
-        const bytes = await readChunks(this.#kv, "cache", key, head);
-        if (bytes !== null) return decoder.decode(bytes);
-        if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("cache", key);
-      }
+      const found = await readValue(this.#kv, "cache", key, () => this.#get(headKey("cache", key)));
+      if (found === null) throw notFound("cache", key);
+      return found.value;
     });
   }
 
@@ -516,15 +500,10 @@ export class DiskBackend implements Backend {
    */
   kvGetEntry(key: string): Promise<KvEntry> {
     return this.#read("kv", key, async () => {
-      for (let attempt = 1;; attempt++) {
-        const { value: head, versionstamp } = await this.#get<KvHead>(headKey("kv", key));
-        if (head === null) throw notFound("kv", key);
-        // Reads of one key at once share the entry read: each gets its own copy.
-        if (!isChunkRef(head)) return { value: head.slice(), version: versionstamp! };
-        const bytes = await readChunks(this.#kv, "kv", key, head);
-        if (bytes !== null) return { value: bytes, version: versionstamp! };
-        if (attempt >= MAX_READ_ATTEMPTS) throw this.#busy("kv", key);
-      }
+      // Reads of one key at once share the head read: each gets its own copy of the value.
+      const found = await readValue(this.#kv, "kv", key, () => this.#get(headKey("kv", key)));
+      if (found === null) throw notFound("kv", key);
+      return { value: found.value, version: found.versionstamp };
     });
   }
 
@@ -798,13 +777,5 @@ export class DiskBackend implements Backend {
 
   #get<T>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
     return this.#reader.get<T>(key);
-  }
-
-  #busy(service: "cache" | "kv", key: string): UnavailableError {
-    return new UnavailableError(
-      `Cannot read ${service} key ${
-        quote(key)
-      }: it was overwritten during ${MAX_READ_ATTEMPTS} reads in a row`,
-    );
   }
 }

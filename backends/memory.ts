@@ -103,6 +103,16 @@ function packedVersion(packed: string): number {
   return version;
 }
 
+/** A copy of a stored value's bytes. */
+function bytesOf(value: string | LargeValue): Uint8Array {
+  return typeof value === "string" ? unpack(value) : value.bytes.slice();
+}
+
+/** A value to store: packed when small, else a copy of its bytes. */
+function stored(version: number, bytes: Uint8Array): string | LargeValue {
+  return bytes.length <= PACKED_BYTES ? pack(version, bytes) : { bytes: bytes.slice(), version };
+}
+
 function versionOf(value: string | LargeValue): string {
   return (typeof value === "string" ? packedVersion(value) : value.version).toString(36);
 }
@@ -378,11 +388,7 @@ export class MemoryBackend implements Backend {
     for (const [key, value] of this.#counters.map) yield { service: "counters", key, value };
     for (const [key, value] of this.#flags.map) yield { service: "flags", key, value };
     for (const [key, value] of this.#kv.map) {
-      yield {
-        service: "kv",
-        key,
-        value: typeof value === "string" ? unpack(value) : value.bytes.slice(),
-      };
+      yield { service: "kv", key, value: bytesOf(value) };
     }
     for (const [key, items] of this.#sets.map) {
       yield { service: "sets", key, value: sortItems([...items]) };
@@ -399,14 +405,8 @@ export class MemoryBackend implements Backend {
         return this.#write(this.#counters, entry.key, entry.value);
       case "flags":
         return this.#write(this.#flags, entry.key, entry.value);
-      case "kv": {
-        const version = ++this.#version;
-        const bytes = entry.value;
-        const value = bytes.length <= PACKED_BYTES
-          ? pack(version, bytes)
-          : { bytes: bytes.slice(), version };
-        return this.#write(this.#kv, entry.key, value);
-      }
+      case "kv":
+        return this.#storeKv(entry.key, entry.value);
       case "sets":
         return this.#write(this.#sets, entry.key, new Set(entry.value));
     }
@@ -509,22 +509,27 @@ export class MemoryBackend implements Backend {
     return value;
   }
 
-  #kvGetEntry(key: string): KvEntry {
+  /** A copy of the value's bytes and its version, `undefined` when absent. */
+  #kvEntry(key: string): KvEntry | undefined {
     const value = this.#kv.map.get(key);
-    if (value === undefined) throw notFound("kv", key);
-    const bytes = typeof value === "string" ? unpack(value) : value.bytes.slice();
-    return { value: bytes, version: versionOf(value) };
+    return value === undefined ? undefined : { value: bytesOf(value), version: versionOf(value) };
+  }
+
+  #kvGetEntry(key: string): KvEntry {
+    const entry = this.#kvEntry(key);
+    if (entry === undefined) throw notFound("kv", key);
+    return entry;
   }
 
   #kvPut(key: string, bytes: Uint8Array, condition?: KvCondition): void {
     const current = this.#kv.map.get(key);
     checkCondition("put", key, condition, current && versionOf(current));
-    const version = ++this.#version;
-    this.#write(
-      this.#kv,
-      key,
-      bytes.length <= PACKED_BYTES ? pack(version, bytes) : { bytes: bytes.slice(), version },
-    );
+    this.#storeKv(key, bytes);
+  }
+
+  /** Stores a copy of the bytes under a new version. */
+  #storeKv(key: string, bytes: Uint8Array): void {
+    this.#write(this.#kv, key, stored(++this.#version, bytes));
   }
 
   #kvDelete(key: string, condition?: KvCondition): void {
@@ -577,10 +582,10 @@ export class MemoryBackend implements Backend {
         return { service, key, exists: value !== undefined, value: value ?? false };
       }
       case "kv": {
-        const value = this.#kv.map.get(key);
-        if (value === undefined) return { service, key, exists: false };
-        const bytes = typeof value === "string" ? unpack(value) : value.bytes.slice();
-        return { service, key, exists: true, value: bytes, version: versionOf(value) };
+        const entry = this.#kvEntry(key);
+        return entry === undefined
+          ? { service, key, exists: false }
+          : { service, key, exists: true, value: entry.value, version: entry.version };
       }
       case "sets": {
         const items = this.#items(key);

@@ -245,6 +245,30 @@ Deno.test("DiskBackend readers never see a mixed or truncated value during overw
   });
 });
 
+Deno.test("DiskBackend refuses a value whose chunks are gone at each of 100 reads in a row (read, export, watch)", async () => {
+  await withDisk(async ({ backend, ops, raw }) => {
+    // Heads pointing at chunks that are not there: what a reader finds when an overwrite
+    // removes the chunks between its read of the head and its read of the chunks, every time.
+    const ref = { gen: crypto.randomUUID(), chunks: 2, size: 100_000 };
+    await raw.set(["kv", "torn"], ref);
+    await raw.set(["cache", "torn"], { ...ref, expiresAt: Date.now() + 60_000 });
+    const overwritten = (action: string, service: string) => (error: unknown) =>
+      error instanceof UnavailableError &&
+      error.message ===
+        `Cannot ${action} ${service} key 'torn': it was overwritten during 100 reads in a row`;
+    await assert.rejects(ops.kvGet("torn"), overwritten("read", "kv"));
+    await assert.rejects(ops.cacheGet("torn"), overwritten("read", "cache"));
+    const exportAll = async () => {
+      for await (const _ of backend.exportEntries()) { /* Read every page. */ }
+    };
+    await assert.rejects(exportAll(), overwritten("export", "cache"));
+    await raw.delete(["cache", "torn"]);
+    await assert.rejects(exportAll(), overwritten("export", "kv"));
+    const watch = backend.watch([{ service: "kv", key: "torn" }]);
+    await assert.rejects(watch.next(), overwritten("watch", "kv"));
+  });
+});
+
 Deno.test("DiskBackend cacheGet() is NotFound right after the TTL though Deno KV still holds it", async () => {
   await withDisk(async ({ ops, raw }) => {
     await ops.cacheSet("ttl", "short-lived", 1);
