@@ -92,7 +92,9 @@ export function* dataset(options: DatasetOptions): Generator<StoredEntry> {
           service: "cache",
           key,
           value: `value ${i} ☕`,
-          ttlMs: 60_000 + (i % 3_600_000),
+          // Ten minutes at least: the round trip through every backend takes minutes on a
+          // loaded machine, and an entry that expires on the way is rightly not exported.
+          ttlMs: 600_000 + (i % 3_600_000),
         };
         break;
       case 2:
