@@ -19,8 +19,8 @@ import type { Buffer } from "node:buffer";
 import type { Redis } from "ioredis";
 import type { RedisLayout, Service } from "./_redis_layout.ts";
 import { SERVICES } from "./_redis_layout.ts";
-import { parseCounter, parseFlag } from "./_redis_util.ts";
-import { quote } from "./_util.ts";
+import { counterOf, unreadableReason, WRONG_TYPE } from "./_redis_util.ts";
+import { parseGoBool } from "@purple/protocol/text";
 import type { Found } from "./_export_pages.ts";
 
 /** How many keys one SCAN call looks at, and how many items one SSCAN call. */
@@ -97,8 +97,6 @@ function unreadable(service: Service, key: string, reason: string): Found {
   return { unreadable: true, service, key, reason };
 }
 
-const WRONG_TYPE = "Redis holds another kind of value at this key";
-
 async function* readKeys(
   context: RedisExportContext,
   service: Service,
@@ -120,19 +118,16 @@ async function* readKeys(
         if (isWrongType(error)) yield unreadable(service, key, WRONG_TYPE);
         else if (error !== null) throw error;
         else if (raw === null) continue; // Deleted since the SCAN.
-        else {
-          try {
-            yield service === "counters"
-              ? { service, key, value: parseCounter(key, raw as string) }
-              : { service, key, value: parseFlag(key, raw as string) };
-          } catch (problem) {
-            // "Cannot get counter 'k': the stored value ..." without what precedes the reason.
-            const message = (problem as Error).message;
-            const action = `Cannot get ${service === "counters" ? "counter" : "flag"} ${
-              quote(key)
-            }: `;
-            yield unreadable(service, key, message.replace(action, ""));
-          }
+        else if (service === "counters") {
+          const value = counterOf(raw as string);
+          yield value === undefined
+            ? unreadable(service, key, unreadableReason(service, raw as string))
+            : { service, key, value };
+        } else {
+          const value = parseGoBool(raw as string);
+          yield value === undefined
+            ? unreadable(service, key, unreadableReason(service, raw as string))
+            : { service, key, value };
         }
       }
       return;

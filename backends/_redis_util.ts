@@ -91,25 +91,40 @@ function hidePassword(url: string): string {
   return url.replace(/(^|,)([a-z]+:\/\/[^:/@,]*):[^@/,]*@/gi, "$1$2:***@");
 }
 
+/** Why a key cannot be read: Redis holds a value of another type there. */
+export const WRONG_TYPE = "Redis holds another kind of value at this key";
+
+/** Why a stored text cannot be read as a counter or a flag. */
+export function unreadableReason(service: "counters" | "flags", raw: string): string {
+  return `the stored value ${quote(raw)} is not ${
+    service === "counters" ? "an int64 integer" : "a boolean"
+  }`;
+}
+
+/** A stored counter's text (a decimal int64) as its value, or `undefined` when it is not one. */
+export function counterOf(raw: string): bigint | undefined {
+  if (!/^[+-]?\d{1,20}$/.test(raw)) return undefined;
+  const value = BigInt(raw);
+  return value >= INT64_MIN && value <= INT64_MAX ? value : undefined;
+}
+
 /** Reads a stored flag as Go's `strconv.ParseBool` does; absent is false. */
 export function parseFlag(key: string, raw: string | null): boolean {
   if (raw === null) return false;
   const value = parseGoBool(raw);
   if (value !== undefined) return value;
   throw new InvalidArgumentError(
-    `Cannot get flag ${quote(key)}: the stored value ${quote(raw)} is not a boolean`,
+    `Cannot get flag ${quote(key)}: ${unreadableReason("flags", raw)}`,
   );
 }
 
 /** Reads a stored counter (a decimal int64 string); absent is 0n. */
 export function parseCounter(key: string, raw: string | null): bigint {
   if (raw === null) return 0n;
-  if (/^[+-]?\d{1,20}$/.test(raw)) {
-    const value = BigInt(raw);
-    if (value >= INT64_MIN && value <= INT64_MAX) return value;
-  }
+  const value = counterOf(raw);
+  if (value !== undefined) return value;
   throw new InvalidArgumentError(
-    `Cannot get counter ${quote(key)}: the stored value ${quote(raw)} is not an int64 integer`,
+    `Cannot get counter ${quote(key)}: ${unreadableReason("counters", raw)}`,
   );
 }
 
@@ -139,7 +154,7 @@ export function toPurpleError(error: unknown, action: string, unavailable: strin
       });
     }
     if (message.startsWith("WRONGTYPE")) {
-      return new InvalidArgumentError(`${action}: Redis holds another kind of value at this key`, {
+      return new InvalidArgumentError(`${action}: ${WRONG_TYPE}`, {
         cause: error,
       });
     }
