@@ -55,6 +55,12 @@ export interface Setting<Value> {
   readonly value?: string;
   /** What one value of a list is called, in messages (`token`). */
   readonly item?: string;
+  /**
+   * Which commands read it: `server` (serving: `purple`, `purple http`, `purple grpc`), or
+   * `transfer` (`purple export`, `purple import`); absent: both (the backend's settings). A
+   * command refuses the flags of the others.
+   */
+  readonly scope?: "server" | "transfer";
   /** The environment variables that set it, first one first. */
   readonly env: readonly string[];
   /**
@@ -230,6 +236,7 @@ export const SETTINGS = {
   }),
   workers: setting<number | "auto">({
     flag: "workers",
+    scope: "server",
     value: "N",
     env: ["PURPLE_WORKERS"],
     kind: "text",
@@ -251,6 +258,7 @@ export const SETTINGS = {
   }),
   redisStartWaitMs: setting<number>({
     flag: "redis-start-wait-ms",
+    scope: "server",
     value: "N",
     env: ["PURPLE_REDIS_START_WAIT_MS"],
     kind: "text",
@@ -268,6 +276,7 @@ export const SETTINGS = {
   }),
   hostname: setting<string>({
     flag: "host",
+    scope: "server",
     value: "ADDR",
     env: ["PURPLE_HOST"],
     kind: "text",
@@ -278,6 +287,7 @@ export const SETTINGS = {
   }),
   port: setting<number | undefined>({
     flag: "port",
+    scope: "server",
     value: "N",
     env: ["PURPLE_PORT"],
     kind: "text",
@@ -288,6 +298,7 @@ export const SETTINGS = {
   }),
   httpPort: setting<number>({
     flag: "http-port",
+    scope: "server",
     value: "N",
     env: ["PURPLE_HTTP_PORT", "PORT"],
     kind: "text",
@@ -298,6 +309,7 @@ export const SETTINGS = {
   }),
   grpcPort: setting<number>({
     flag: "grpc-port",
+    scope: "server",
     value: "N",
     env: ["PURPLE_GRPC_PORT"],
     kind: "text",
@@ -348,6 +360,7 @@ export const SETTINGS = {
   }),
   maxConcurrentRequests: setting<number>({
     flag: "max-concurrent-requests",
+    scope: "server",
     value: "N",
     env: ["PURPLE_MAX_CONCURRENT_REQUESTS"],
     kind: "text",
@@ -370,6 +383,7 @@ export const SETTINGS = {
   }),
   bodyTimeoutMs: setting<number>({
     flag: "body-timeout-ms",
+    scope: "server",
     value: "N",
     env: ["PURPLE_BODY_TIMEOUT_MS"],
     kind: "text",
@@ -381,6 +395,7 @@ export const SETTINGS = {
   }),
   maxWatchers: setting<number>({
     flag: "max-watchers",
+    scope: "server",
     value: "N",
     env: ["PURPLE_MAX_WATCHERS"],
     kind: "text",
@@ -392,6 +407,7 @@ export const SETTINGS = {
   }),
   maxWatchKeys: setting<number>({
     flag: "max-watch-keys",
+    scope: "server",
     value: "N",
     env: ["PURPLE_MAX_WATCH_KEYS"],
     kind: "text",
@@ -403,6 +419,7 @@ export const SETTINGS = {
   }),
   authTokens: setting<string[]>({
     flag: "auth-token",
+    scope: "server",
     value: "TOKEN",
     env: ["PURPLE_AUTH_TOKEN"],
     kind: "list",
@@ -414,6 +431,7 @@ export const SETTINGS = {
   }),
   readTokens: setting<string[]>({
     flag: "read-token",
+    scope: "server",
     value: "TOKEN",
     env: ["PURPLE_READ_TOKEN"],
     kind: "list",
@@ -425,6 +443,7 @@ export const SETTINGS = {
   }),
   corsOrigins: setting<string[]>({
     flag: "cors-origin",
+    scope: "server",
     value: "ORIGIN",
     env: ["PURPLE_CORS_ORIGIN"],
     kind: "list",
@@ -436,6 +455,7 @@ export const SETTINGS = {
   }),
   tlsCert: setting<string | undefined>({
     flag: "tls-cert",
+    scope: "server",
     value: "FILE",
     env: ["PURPLE_TLS_CERT"],
     kind: "text",
@@ -446,6 +466,7 @@ export const SETTINGS = {
   }),
   tlsKey: setting<string | undefined>({
     flag: "tls-key",
+    scope: "server",
     value: "FILE",
     env: ["PURPLE_TLS_KEY"],
     kind: "text",
@@ -456,6 +477,7 @@ export const SETTINGS = {
   }),
   debug: setting<boolean>({
     flag: "debug",
+    scope: "server",
     env: ["PURPLE_DEBUG"],
     kind: "switch",
     shown: "off",
@@ -465,6 +487,7 @@ export const SETTINGS = {
   }),
   output: setting<string | undefined>({
     flag: "output",
+    scope: "transfer",
     value: "FILE",
     env: ["PURPLE_OUTPUT"],
     kind: "text",
@@ -475,6 +498,7 @@ export const SETTINGS = {
   }),
   skipBad: setting<boolean>({
     flag: "skip-bad",
+    scope: "transfer",
     env: ["PURPLE_SKIP_BAD"],
     kind: "switch",
     shown: "off",

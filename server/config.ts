@@ -529,28 +529,15 @@ function limits(s: Resolver): Limits {
   };
 }
 
-/** The settings of `purple export` and `purple import` only. */
-const TRANSFER_ONLY: readonly SettingName[] = ["output", "skipBad"];
+/** The settings that only `purple export` and `purple import` read. */
+const TRANSFER_ONLY = settingNamesOf("transfer");
 
-/** The settings of the servers only: `purple export` and `purple import` refuse their flags. */
-const SERVER_ONLY: readonly SettingName[] = [
-  "hostname",
-  "port",
-  "httpPort",
-  "grpcPort",
-  "workers",
-  "redisStartWaitMs",
-  "maxConcurrentRequests",
-  "bodyTimeoutMs",
-  "maxWatchers",
-  "maxWatchKeys",
-  "authTokens",
-  "readTokens",
-  "tlsCert",
-  "tlsKey",
-  "corsOrigins",
-  "debug",
-];
+/** The settings that only the servers read: `purple export` and `purple import` refuse them. */
+const SERVER_ONLY = settingNamesOf("server");
+
+function settingNamesOf(scope: "server" | "transfer"): readonly SettingName[] {
+  return (Object.keys(SETTINGS) as SettingName[]).filter((name) => SETTINGS[name].scope === scope);
+}
 
 /** `purple export` and `purple import [FILE]`: the backend's settings, and their own. */
 function transfer(mode: "export" | "import", extra: string[], s: Resolver): CliCommand {
