@@ -298,10 +298,12 @@ Deno.test("gRPC refusals are counted by limit too: calls at once and message siz
   // A backend whose flagGet waits until told: the call holds the only slot meanwhile.
   let release = () => {};
   const held = new Promise<void>((resolve) => release = resolve);
+  let entered = () => {};
+  const holding = new Promise<void>((resolve) => entered = resolve);
   const ops = new Proxy(backend, {
     get(target, name, receiver) {
       if (name === "settlesAtOnce") return false;
-      if (name === "flagGet") return async () => (await held, true);
+      if (name === "flagGet") return async () => (entered(), await held, true);
       return Reflect.get(target, name, receiver);
     },
   }) as Operations;
@@ -316,11 +318,11 @@ Deno.test("gRPC refusals are counted by limit too: calls at once and message siz
   });
   const grpc = new GrpcClient(`127.0.0.1:${server.port}`);
   try {
-    const holding = grpc.flagGet("f");
-    await sleep(100);
+    const flag = grpc.flagGet("f");
+    await holding; // In the backend: the slot is taken (however long the channel took).
     await assert.rejects(grpc.counterGet("c"), Busy);
     release();
-    assert.equal(await holding, true);
+    assert.equal(await flag, true);
     // Over kvPut's own cap (the value limit with its key, item and framing: 2.5 KiB here).
     await assert.rejects(grpc.kvPut("big", new Uint8Array(3_000)), ValueTooLargeError);
     const found = samples(await metrics.text());
